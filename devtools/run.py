@@ -1,0 +1,76 @@
+"""`make run`: local services, bootstrap, then the local Functions host on http://127.0.0.1:7071."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from devtools.host.__main__ import configure_logging, serve
+from devtools.host.app import HostOptions, LocalFunctionsHost
+from devtools.services import (
+    LOCAL_STATE_DIR,
+    PROJECT_ROOT,
+    LocalServices,
+    ServiceError,
+    ServicePorts,
+    ensure_port_free,
+)
+
+DEFAULT_PORTS = ServicePorts()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__)
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port of the Functions host")
+    parser.add_argument("--blob-port", type=int, default=DEFAULT_PORTS.blob)
+    parser.add_argument("--queue-port", type=int, default=DEFAULT_PORTS.queue)
+    parser.add_argument("--table-port", type=int, default=DEFAULT_PORTS.table)
+    parser.add_argument("--cosmos-port", type=int, default=DEFAULT_PORTS.cosmos)
+    parser.add_argument("--state-dir", type=Path, default=LOCAL_STATE_DIR, help="data, logs, certificates")
+    parser.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.verbose)
+
+    settings_file = PROJECT_ROOT / "local.settings.json"
+    if not settings_file.exists():
+        shutil.copy(PROJECT_ROOT / "local.settings.json.example", settings_file)
+        print(f"created {settings_file.name} from local.settings.json.example")
+
+    ports = ServicePorts(
+        blob=args.blob_port, queue=args.queue_port, table=args.table_port, cosmos=args.cosmos_port
+    )
+    services = LocalServices(ports=ports, state_dir=args.state_dir)
+    try:
+        ensure_port_free(args.port, "local Functions host")
+        services.start()
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if ports != DEFAULT_PORTS or args.state_dir != LOCAL_STATE_DIR:
+            # Non-default ports: point the app at them. The environment wins over local.settings.json.
+            os.environ.update(services.app_environment())
+        host = LocalFunctionsHost(HostOptions(app_dir=PROJECT_ROOT, port=args.port))
+        # The host has loaded local.settings.json into the environment; the bootstrap reads it.
+        from shared.bootstrap import bootstrap
+        from shared.clients import get_clients
+
+        bootstrap(get_clients())
+        print(f"Azurite: blob {ports.blob}, queue {ports.queue}, table {ports.table}")
+        print(f"cosmosdb-server: {services.cosmos_endpoint}")
+        print(f"Health: http://127.0.0.1:{args.port}/api/health  (Ctrl-C stops everything)")
+        serve(host)
+    finally:
+        services.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

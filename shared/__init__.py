@@ -1,0 +1,1 @@
+"""All logic and adapters of AOC Functions. Never imports azure.functions."""

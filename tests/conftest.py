@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests that need the local Azure services start them once per session.
+
+Under CI=true a missing service is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from devtools.services import LocalServices, ServiceError, ServicePorts
+
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def local_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServices]:
+    services = LocalServices(
+        ports=ServicePorts.free(), state_dir=tmp_path_factory.mktemp("services"), in_memory=True
+    )
+    try:
+        services.start()
+    except ServiceError as exc:
+        if IN_CI:
+            pytest.fail(f"the local Azure services are required under CI=true: {exc}")
+        pytest.skip(f"local Azure services unavailable (run `make install`): {exc}")
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def app_environment(
+    local_services: LocalServices, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Points this process's app settings at the test services and bootstraps them."""
+    from shared.bootstrap import bootstrap
+    from shared.clients import get_clients, reset_clients
+
+    environment = {
+        **local_services.app_environment(),
+        "AOC_LOCAL_SETTINGS_FILE": str(tmp_path_factory.mktemp("settings") / "absent.json"),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        reset_clients()
+        bootstrap(get_clients())
+        yield environment
+    reset_clients()

@@ -1,0 +1,84 @@
+"""The user's path: `python -m devtools.run` (what `make run` runs) serves a healthy app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devtools.services import PROJECT_ROOT, ServicePorts, free_port, require_node_modules
+from tests.conftest import IN_CI
+from tests.support.host_process import http_request, wait_until
+
+
+def test_make_run_serves_health_with_every_dependency_ok(tmp_path: Path) -> None:
+    try:
+        require_node_modules()
+    except Exception as exc:
+        import pytest
+
+        if IN_CI:
+            pytest.fail(f"local services are required under CI=true: {exc}")
+        pytest.skip(str(exc))
+    ports = ServicePorts.free()
+    http_port = free_port()
+    log_file = tmp_path / "run.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "COSMOS_ENDPOINT")}
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devtools.run",
+                "--port",
+                str(http_port),
+                "--blob-port",
+                str(ports.blob),
+                "--queue-port",
+                str(ports.queue),
+                "--table-port",
+                str(ports.table),
+                "--cosmos-port",
+                str(ports.cosmos),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def healthy() -> object:
+            if process.poll() is not None:
+                raise AssertionError(f"devtools.run exited early:\n{log_file.read_text()}")
+            try:
+                return http_request("GET", f"http://127.0.0.1:{http_port}/api/health")
+            except OSError:
+                return None
+
+        started = time.monotonic()
+        response = wait_until(healthy, timeout=90, interval=0.25, message="the health endpoint")
+        assert response.status == 200, response.body
+        report = response.json()
+        assert report["status"] == "ok"
+        assert {d["name"]: d["status"] for d in report["dependencies"]} == {
+            "table": "ok",
+            "queue": "ok",
+            "blob": "ok",
+            "cosmos": "ok",
+        }
+        assert all(d["latency_ms"] >= 0 for d in report["dependencies"])
+        assert time.monotonic() - started < 90
+    finally:
+        process.send_signal(signal.SIGINT)
+        exit_code = process.wait(timeout=30)
+    assert exit_code == 0, log_file.read_text()
+    survivors = subprocess.run(
+        ["pgrep", "-f", f"--blobPort {ports.blob}"], capture_output=True, text=True, check=False
+    )
+    assert survivors.stdout.strip() == "", "Ctrl-C must stop Azurite"
