@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devtools.host.__main__ import configure_logging, serve
 from devtools.host.app import HostOptions, LocalFunctionsHost
@@ -18,6 +19,7 @@ from devtools.services import (
     ServicePorts,
     ensure_port_free,
 )
+from devtools.simulator import DEFAULT_TENANT_ID, SimulatorConfig, TenantSimulator
 
 DEFAULT_PORTS = ServicePorts()
 
@@ -32,6 +34,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, default=LOCAL_STATE_DIR, help="data, logs, certificates")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
+
+
+def start_simulator_if_configured() -> TenantSimulator | None:
+    """Start the tenant simulator when the app's Microsoft endpoints point at this machine."""
+    names = ("M365_AUTHORITY_HOST", "GRAPH_BASE_URL", "MANAGEMENT_BASE_URL")
+    loopback = [urlsplit(os.environ[n]) for n in names if os.environ.get(n)]
+    loopback = [u for u in loopback if u.hostname in ("127.0.0.1", "localhost")]
+    if not loopback:
+        return None
+    port = loopback[0].port or 80
+    ensure_port_free(port, "tenant simulator")
+    config = SimulatorConfig(tenant_id=os.environ.get("M365_TENANT_ID") or DEFAULT_TENANT_ID)
+    return TenantSimulator(config, port=port).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             # Non-default ports: point the app at them. The environment wins over local.settings.json.
             os.environ.update(services.app_environment())
         host = LocalFunctionsHost(HostOptions(app_dir=PROJECT_ROOT, port=args.port))
+        simulator = start_simulator_if_configured()
         # The host has loaded local.settings.json into the environment; the bootstrap reads it.
         from shared.bootstrap import bootstrap
         from shared.clients import get_clients
@@ -65,8 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap(get_clients())
         print(f"Azurite: blob {ports.blob}, queue {ports.queue}, table {ports.table}")
         print(f"cosmosdb-server: {services.cosmos_endpoint}")
+        if simulator is not None:
+            print(
+                f"tenant simulator: {simulator.base_url}  (remove the 127.0.0.1 base URLs to use Microsoft)"
+            )
         print(f"Health: http://127.0.0.1:{args.port}/api/health  (Ctrl-C stops everything)")
-        serve(host)
+        try:
+            serve(host)
+        finally:
+            if simulator is not None:
+                simulator.stop()
     finally:
         services.stop()
     return 0

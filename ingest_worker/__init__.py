@@ -1,5 +1,5 @@
-"""Queue functions that normalize and store audit events (ingestion issue)."""
+"""Queue functions that normalize and store audit events."""
 
-import azure.functions as func
+from ingest_worker.functions import bp
 
-bp = func.Blueprint()
+__all__ = ["bp"]

@@ -1,5 +1,5 @@
-"""Timer functions that poll the audit APIs (ingestion issue)."""
+"""Timer functions that poll the audit APIs."""
 
-import azure.functions as func
+from probe_timer.functions import bp
 
-bp = func.Blueprint()
+__all__ = ["bp"]

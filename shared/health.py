@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 from collections.abc import Callable
 from typing import Literal
 
@@ -12,6 +13,7 @@ from shared.clients import AzureClients
 from shared.clock import Clock, utc_iso
 from shared.redact import redact
 from shared.resources import BlobContainers, CosmosContainers, Queues, Tables
+from shared.watermarks import SourceState
 
 DependencyName = Literal["table", "queue", "blob", "cosmos"]
 
@@ -23,10 +25,24 @@ class DependencyHealth(BaseModel):
     error: str | None = None
 
 
+class SourceHealth(BaseModel):
+    source: str
+    watermark: str | None
+    last_success: str | None
+    stale: bool
+    last_error: str | None
+    total_count: int
+    quarantined: int
+    expired_skipped: int
+
+
 class HealthReport(BaseModel):
+    """Dependencies decide the status; sources are reported (a stale source is an alert, not an outage)."""
+
     status: Literal["ok", "unhealthy"]
     checked_at: str
     dependencies: list[DependencyHealth]
+    sources: list[SourceHealth] = []
 
     @property
     def http_status(self) -> int:
@@ -93,6 +109,24 @@ def check_health(clients: AzureClients, clock: Clock, timeout_seconds: float) ->
     ordered = [results[name] for name in probes]
     overall: Literal["ok", "unhealthy"] = "ok" if all(d.status == "ok" for d in ordered) else "unhealthy"
     return HealthReport(status=overall, checked_at=utc_iso(clock.now()), dependencies=ordered)
+
+
+def source_health(
+    states: list[SourceState], now: dt.datetime, poll_interval_seconds: float
+) -> list[SourceHealth]:
+    return [
+        SourceHealth(
+            source=state.source,
+            watermark=state.watermark,
+            last_success=state.last_success,
+            stale=state.is_stale(now, poll_interval_seconds),
+            last_error=state.last_error,
+            total_count=state.total_count,
+            quarantined=state.quarantined,
+            expired_skipped=state.expired_skipped,
+        )
+        for state in sorted(states, key=lambda s: s.source)
+    ]
 
 
 def _elapsed_ms(clock: Clock, since: float) -> float:

@@ -26,8 +26,10 @@ class Tables:
     WATERMARKS = "Watermarks"
     PROBE_STATE = "ProbeState"
     IDEMPOTENCY = "Idempotency"
+    HANDED_OFF_CONTENT = "HandedOffContent"
+    DIRECTORY_NAMES = "DirectoryNames"
 
-    ALL: tuple[str, ...] = (WATERMARKS, PROBE_STATE, IDEMPOTENCY)
+    ALL: tuple[str, ...] = (WATERMARKS, PROBE_STATE, IDEMPOTENCY, HANDED_OFF_CONTENT, DIRECTORY_NAMES)
 
 
 class BlobContainers:
@@ -42,11 +44,32 @@ class BlobContainers:
 class CosmosContainerSpec:
     name: str
     partition_key_path: str
-    default_ttl_seconds: int | None = None
+    excluded_paths: tuple[str, ...] = ()
+    ttl_from_retention: bool = False
+
+    def indexing_policy(self) -> dict[str, object]:
+        return {
+            "indexingMode": "consistent",
+            "automatic": True,
+            "includedPaths": [{"path": "/*"}],
+            "excludedPaths": [{"path": p} for p in (*self.excluded_paths, '/"_etag"/?')],
+        }
 
 
 class CosmosContainers:
-    EVENTS = CosmosContainerSpec("events", "/pk")
+    # Events: partition key "{tenant_id}:{yyyy-mm}" (see README). Raw copies and property values are
+    # never filtered on, so they stay out of the index; their TTL is the retention setting.
+    EVENTS = CosmosContainerSpec(
+        "events",
+        "/pk",
+        excluded_paths=(
+            "/raw/*",
+            "/raw_ref/*",
+            "/targets/[]/modified_properties/[]/old/*",
+            "/targets/[]/modified_properties/[]/new/*",
+        ),
+        ttl_from_retention=True,
+    )
     ALERTS = CosmosContainerSpec("alerts", "/pk")
     FACETS = CosmosContainerSpec("facets", "/pk")
 

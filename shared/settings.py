@@ -112,6 +112,72 @@ class AppSettings(BaseSettings):
         default=5.0, gt=0, validation_alias=_alias("HEALTH_TIMEOUT_SECONDS")
     )
 
+    # Microsoft 365 tenant and authentication.
+    tenant_id: str | None = Field(default=None, validation_alias=_alias("M365_TENANT_ID"))
+    auth_mode: Literal["msal", "identity", "static"] = Field(
+        default="identity", validation_alias=_alias("M365_AUTH_MODE")
+    )
+    client_id: str | None = Field(default=None, validation_alias=_alias("M365_CLIENT_ID"))
+    client_secret: SecretStr | None = Field(default=None, validation_alias=_alias("M365_CLIENT_SECRET"))
+    certificate_pem: SecretStr | None = Field(default=None, validation_alias=_alias("M365_CERTIFICATE_PEM"))
+    certificate_thumbprint: str | None = Field(
+        default=None, validation_alias=_alias("M365_CERTIFICATE_THUMBPRINT")
+    )
+    static_token: SecretStr | None = Field(default=None, validation_alias=_alias("M365_STATIC_TOKEN"))
+    managed_identity_client_id: str | None = Field(default=None, validation_alias=_alias("AZURE_CLIENT_ID"))
+    cloud: Literal["global", "usgov", "dod", "china"] = Field(
+        default="global", validation_alias=_alias("M365_CLOUD")
+    )
+    authority_host: str | None = Field(default=None, validation_alias=_alias("M365_AUTHORITY_HOST"))
+    graph_base_url: str | None = Field(default=None, validation_alias=_alias("GRAPH_BASE_URL"))
+    management_base_url: str | None = Field(default=None, validation_alias=_alias("MANAGEMENT_BASE_URL"))
+
+    # Sources and polling.
+    source_entra_audit: bool = Field(default=True, validation_alias=_alias("SOURCE_ENTRA_AUDIT"))
+    source_entra_signin: bool = Field(default=False, validation_alias=_alias("SOURCE_ENTRA_SIGNIN"))
+    source_intune_audit: bool = Field(default=True, validation_alias=_alias("SOURCE_INTUNE_AUDIT"))
+    source_o365_management: bool = Field(default=True, validation_alias=_alias("SOURCE_O365_MANAGEMENT"))
+    management_content_types: str = Field(
+        default="Audit.AzureActiveDirectory,Audit.Exchange,Audit.SharePoint,Audit.General",
+        validation_alias=_alias("MANAGEMENT_CONTENT_TYPES"),
+    )
+    management_include_dlp: bool = Field(default=False, validation_alias=_alias("MANAGEMENT_INCLUDE_DLP"))
+    poll_schedule: str = Field(default="0 */5 * * * *", validation_alias=_alias("POLL_SCHEDULE"))
+    poll_interval_seconds: float = Field(default=300, gt=0, validation_alias=_alias("POLL_INTERVAL_SECONDS"))
+    graph_overlap_seconds: float = Field(default=900, ge=0, validation_alias=_alias("GRAPH_OVERLAP_SECONDS"))
+    management_overlap_seconds: float = Field(
+        default=86400, ge=0, validation_alias=_alias("MANAGEMENT_OVERLAP_SECONDS")
+    )
+    initial_lookback_seconds: float = Field(
+        default=86400, gt=0, validation_alias=_alias("INITIAL_LOOKBACK_SECONDS")
+    )
+    poll_time_budget_seconds: float = Field(
+        default=540, gt=0, validation_alias=_alias("POLL_TIME_BUDGET_SECONDS")
+    )
+
+    # Storage of events.
+    event_retention_days: int = Field(default=365, ge=1, validation_alias=_alias("EVENT_RETENTION_DAYS"))
+    keep_raw_in_event: bool = Field(default=False, validation_alias=_alias("KEEP_RAW_IN_EVENT"))
+    cosmos_write_concurrency: int = Field(
+        default=16, ge=1, le=128, validation_alias=_alias("COSMOS_WRITE_CONCURRENCY")
+    )
+    enrichment_enabled: bool = Field(default=True, validation_alias=_alias("ENRICHMENT_ENABLED"))
+    enrichment_cache_ttl_seconds: float = Field(
+        default=86400, gt=0, validation_alias=_alias("ENRICHMENT_CACHE_TTL_SECONDS")
+    )
+
+    # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
+    clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
+    clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))
+    clock_started_at: float | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_STARTED_AT"))
+
+    @property
+    def enabled_content_types(self) -> list[str]:
+        types = [t.strip() for t in self.management_content_types.split(",") if t.strip()]
+        if self.management_include_dlp and "DLP.All" not in types:
+            types.append("DLP.All")
+        return types
+
     @model_validator(mode="after")
     def _storage_is_configured_once(self) -> AppSettings:
         identity_based = any(

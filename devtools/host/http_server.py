@@ -18,11 +18,11 @@ from werkzeug.datastructures import Headers
 from devtools.host.config import HostKeys
 from devtools.host.invoker import FunctionInvoker, InvocationResult
 from devtools.host.routing import RouteTemplate
+from devtools.http_body import read_request_body
 
 logger = logging.getLogger("devtools.host.http")
 
 ALL_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE")
-MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
 @dataclass
@@ -177,20 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
     dispatcher: HttpDispatcher  # set on the subclass the server builds
 
     def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ValueError("request body too large")
-        return self.rfile.read(length) if length else b""
+        return read_request_body(self.headers, self.rfile)
 
     def _handle(self) -> None:
         body = self._read_body()

@@ -7,6 +7,7 @@ import binascii
 import concurrent.futures
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +25,9 @@ from devtools.host.storage import QueueClientFactory
 logger = logging.getLogger("devtools.host.queues")
 
 MIN_POLLING_INTERVAL = 0.1
-# How long a received message stays invisible while its function runs. If the host dies, the
-# message comes back after this.
-MESSAGE_LEASE_SECONDS = 600
+# A received message stays invisible for this long and the lease is renewed while its function runs,
+# as the Functions host does. If the host dies, the message is visible again within this time.
+MESSAGE_LEASE_SECONDS = int(os.environ.get("AOC_HOST_QUEUE_LEASE_SECONDS", "30"))
 SHUTDOWN_GRACE_SECONDS = 20.0
 
 
@@ -98,6 +99,16 @@ class QueueOutputSender:
                 wake()
 
 
+class _Lease:
+    """The current pop receipt of a message being processed, renewed in the background."""
+
+    def __init__(self, message: QueueMessage) -> None:
+        self.message_id = message.id
+        self.pop_receipt = message.pop_receipt
+        self.lock = threading.Lock()
+        self.released = False
+
+
 @dataclass
 class ListenerStatus:
     queue: str
@@ -139,12 +150,33 @@ class QueueListener:
             thread_name_prefix=f"queue-{self.queue_name}",
         )
         self._thread = threading.Thread(target=self._poll_loop, name=f"poll-{self.queue_name}", daemon=True)
+        self._leases: dict[str, _Lease] = {}
+        self._renewer = threading.Thread(
+            target=self._renew_loop, name=f"lease-{self.queue_name}", daemon=True
+        )
         self.processed = self.failed = self.poisoned = 0
         sender.subscribe(self.queue_name, self.wake)
 
     def start(self) -> None:
         ensure_queue(self.queue)
         self._thread.start()
+        self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(timeout=max(1.0, MESSAGE_LEASE_SECONDS / 3)):
+            for lease in list(self._leases.values()):
+                with lease.lock:
+                    if lease.released:
+                        continue
+                    try:
+                        receipt = self.queue.update_message(
+                            lease.message_id, lease.pop_receipt, visibility_timeout=MESSAGE_LEASE_SECONDS
+                        )
+                        lease.pop_receipt = receipt.pop_receipt
+                    except Exception:
+                        logger.warning(
+                            "queue %s: could not renew lease of %s", self.queue_name, lease.message_id
+                        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -198,10 +230,10 @@ class QueueListener:
             self._in_flight -= 1
             self._slot_freed.notify_all()
 
-    def _move_to_poison(self, message: QueueMessage) -> None:
+    def _move_to_poison(self, message: QueueMessage, pop_receipt: str | None) -> None:
         ensure_queue(self.poison)
         self.poison.send_message(message.content)
-        self.queue.delete_message(message.id, message.pop_receipt)
+        self.queue.delete_message(message.id, pop_receipt)
         self.poisoned += 1
         logger.warning(
             "queue %s: message %s moved to %s-poison after %d dequeues",
@@ -210,8 +242,10 @@ class QueueListener:
 
     def _process(self, message: QueueMessage) -> None:
         if message.dequeue_count > self.options.max_dequeue_count:
-            self._move_to_poison(message)
+            self._move_to_poison(message, message.pop_receipt)
             return
+        lease = _Lease(message)
+        self._leases[message.id] = lease
         started = time.monotonic()
         context = self.invoker.new_context()
         error: BaseException | None = None
@@ -231,20 +265,23 @@ class QueueListener:
         except Exception as exc:
             error = exc
         self._record(self.invoker, context, "queueTrigger", started, error)
-        try:
-            if error is None:
-                self.queue.delete_message(message.id, message.pop_receipt)
-                self.processed += 1
-            elif message.dequeue_count >= self.options.max_dequeue_count:
-                self.failed += 1
-                self._move_to_poison(message)
-            else:
-                self.failed += 1
-                self.queue.update_message(
-                    message.id, message.pop_receipt, visibility_timeout=int(self.options.visibility_timeout)
-                )
-        except ResourceNotFoundError:
-            logger.warning("queue %s: message %s was already gone", self.queue_name, message.id)
+        with lease.lock:
+            lease.released = True
+            self._leases.pop(message.id, None)
+            try:
+                if error is None:
+                    self.queue.delete_message(message.id, lease.pop_receipt)
+                    self.processed += 1
+                elif message.dequeue_count >= self.options.max_dequeue_count:
+                    self.failed += 1
+                    self._move_to_poison(message, lease.pop_receipt)
+                else:
+                    self.failed += 1
+                    self.queue.update_message(
+                        message.id, lease.pop_receipt, visibility_timeout=int(self.options.visibility_timeout)
+                    )
+            except ResourceNotFoundError:
+                logger.warning("queue %s: message %s was already gone", self.queue_name, message.id)
 
     def stop(self) -> None:
         """Stop polling; let running invocations finish and release the ones not yet started."""

@@ -27,6 +27,14 @@ def test_make_run_serves_health_with_every_dependency_ok(tmp_path: Path) -> None
     http_port = free_port()
     log_file = tmp_path / "run.log"
     env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "COSMOS_ENDPOINT")}
+    simulator = f"http://127.0.0.1:{free_port()}"  # the environment wins over local.settings.json
+    env.update(
+        {
+            "M365_AUTHORITY_HOST": simulator,
+            "GRAPH_BASE_URL": f"{simulator}/graph",
+            "MANAGEMENT_BASE_URL": f"{simulator}/manage",
+        }
+    )
     with log_file.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -73,6 +81,7 @@ def test_make_run_serves_health_with_every_dependency_ok(tmp_path: Path) -> None
             "cosmos": "ok",
         }
         assert all(d["latency_ms"] >= 0 for d in report["dependencies"])
+        assert http_request("GET", f"{simulator}/_sim/health").status == 200, "make run starts the simulator"
         assert time.monotonic() - started < 90
     finally:
         process.send_signal(signal.SIGINT)

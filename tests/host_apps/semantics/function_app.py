@@ -81,8 +81,10 @@ def echo(msg: func.QueueMessage, context: func.Context) -> None:
 
 @app.queue_trigger(arg_name="msg", queue_name="slow-in", connection="AzureWebJobsStorage")
 def slow(msg: func.QueueMessage) -> None:
-    record({"fn": "slow", "phase": "start", "body": msg.get_body().decode()})
-    time.sleep(2.0)
+    record(
+        {"fn": "slow", "phase": "start", "body": msg.get_body().decode(), "dequeue_count": msg.dequeue_count}
+    )
+    time.sleep(float(os.environ.get("SLOW_SECONDS", "2.0")))
     record({"fn": "slow", "phase": "end", "body": msg.get_body().decode()})
 
 

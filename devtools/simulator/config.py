@@ -1,0 +1,84 @@
+"""The simulator's settings: one frozen dataclass shared by the Python API and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+import uuid
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from shared.clock import AcceleratedClock, utc_iso
+
+DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
+SIM_DAY_SECONDS = 86_400
+
+
+def default_epoch() -> dt.datetime:
+    """Now minus one day, to the whole second."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Everything that decides what the fake tenant contains and how its APIs misbehave.
+
+    Times are simulated (AcceleratedClock over epoch, speed and started_at_unix) except
+    retry_after_seconds, which is real seconds as a client would sleep them.
+    """
+
+    tenant_id: str = DEFAULT_TENANT_ID
+    seed: int = 1
+    events_per_day: int = 2000
+    epoch: dt.datetime = field(default_factory=default_epoch)
+    speed: float = 1.0
+    started_at_unix: float = field(default_factory=time.time)
+    graph_max_delay_seconds: float = 600.0
+    management_max_delay_seconds: float = 3 * 86_400.0
+    throttle_rate: float = 0.0
+    throttle_without_retry_after: float = 0.5
+    server_error_rate: float = 0.0
+    duplicate_across_pages_rate: float = 0.0
+    malformed_rate: float = 0.0
+    retry_after_seconds: int = 1
+
+    def __post_init__(self) -> None:
+        try:
+            tenant = str(uuid.UUID(self.tenant_id))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"tenant_id must be a GUID, got {self.tenant_id!r}") from exc
+        object.__setattr__(self, "tenant_id", tenant)
+        if not isinstance(self.epoch, dt.datetime) or self.epoch.tzinfo is None:
+            raise ValueError("epoch must be a timezone-aware datetime")
+        object.__setattr__(self, "epoch", self.epoch.astimezone(dt.UTC))
+        if self.events_per_day < 0:
+            raise ValueError("events_per_day must be >= 0")
+        if not (self.speed > 0 and math.isfinite(self.speed)):
+            raise ValueError("speed must be a positive finite number")
+        if self.graph_max_delay_seconds < 0 or self.management_max_delay_seconds < 0:
+            raise ValueError("delays must be >= 0")
+        for name in (
+            "throttle_rate",
+            "throttle_without_retry_after",
+            "server_error_rate",
+            "duplicate_across_pages_rate",
+            "malformed_rate",
+        ):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
+        if self.throttle_rate + self.server_error_rate > 1.0:
+            raise ValueError("throttle_rate + server_error_rate must not exceed 1")
+        if self.retry_after_seconds < 0:
+            raise ValueError("retry_after_seconds must be >= 0")
+
+    def clock(self) -> AcceleratedClock:
+        return AcceleratedClock(self.epoch, self.speed, self.started_at_unix)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = utc_iso(value) if isinstance(value, dt.datetime) else value
+        return out

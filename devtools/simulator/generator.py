@@ -1,0 +1,290 @@
+"""The whole simulated day, generated up front from the seed.
+
+Each record is a small `Record`: its native id, event time, availability time, template and a
+per-record seed. The JSON is rendered on demand (devtools.simulator.render). Office 365 records are
+grouped into content blobs whose contentCreated is the availability time of their records, so blobs
+arrive late and out of order relative to event time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from devtools.simulator.config import SIM_DAY_SECONDS, SimulatorConfig
+from devtools.simulator.directory import Directory, build_directory, guid
+from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, TEMPLATES, RenderContext
+from devtools.simulator.timefmt import US_PER_SECOND, from_us, to_us
+
+O365 = "o365_management"
+GRAPH_SOURCES = (ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT)
+SOURCES = (*GRAPH_SOURCES, O365)
+SOURCE_SHARES: tuple[tuple[str, float], ...] = (
+    (ENTRA_AUDIT, 0.25),
+    (ENTRA_SIGNIN, 0.30),
+    (INTUNE_AUDIT, 0.10),
+    (O365, 0.35),
+)
+CONTENT_TYPES = (
+    "Audit.AzureActiveDirectory",
+    "Audit.Exchange",
+    "Audit.SharePoint",
+    "Audit.General",
+    "DLP.All",
+)
+# Shares within the Office 365 35 %: DLP.All gets only a few records.
+CONTENT_TYPE_SHARES: tuple[tuple[str, float], ...] = (
+    ("Audit.AzureActiveDirectory", 0.24),
+    ("Audit.Exchange", 0.22),
+    ("Audit.SharePoint", 0.32),
+    ("Audit.General", 0.18),
+    ("DLP.All", 0.04),
+)
+# The ground-truth id prefix per source, as the app builds its event ids.
+ID_PREFIX = {
+    ENTRA_AUDIT: "entra_audit",
+    ENTRA_SIGNIN: "entra_signin",
+    INTUNE_AUDIT: "intune_audit",
+    O365: "o365",
+}
+
+# Relative activity per UTC hour: a working day with a quiet night.
+_HOURLY_WEIGHTS = (1, 1, 1, 1, 1, 2, 3, 5, 8, 9, 9, 8, 7, 8, 9, 9, 8, 6, 4, 3, 2, 2, 1, 1)
+_HOURLY_CUM = [sum(_HOURLY_WEIGHTS[: i + 1]) for i in range(24)]
+_HOUR_US = 3600 * US_PER_SECOND
+_DAY_US = SIM_DAY_SECONDS * US_PER_SECOND
+# Management delays: most content is published within ~90 minutes, the rest up to the maximum.
+_MANAGEMENT_TYPICAL_DELAY_SECONDS = 5400.0
+_MANAGEMENT_TYPICAL_SHARE = 0.8
+# Content blobs: records published within this many sim seconds of each other may share a blob.
+_BLOB_SPAN_US = 300 * US_PER_SECOND
+_BLOB_MAX_RECORDS = 60
+CONTENT_RETENTION_US = 7 * _DAY_US
+
+
+@dataclass(slots=True)
+class Record:
+    index: int
+    source: str
+    kind: str  # the source for Graph records, the content type for Office 365 records
+    native_id: str
+    event_us: int
+    available_us: int
+    seed: int
+    template: int
+    malformed: bool
+
+    @property
+    def truth_id(self) -> str:
+        return f"{ID_PREFIX[self.source]}:{self.native_id}"
+
+
+@dataclass(slots=True)
+class ContentBlob:
+    content_type: str
+    content_id: str
+    created_us: int
+    records: list[int] = field(default_factory=list)
+
+    @property
+    def expires_us(self) -> int:
+        return self.created_us + CONTENT_RETENTION_US
+
+
+def apportion(total: int, shares: tuple[tuple[str, float], ...]) -> dict[str, int]:
+    """Split `total` by `shares` with the largest-remainder method: the counts sum to `total`."""
+    weight = sum(s for _, s in shares)
+    raw = [(name, total * s / weight) for name, s in shares]
+    counts = {name: int(value) for name, value in raw}
+    missing = total - sum(counts.values())
+    for name, _ in sorted(raw, key=lambda item: item[1] - int(item[1]), reverse=True)[:missing]:
+        counts[name] += 1
+    return counts
+
+
+def _native_id(rng: random.Random, source: str) -> str:
+    if source == ENTRA_AUDIT:
+        letters = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(5))
+        return f"Directory_{guid(rng)}_{letters}_{rng.randrange(10**8, 10**9)}"
+    return guid(rng)
+
+
+def _content_id(created_us: int, sequence: int, content_type: str, rng: random.Random) -> str:
+    stamp = from_us(created_us).strftime("%Y%m%d%H%M%S%f")[:17] + f"{sequence:06d}"
+    lower = content_type.lower().replace(".", "_")
+    token = content_type.replace(".", "_")
+    return f"{stamp}${stamp}${lower}${token}$na{rng.randrange(1, 100):04d}"
+
+
+class Tenant:
+    """The generated day: records, content blobs, the directory, and the queries the APIs need."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.directory: Directory = build_directory(config.seed)
+        self.render_context = RenderContext(tenant_id=config.tenant_id, directory=self.directory)
+        self.records: list[Record] = []
+        self._graph: dict[str, tuple[list[int], list[Record]]] = {}
+        self._blobs: dict[str, tuple[list[int], list[ContentBlob]]] = {}
+        self.blob_by_id: dict[str, ContentBlob] = {}
+        self._cache: OrderedDict[tuple[Any, ...], list[Record]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._generate()
+
+    # ------------------------------------------------------------------------------------------
+    def _generate(self) -> None:
+        config = self.config
+        rng = random.Random(config.seed)  # noqa: S311 - deterministic test data, not security
+        epoch_us = to_us(config.epoch)
+        graph_max = config.graph_max_delay_seconds
+        mgmt_max = config.management_max_delay_seconds
+        mgmt_typical = min(mgmt_max, _MANAGEMENT_TYPICAL_DELAY_SECONDS)
+        per_source = apportion(config.events_per_day, SOURCE_SHARES)
+        kinds: list[tuple[str, str, int]] = [(s, s, per_source[s]) for s in GRAPH_SOURCES]
+        per_type = apportion(per_source[O365], CONTENT_TYPE_SHARES)
+        kinds += [(O365, ct, per_type[ct]) for ct in CONTENT_TYPES]
+        hour_total = _HOURLY_CUM[-1]
+        malformed_rate = config.malformed_rate
+        records = self.records
+        rand = rng.random
+        for source, kind, count in kinds:
+            templates = TEMPLATES[kind]
+            cum: list[float] = []
+            acc = 0.0
+            for template in templates:
+                acc += template.weight
+                cum.append(acc)
+            last_template = len(templates) - 1
+            is_graph = source != O365
+            for _ in range(count):
+                hour = bisect.bisect_right(_HOURLY_CUM, rand() * hour_total)
+                hour = min(hour, 23)
+                offset = hour * _HOUR_US + int(rand() * _HOUR_US)
+                if is_graph:
+                    delay_s = rand() * graph_max
+                else:
+                    offset -= offset % US_PER_SECOND  # CreationTime has whole seconds
+                    delay_s = rand() * (mgmt_typical if rand() < _MANAGEMENT_TYPICAL_SHARE else mgmt_max)
+                event_us = epoch_us + min(offset, _DAY_US - 1)
+                template = min(bisect.bisect_right(cum, rand() * acc), last_template)
+                records.append(
+                    Record(
+                        index=len(records),
+                        source=source,
+                        kind=kind,
+                        native_id=_native_id(rng, source),
+                        event_us=event_us,
+                        available_us=event_us + int(delay_s * US_PER_SECOND),
+                        seed=rng.getrandbits(63),
+                        template=template,
+                        malformed=rand() < malformed_rate,
+                    )
+                )
+        for source in GRAPH_SOURCES:
+            selected = sorted(
+                (r for r in records if r.source == source), key=lambda r: (r.event_us, r.native_id)
+            )
+            self._graph[source] = ([r.event_us for r in selected], selected)
+        self._group_blobs(rng)
+
+    def _group_blobs(self, rng: random.Random) -> None:
+        sequence = 0
+        max_delay_us = int(self.config.management_max_delay_seconds * US_PER_SECOND)
+        for content_type in CONTENT_TYPES:
+            pending = sorted(
+                (r for r in self.records if r.kind == content_type), key=lambda r: (r.available_us, r.index)
+            )
+            blobs: list[ContentBlob] = []
+            i = 0
+            while i < len(pending):
+                cap = rng.randint(1, _BLOB_MAX_RECORDS)
+                first = pending[i].available_us
+                earliest_event = pending[i].event_us
+                j = i + 1
+                while j < len(pending) and j - i < cap:
+                    candidate = pending[j]
+                    earliest = min(earliest_event, candidate.event_us)
+                    # The blob is published when its last record is: keep every member within its delay.
+                    if (
+                        candidate.available_us - first > _BLOB_SPAN_US
+                        or candidate.available_us - earliest > max_delay_us
+                    ):
+                        break
+                    earliest_event = earliest
+                    j += 1
+                members = pending[i:j]
+                created = members[-1].available_us
+                created -= created % 1000  # contentCreated has milliseconds (events have whole seconds)
+                sequence += 1
+                blob = ContentBlob(content_type, _content_id(created, sequence, content_type, rng), created)
+                rng.shuffle(members)  # a blob's records are not in event-time order
+                for record in members:
+                    record.available_us = created
+                    blob.records.append(record.index)
+                blobs.append(blob)
+                self.blob_by_id[blob.content_id] = blob
+                i = j
+            blobs.sort(key=lambda b: (b.created_us, b.content_id))
+            self._blobs[content_type] = ([b.created_us for b in blobs], blobs)
+
+    # ------------------------------------------------------------------------------------------
+    def graph_visible(
+        self, source: str, lo_us: int | None, hi_us: int | None, snapshot_us: int
+    ) -> list[Record]:
+        """Records of a Graph source with lo <= event < hi, available at snapshot; newest first."""
+        key = ("graph", source, lo_us, hi_us, snapshot_us)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        times, selected = self._graph[source]
+        start = 0 if lo_us is None else bisect.bisect_left(times, lo_us)
+        end = len(times) if hi_us is None else bisect.bisect_left(times, hi_us)
+        result = [r for r in selected[start:end] if r.available_us <= snapshot_us]
+        result.reverse()
+        self._remember(key, result)
+        return result
+
+    def blobs_created(self, content_type: str, lo_us: int, hi_us: int, snapshot_us: int) -> list[ContentBlob]:
+        """Blobs with lo <= contentCreated < hi that are published at snapshot, oldest first."""
+        created, blobs = self._blobs[content_type]
+        start = bisect.bisect_left(created, lo_us)
+        end = bisect.bisect_left(created, min(hi_us, snapshot_us + 1))
+        return blobs[start : max(start, end)]
+
+    def _remember(self, key: tuple[Any, ...], value: list[Record]) -> None:
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > 64:
+                self._cache.popitem(last=False)
+
+    # ------------------------------------------------------------------------------------------
+    def ground_truth(self) -> dict[str, Any]:
+        ids = sorted(r.truth_id for r in self.records if not r.malformed)
+        by_source = dict.fromkeys(SOURCES, 0)
+        by_content_type = dict.fromkeys(CONTENT_TYPES, 0)
+        malformed_by_source = dict.fromkeys(SOURCES, 0)
+        malformed = 0
+        for record in self.records:
+            if record.malformed:
+                malformed += 1
+                malformed_by_source[record.source] += 1
+                continue
+            by_source[record.source] += 1
+            if record.source == O365:
+                by_content_type[record.kind] += 1
+        last_available = max((r.available_us for r in self.records), default=to_us(self.config.epoch))
+        return {
+            "ids": ids,
+            "by_source": by_source,
+            "by_content_type": by_content_type,
+            "malformed": malformed,
+            "malformed_by_source": malformed_by_source,
+            "blobs": len(self.blob_by_id),
+            "all_available_at": from_us(last_available).isoformat().replace("+00:00", "Z"),
+        }

@@ -1,0 +1,212 @@
+"""The tenant simulator's HTTP server: a standard-library ThreadingHTTPServer on 127.0.0.1.
+
+HTTP/1.1 with keep-alive; every response carries Content-Length. Optionally TLS (msal only accepts
+https authorities), with a certificate from devtools.certs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import socket
+import ssl
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from devtools.certs import LocalCertificates
+from devtools.http_body import read_request_body
+from devtools.simulator.app import SimulatorApp
+from devtools.simulator.config import SimulatorConfig
+from devtools.simulator.generator import Tenant
+
+logger = logging.getLogger("devtools.simulator")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+IDLE_TIMEOUT_SECONDS = 120.0
+TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "aoc-tenant-simulator"
+    timeout = IDLE_TIMEOUT_SECONDS
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle plus the client's delayed
+    # ACK add ~40 ms to every keep-alive response.
+    disable_nagle_algorithm = True
+    server: _SimulatorHTTPServer
+
+    def _read_body(self) -> bytes:
+        return read_request_body(self.headers, self.rfile, MAX_BODY_BYTES)
+
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            self._send(400, [("Content-Type", "text/plain")], b"bad request body")
+            return
+        headers = {name: value for name, value in self.headers.items()}
+        response = self.server.app.handle(self.command, self.path, headers, body)
+        self._send(response.status, response.headers, response.body)
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+
+class _SimulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], app: SimulatorApp, tls: ssl.SSLContext | None) -> None:
+        self.app = app
+        self._tls = tls
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread, so a slow TLS handshake never blocks accept().
+        if self._tls is not None:
+            request.settimeout(TLS_HANDSHAKE_TIMEOUT_SECONDS)
+            try:
+                request = self._tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
+        with self._connections_lock:
+            self._connections.add(request)
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(request)
+            if self._tls is not None:  # the TLS socket replaced the accepted one: close it here
+                with contextlib.suppress(OSError):
+                    request.shutdown(socket.SHUT_RDWR)
+                request.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
+            logger.debug("connection from %s ended: %r", client_address, error)  # e.g. a client was killed
+            return
+        logger.exception("tenant simulator: error serving %s", client_address)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class TenantSimulator:
+    """A deterministic fake Microsoft 365 tenant on 127.0.0.1.
+
+    The day of records is generated in the constructor, so ground_truth() works before start().
+    """
+
+    def __init__(
+        self, config: SimulatorConfig, port: int = 0, certificates: LocalCertificates | None = None
+    ) -> None:
+        self.config = config
+        self._port = port
+        self._certificates = certificates
+        self.tenant = Tenant(config)
+        self.app = SimulatorApp(config, self.tenant)
+        self._server: _SimulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self._certificates is not None else "http"
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def graph_base_url(self) -> str:
+        return f"{self.base_url}/graph"
+
+    @property
+    def management_base_url(self) -> str:
+        return f"{self.base_url}/manage"
+
+    @property
+    def authority(self) -> str:
+        """The Entra authority for msal: {base_url}/{tenant_id}."""
+        return f"{self.base_url}/{self.config.tenant_id}"
+
+    def start(self) -> TenantSimulator:
+        if self._server is not None:
+            return self
+        tls: ssl.SSLContext | None = None
+        if self._certificates is not None:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(str(self._certificates.server_cert), str(self._certificates.server_key))
+        server = _SimulatorHTTPServer(("127.0.0.1", self._port), self.app, tls)
+        self._server = server
+        self.app.base_url = self.base_url
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="tenant-simulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> TenantSimulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def now(self) -> dt.datetime:
+        """The simulated time now."""
+        return self.app.now()
+
+    def ground_truth(self) -> dict[str, Any]:
+        return self.tenant.ground_truth()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.app.request_log()
+
+    def issue_token(self, audience: str = "https://graph.microsoft.com") -> str:
+        """A valid bearer token for `audience` without calling the token endpoint."""
+        return self.app.issue_token(audience)

@@ -1,0 +1,89 @@
+"""One polling cycle over every enabled source: the probe timer's service."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import uuid
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from shared.clock import Clock, SystemClock, utc_iso
+from shared.redact import redact
+from shared.sources.graph import GRAPH_SOURCES, GraphCollector, SourceRunResult
+from shared.sources.management import ManagementCollector, watermark_key
+from shared.watermarks import WatermarkStore
+
+logger = logging.getLogger(__name__)
+
+
+class PollReport(BaseModel):
+    run_id: str
+    started_at: str
+    sources: list[SourceRunResult]
+
+    @property
+    def failed(self) -> list[SourceRunResult]:
+        return [s for s in self.sources if s.error]
+
+
+class Poller:
+    def __init__(
+        self,
+        graph: GraphCollector | None,
+        management: ManagementCollector | None,
+        watermarks: WatermarkStore,
+        clock: Clock,
+        *,
+        graph_sources: list[str],
+        content_types: list[str],
+        time_budget_seconds: float,
+        real_time: Clock | None = None,
+    ) -> None:
+        self._graph = graph
+        self._management = management
+        self._watermarks = watermarks
+        self._clock = clock
+        self._real_time = real_time or SystemClock()
+        self._graph_sources = graph_sources
+        self._content_types = content_types
+        self._budget = time_budget_seconds
+
+    def _jobs(self, run_id: str, run_started, deadline: float) -> dict[str, Callable[[], SourceRunResult]]:  # type: ignore[no-untyped-def]
+        jobs: dict[str, Callable[[], SourceRunResult]] = {}
+        if self._graph is not None:
+            graph = self._graph
+            for name in self._graph_sources:
+                spec = GRAPH_SOURCES[name]
+                jobs[name] = lambda spec=spec: graph.collect(spec, run_id, run_started, deadline)
+        if self._management is not None:
+            management = self._management
+            for content_type in self._content_types:
+                jobs[watermark_key(content_type)] = lambda ct=content_type: management.collect(
+                    ct, run_id, run_started, deadline
+                )
+        return jobs
+
+    def run(self) -> PollReport:
+        """Poll every source in parallel. A failing source is recorded and never stops the others."""
+        run_id = uuid.uuid4().hex[:16]
+        run_started = self._clock.now()
+        deadline = self._real_time.monotonic() + self._budget
+        jobs = self._jobs(run_id, run_started, deadline)
+        results: list[SourceRunResult] = []
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, len(jobs)), thread_name_prefix="poll"
+        ) as pool:
+            futures = {pool.submit(job): name for name, job in jobs.items()}
+            for future in concurrent.futures.as_completed(futures):
+                name = futures[future]
+                try:
+                    results.append(future.result())
+                except Exception as exc:
+                    error = redact(f"{type(exc).__name__}: {exc}")[:500]
+                    logger.error("source %s failed in run %s: %s", name, run_id, error)
+                    self._watermarks.record_failure(name, run_id, error)
+                    results.append(SourceRunResult(source=name, error=error))
+        results.sort(key=lambda r: r.source)
+        return PollReport(run_id=run_id, started_at=utc_iso(run_started), sources=results)

@@ -1,0 +1,1 @@
+"""Audit sources: Microsoft Graph audit endpoints and the Office 365 Management Activity API."""
