@@ -138,7 +138,7 @@ def measure_pipeline_vs_direct(corpus: list[tuple[str, dict[str, Any]]]) -> tupl
         service = IngestService(
             archive,
             store,
-            WatermarkStore(clients.table("Watermarks")),
+            WatermarkStore(clients.table("Watermarks"), TENANT_ID),
             TENANT_ID,
             SystemClock(),
             resolver=resolver,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,7 +47,12 @@ def start_simulator_if_configured() -> TenantSimulator | None:
         return None
     port = loopback[0].port or 80
     ensure_port_free(port, "tenant simulator")
-    config = SimulatorConfig(tenant_id=os.environ.get("M365_TENANT_ID") or DEFAULT_TENANT_ID)
+    now = time.time()
+    config = SimulatorConfig(
+        tenant_id=os.environ.get("M365_TENANT_ID") or DEFAULT_TENANT_ID,
+        epoch=dt.datetime.fromtimestamp(now - 86400, dt.UTC),  # a day of activity that just ended
+        started_at_unix=now - 86400,  # the simulator's clock reads real time, as the app's does
+    )
     return TenantSimulator(config, port=port).start()
 
 

@@ -1,5 +1,5 @@
-"""Queue functions that run the Azure DevOps backup pipeline (change probe issue)."""
+"""Queue functions that run the Azure DevOps backup pipeline."""
 
-import azure.functions as func
+from queue_consumer.functions import bp
 
-bp = func.Blueprint()
+__all__ = ["bp"]

@@ -1,15 +1,24 @@
-"""Operator commands. `python -m shared.cli renormalize --since 2026-11-01` rebuilds events from raw blobs."""
+"""Operator commands, for use inside or outside Functions.
+
+python -m shared.cli renormalize --since 2026-11-01T00:00:00Z   rebuild events from raw blobs
+python -m shared.cli probe --once                                one poll + probe cycle, as JSON
+python -m shared.cli trigger-pipeline --organization O --project P --pipeline-id N [--branch B]
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import sys
 
 from shared.clock import parse_utc
+from shared.devops import DevOpsClient
 from shared.messages import IngestMessage
-from shared.runtime import ingest_service, raw_archive
+from shared.probe.scopes import PipelineTarget
+from shared.runtime import api_client, ingest_service, poller, raw_archive
+from shared.settings import get_settings
 
 SOURCE_PREFIXES = ("entra_audit", "entra_signin", "intune_audit", "o365_management")
 
@@ -36,6 +45,33 @@ def renormalize(since: dt.datetime, source: str | None, run_id: str | None = Non
     return totals
 
 
+def probe_once() -> dict[str, object]:
+    """One poll and probe cycle with the app's settings and Table state, as the timer runs it."""
+    report = poller().run()
+    scopes = [
+        {"scope": r.scope, "new_state": r.phase, "trigger": r.trigger.model_dump() if r.trigger else None,
+         "reason": r.trigger.reason if r.trigger else None, "changes_seen": r.changes_seen}
+        for r in report.probe
+    ]  # fmt: skip
+    return {"run_id": report.run_id, "scopes": scopes, "probe_error": report.probe_error}
+
+
+def trigger_pipeline(organization: str, project: str, pipeline_id: int, branch: str) -> dict[str, object]:
+    """Queue the backup pipeline directly (no probe state, no idempotency record)."""
+    s = get_settings()
+    if s.devops_auth_mode == "pat":
+        if not s.devops_pat:
+            raise SystemExit("DEVOPS_PAT is not set")
+        client = DevOpsClient(api_client(), s.devops_base_url, pat=s.devops_pat.get_secret_value())
+    else:
+        client = DevOpsClient(api_client(), s.devops_base_url, token_scope=s.devops_token_scope)
+    target = PipelineTarget(
+        organization=organization, project=project, pipeline_id=pipeline_id, branch=branch
+    )
+    run = client.run_pipeline(target, {})
+    return {"run_id": run.get("id"), "state": run.get("state"), "url": run.get("url")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,11 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("--since", required=True, help="ISO-8601 time: pages archived at or after it")
     rebuild.add_argument("--source", choices=SOURCE_PREFIXES, default=None)
     rebuild.add_argument("--run-id", default=None, help="only the pages of this poll run")
+    probe = commands.add_parser("probe", help="run one poll and change-probe cycle and print the result")
+    probe.add_argument("--once", action="store_true", required=True)
+    trigger = commands.add_parser("trigger-pipeline", help="queue an Azure DevOps pipeline run now")
+    trigger.add_argument("--organization", required=True)
+    trigger.add_argument("--project", required=True)
+    trigger.add_argument("--pipeline-id", type=int, required=True)
+    trigger.add_argument("--branch", default="main")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "renormalize":
         totals = renormalize(parse_utc(args.since), args.source, args.run_id)
         print(" ".join(f"{k}={v}" for k, v in totals.items()))
+    elif args.command == "probe":
+        print(json.dumps(probe_once(), indent=2))
+    elif args.command == "trigger-pipeline":
+        print(json.dumps(trigger_pipeline(args.organization, args.project, args.pipeline_id, args.branch)))
     return 0
 
 

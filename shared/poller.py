@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from shared.clock import Clock, SystemClock, utc_iso
+from shared.probe.service import ChangeCollector, ProbeService, ScopeResult
 from shared.redact import redact
 from shared.sources.graph import GRAPH_SOURCES, GraphCollector, SourceRunResult
 from shared.sources.management import ManagementCollector, watermark_key
@@ -22,6 +24,8 @@ class PollReport(BaseModel):
     run_id: str
     started_at: str
     sources: list[SourceRunResult]
+    probe: list[ScopeResult] = []
+    probe_error: str | None = None
 
     @property
     def failed(self) -> list[SourceRunResult]:
@@ -40,6 +44,8 @@ class Poller:
         content_types: list[str],
         time_budget_seconds: float,
         real_time: Clock | None = None,
+        probe: ProbeService | None = None,
+        tenant_id: str | None = None,
     ) -> None:
         self._graph = graph
         self._management = management
@@ -49,19 +55,23 @@ class Poller:
         self._graph_sources = graph_sources
         self._content_types = content_types
         self._budget = time_budget_seconds
+        self._probe = probe
+        self._tenant_id = tenant_id or "unknown"
 
-    def _jobs(self, run_id: str, run_started, deadline: float) -> dict[str, Callable[[], SourceRunResult]]:  # type: ignore[no-untyped-def]
+    def _jobs(
+        self, run_id: str, run_started: dt.datetime, deadline: float, observer: ChangeCollector | None
+    ) -> dict[str, Callable[[], SourceRunResult]]:
         jobs: dict[str, Callable[[], SourceRunResult]] = {}
         if self._graph is not None:
             graph = self._graph
             for name in self._graph_sources:
                 spec = GRAPH_SOURCES[name]
-                jobs[name] = lambda spec=spec: graph.collect(spec, run_id, run_started, deadline)
+                jobs[name] = lambda spec=spec: graph.collect(spec, run_id, run_started, deadline, observer)
         if self._management is not None:
             management = self._management
             for content_type in self._content_types:
                 jobs[watermark_key(content_type)] = lambda ct=content_type: management.collect(
-                    ct, run_id, run_started, deadline
+                    ct, run_id, run_started, deadline, observer
                 )
         return jobs
 
@@ -70,7 +80,10 @@ class Poller:
         run_id = uuid.uuid4().hex[:16]
         run_started = self._clock.now()
         deadline = self._real_time.monotonic() + self._budget
-        jobs = self._jobs(run_id, run_started, deadline)
+        observer = (
+            ChangeCollector(self._probe.drift, self._tenant_id, utc_iso(run_started)) if self._probe else None
+        )
+        jobs = self._jobs(run_id, run_started, deadline, observer)
         results: list[SourceRunResult] = []
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, len(jobs)), thread_name_prefix="poll"
@@ -86,4 +99,12 @@ class Poller:
                     self._watermarks.record_failure(name, run_id, error)
                     results.append(SourceRunResult(source=name, error=error))
         results.sort(key=lambda r: r.source)
-        return PollReport(run_id=run_id, started_at=utc_iso(run_started), sources=results)
+        report = PollReport(run_id=run_id, started_at=utc_iso(run_started), sources=results)
+        if self._probe is not None and observer is not None:
+            # Deadlines pass even when a source failed, so the probe steps on every run.
+            try:
+                report.probe = self._probe.advance(observer.changes, self._clock.now())
+            except Exception as exc:
+                report.probe_error = redact(f"{type(exc).__name__}: {exc}")[:500]
+                logger.error("probe failed in run %s: %s", run_id, report.probe_error)
+        return report

@@ -28,8 +28,16 @@ class Tables:
     IDEMPOTENCY = "Idempotency"
     HANDED_OFF_CONTENT = "HandedOffContent"
     DIRECTORY_NAMES = "DirectoryNames"
+    TRIGGER_LOG = "TriggerLog"
 
-    ALL: tuple[str, ...] = (WATERMARKS, PROBE_STATE, IDEMPOTENCY, HANDED_OFF_CONTENT, DIRECTORY_NAMES)
+    ALL: tuple[str, ...] = (
+        WATERMARKS,
+        PROBE_STATE,
+        IDEMPOTENCY,
+        HANDED_OFF_CONTENT,
+        DIRECTORY_NAMES,
+        TRIGGER_LOG,
+    )
 
 
 class BlobContainers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from functools import cache
 
@@ -10,14 +11,19 @@ from shared.auth import TokenProvider, build_token_provider
 from shared.clients import get_clients
 from shared.clock import Clock, build_clock
 from shared.cloud import CloudEndpoints, resolve_endpoints
+from shared.devops import DevOpsClient, PipelineTriggerService
 from shared.enrichment import DirectoryNameResolver
 from shared.event_store import EventStore
 from shared.http_client import ApiClient
 from shared.ingest import IngestService
 from shared.poller import Poller
+from shared.probe.scopes import DriftConfig, load_drift_config
+from shared.probe.service import ProbeService
+from shared.probe.state import ProbeWindows
+from shared.probe.store import ProbeStateStore
 from shared.resources import CosmosContainers, Queues, Tables
 from shared.settings import AppSettings, get_settings
-from shared.sources.graph import GraphCollector
+from shared.sources.graph import GraphCollector, reset_rate_limiters
 from shared.sources.handoff import PageHandOff
 from shared.sources.management import ManagementCollector
 from shared.watermarks import HandedOffContent, WatermarkStore
@@ -72,7 +78,7 @@ def api_client() -> ApiClient:
 
 @cache
 def watermark_store() -> WatermarkStore:
-    return WatermarkStore(get_clients().table(Tables.WATERMARKS))
+    return WatermarkStore(get_clients().table(Tables.WATERMARKS), get_settings().tenant_id or "default")
 
 
 @cache
@@ -115,7 +121,7 @@ def poller() -> Poller:
             cloud.management_scope,
             handoff,
             watermark_store(),
-            HandedOffContent(clients.table(Tables.HANDED_OFF_CONTENT)),
+            HandedOffContent(clients.table(Tables.HANDED_OFF_CONTENT), _tenant_id(s)),
             clock,
             overlap_seconds=s.management_overlap_seconds,
             initial_lookback_seconds=s.initial_lookback_seconds,
@@ -128,6 +134,46 @@ def poller() -> Poller:
         graph_sources=graph_sources,
         content_types=s.enabled_content_types if management else [],
         time_budget_seconds=s.poll_time_budget_seconds,
+        probe=probe_service() if s.probe_enabled else None,
+        tenant_id=s.tenant_id,
+    )
+
+
+@cache
+def drift_config() -> DriftConfig:
+    return load_drift_config(get_settings().drift_file)
+
+
+def probe_windows() -> ProbeWindows:
+    s = get_settings()
+    return ProbeWindows(
+        quiet=dt.timedelta(minutes=s.probe_quiet_window_minutes),
+        cooldown=dt.timedelta(minutes=s.probe_cooldown_minutes),
+    )
+
+
+@cache
+def probe_service() -> ProbeService:
+    clients = get_clients()
+    return ProbeService(
+        ProbeStateStore(clients.table(Tables.PROBE_STATE)),
+        drift_config(),
+        clients.queue(Queues.BACKUP_TRIGGER),
+        probe_windows(),
+    )
+
+
+@cache
+def pipeline_trigger_service() -> PipelineTriggerService:
+    s = get_settings()
+    if s.devops_auth_mode == "pat":
+        if not s.devops_pat:
+            raise ValueError("DEVOPS_AUTH_MODE is pat but DEVOPS_PAT is not set")
+        devops = DevOpsClient(api_client(), s.devops_base_url, pat=s.devops_pat.get_secret_value())
+    else:
+        devops = DevOpsClient(api_client(), s.devops_base_url, token_scope=s.devops_token_scope)
+    return PipelineTriggerService(
+        devops, drift_config(), get_clients().table(Tables.TRIGGER_LOG), app_clock()
     )
 
 
@@ -165,6 +211,7 @@ def ingest_service() -> IngestService:
 
 def reset_runtime() -> None:
     """Forget every built service (tests switch settings between runs)."""
+    reset_rate_limiters()
     for factory in (
         app_clock,
         endpoints,
@@ -174,5 +221,8 @@ def reset_runtime() -> None:
         raw_archive,
         poller,
         ingest_service,
+        drift_config,
+        probe_service,
+        pipeline_trigger_service,
     ):
         factory.cache_clear()

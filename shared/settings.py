@@ -166,6 +166,22 @@ class AppSettings(BaseSettings):
         default=86400, gt=0, validation_alias=_alias("ENRICHMENT_CACHE_TTL_SECONDS")
     )
 
+    # Change probe and Azure DevOps backup pipeline.
+    probe_enabled: bool = Field(default=True, validation_alias=_alias("PROBE_ENABLED"))
+    probe_quiet_window_minutes: float = Field(
+        default=15, gt=0, validation_alias=_alias("PROBE_QUIET_WINDOW_MINUTES")
+    )
+    probe_cooldown_minutes: float = Field(default=30, ge=0, validation_alias=_alias("PROBE_COOLDOWN_MINUTES"))
+    drift_file: str | None = Field(default=None, validation_alias=_alias("DRIFT_FILE"))
+    devops_base_url: str = Field(default="https://dev.azure.com", validation_alias=_alias("DEVOPS_BASE_URL"))
+    devops_auth_mode: Literal["pat", "token"] = Field(
+        default="pat", validation_alias=_alias("DEVOPS_AUTH_MODE")
+    )
+    devops_pat: SecretStr | None = Field(default=None, validation_alias=_alias("DEVOPS_PAT"))
+    devops_token_scope: str = Field(
+        default="499b84ac-1321-427f-aa17-267ca6975798/.default", validation_alias=_alias("DEVOPS_TOKEN_SCOPE")
+    )
+
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))

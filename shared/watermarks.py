@@ -1,4 +1,6 @@
-"""Per-source polling state in Table Storage: watermark, last success, counts.
+"""Per-tenant, per-source polling state in Table Storage: watermark, last success, counts.
+
+PartitionKey is the tenant id and RowKey the source, so tenants (an MSP's customers) never share state.
 
 Writes are conditional on the entity's ETag, and a watermark never moves backwards, so two overlapping
 runs cannot lose each other's progress.
@@ -16,7 +18,6 @@ from pydantic import BaseModel
 
 from shared.clock import parse_utc, utc_iso
 
-ROW_KEY = "state"
 MAX_CONFLICT_RETRIES = 10
 
 
@@ -40,32 +41,34 @@ class SourceState(BaseModel):
 
 def _to_state(entity: dict[str, Any]) -> SourceState:
     fields = {k: v for k, v in entity.items() if k in SourceState.model_fields}
-    return SourceState(source=entity["PartitionKey"], **{k: v for k, v in fields.items() if k != "source"})
+    return SourceState(source=entity["RowKey"], **{k: v for k, v in fields.items() if k != "source"})
 
 
 class WatermarkStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, tenant_id: str) -> None:
         self._table = table
+        self._tenant = tenant_id
 
     def get(self, source: str) -> SourceState:
         try:
-            return _to_state(self._table.get_entity(source, ROW_KEY))
+            return _to_state(self._table.get_entity(self._tenant, source))
         except ResourceNotFoundError:
             return SourceState(source=source)
 
     def all(self) -> list[SourceState]:
-        return [_to_state(e) for e in self._table.query_entities(f"RowKey eq '{ROW_KEY}'")]
+        entities = self._table.query_entities("PartitionKey eq @tenant", parameters={"tenant": self._tenant})
+        return [_to_state(e) for e in entities]
 
     def _update(self, source: str, change: Any) -> SourceState:
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
-                entity = self._table.get_entity(source, ROW_KEY)
+                entity = self._table.get_entity(self._tenant, source)
                 etag = entity.metadata["etag"]
             except ResourceNotFoundError:
                 entity, etag = None, None
             state = _to_state(entity) if entity else SourceState(source=source)
             updated = change(state)
-            row = {"PartitionKey": source, "RowKey": ROW_KEY, **updated.model_dump(exclude={"source"})}
+            row = {"PartitionKey": self._tenant, "RowKey": source, **updated.model_dump(exclude={"source"})}
             row = {k: v for k, v in row.items() if v is not None}
             try:
                 if etag is None:
@@ -125,8 +128,12 @@ class HandedOffContent:
 
     RETENTION = dt.timedelta(days=7)
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, tenant_id: str) -> None:
         self._table = table
+        self._tenant = tenant_id
+
+    def _partition(self, content_type: str) -> str:
+        return f"{self._tenant}:{content_type}"
 
     def seen(self, content_type: str, content_ids: list[str]) -> set[str]:
         if not content_ids:
@@ -135,21 +142,25 @@ class HandedOffContent:
         found = {
             e["RowKey"]
             for e in self._table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": content_type}, select=["RowKey"]
+                "PartitionKey eq @pk", parameters={"pk": self._partition(content_type)}, select=["RowKey"]
             )
         }
         return wanted & found
 
     def remember(self, content_type: str, content_id: str, now: dt.datetime) -> None:
         self._table.upsert_entity(
-            {"PartitionKey": content_type, "RowKey": content_id, "expires_at": utc_iso(now + self.RETENTION)}
+            {
+                "PartitionKey": self._partition(content_type),
+                "RowKey": content_id,
+                "expires_at": utc_iso(now + self.RETENTION),
+            }
         )
 
     def prune(self, content_type: str, now: dt.datetime) -> int:
         expired = list(
             self._table.query_entities(
                 "PartitionKey eq @pk and expires_at lt @now",
-                parameters={"pk": content_type, "now": utc_iso(now)},
+                parameters={"pk": self._partition(content_type), "now": utc_iso(now)},
                 select=["PartitionKey", "RowKey"],
             )
         )

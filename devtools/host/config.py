@@ -49,10 +49,27 @@ class HostConfig:
     queues: QueueOptions = field(default_factory=QueueOptions)
 
 
-def load_host_json(path: Path) -> HostConfig:
-    if not path.is_file():
-        return HostConfig()
-    document = json.loads(path.read_text(encoding="utf-8"))
+HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def apply_host_overrides(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """App settings named `AzureFunctionsJobHost__path__to__key` override host.json, as in Azure."""
+    for name, value in environ.items():
+        if not name.startswith(HOST_OVERRIDE_PREFIX):
+            continue
+        path = name[len(HOST_OVERRIDE_PREFIX) :].split("__")
+        node = document
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            node = node.setdefault(key, {})
+        leaf = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[leaf] = int(value) if value.isdigit() else value
+    return document
+
+
+def load_host_json(path: Path, environ: Mapping[str, str] | None = None) -> HostConfig:
+    document = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    document = apply_host_overrides(document, os.environ if environ is None else environ)
     if str(document.get("version", "2.0")) != "2.0":
         raise HostConfigError(f"{path}: only host.json version 2.0 is supported")
     extensions = document.get("extensions") or {}

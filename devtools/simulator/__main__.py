@@ -29,12 +29,19 @@ def _rate(text: str) -> float:
     return value
 
 
+def _pipeline(text: str) -> tuple[int, str]:
+    pid, _, name = text.partition("=")
+    if not pid.isdigit() or int(pid) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ID or ID=NAME with a positive integer ID")
+    return int(pid), name or f"pipeline-{pid}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = SimulatorConfig.__dataclass_fields__
     parser = argparse.ArgumentParser(
         prog="python -m devtools.simulator",
-        description="A deterministic fake Microsoft 365 tenant: Entra token endpoint, Graph audit APIs "
-        "and the Office 365 Management Activity API.",
+        description="A deterministic fake Microsoft 365 tenant: Entra token endpoint, Graph audit APIs, "
+        "the Office 365 Management Activity API and Azure DevOps pipeline runs.",
     )
     parser.add_argument("--port", type=int, default=7072, help="TCP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--tenant-id", default=DEFAULT_TENANT_ID)
@@ -73,6 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-after", type=int, default=1, help="Retry-After seconds on throttled Graph calls"
     )
     parser.add_argument(
+        "--devops-pat",
+        default=defaults["devops_pat"].default,
+        help="the personal access token the fake Azure DevOps accepts (Basic auth, any user name)",
+    )
+    parser.add_argument(
+        "--devops-pipeline",
+        dest="devops_pipelines",
+        action="append",
+        type=_pipeline,
+        default=None,
+        metavar="ID[=NAME]",
+        help="a pipeline every organization/project has (repeatable; default: 1, 2 and 3)",
+    )
+    parser.add_argument(
+        "--devops-server-error-rate",
+        type=_rate,
+        default=0.0,
+        help="share of accepted DevOps calls answered 500/503 (own deterministic counter)",
+    )
+    parser.add_argument(
         "--tls-dir", type=Path, default=None,
         help="serve https with a local CA and certificate kept in this directory (msal requires https)",
     )  # fmt: skip
@@ -96,6 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         duplicate_across_pages_rate=args.duplicate_across_pages_rate,
         malformed_rate=args.malformed_rate,
         retry_after_seconds=args.retry_after,
+        devops_pat=args.devops_pat,
+        devops_server_error_rate=args.devops_server_error_rate,
+        **({"devops_pipelines": tuple(args.devops_pipelines)} if args.devops_pipelines else {}),
     )
     certificates = None
     if args.tls_dir is not None:

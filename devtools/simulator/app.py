@@ -2,7 +2,8 @@
 
 `SimulatorApp.handle(method, target, headers, body)` returns a `Response`. It serves the Entra token
 endpoint (and the discovery documents msal reads), Microsoft Graph audit APIs under /graph, the
-Office 365 Management Activity API under /manage, and the /_sim control endpoints.
+Office 365 Management Activity API under /manage, Azure DevOps "Runs - Run Pipeline" under /devops,
+and the /_sim control endpoints.
 """
 
 from __future__ import annotations
@@ -16,28 +17,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from devtools.simulator.config import SimulatorConfig
+from devtools.simulator.devops import DEVOPS_RESOURCE, DevOpsService
 from devtools.simulator.directory import graph_type_name, to_graph
 from devtools.simulator.faults import Fault, FaultPlan, page_bounds
 from devtools.simulator.generator import CONTENT_TYPES, GRAPH_SOURCES, Tenant
 from devtools.simulator.odata import ODataError, PageTokens, parse_time_filter, parse_top
 from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, render
+from devtools.simulator.responses import Response, json_response
 from devtools.simulator.timefmt import US_PER_SECOND, TimeParseError, content_time, iso, parse_time, to_us
 
 logger = logging.getLogger("devtools.simulator")
 
-JSON_TYPE = "application/json; charset=utf-8"
 GRAPH_JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 )
 TOKEN_LIFETIME_SECONDS = 3599
 GRAPH_AUDIENCE = "https://graph.microsoft.com"
 MANAGEMENT_AUDIENCE = "https://manage.office.com"
-AUDIENCES = {GRAPH_AUDIENCE: "graph", MANAGEMENT_AUDIENCE: "manage"}
+AUDIENCES = {GRAPH_AUDIENCE: "graph", MANAGEMENT_AUDIENCE: "manage", DEVOPS_RESOURCE: "devops"}
 MAX_GET_BY_IDS = 1000
 MANAGEMENT_PAGE_SIZE = 50
 MANAGEMENT_MAX_WINDOW_US = 24 * 3600 * US_PER_SECOND
@@ -56,20 +58,6 @@ GET_BY_IDS_TYPES = {
     "orgcontact",
     "administrativeunit",
 }
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-def json_response(status: int, document: Any, content_type: str = JSON_TYPE, **headers: str) -> Response:
-    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    response = Response(status, body, [("Content-Type", content_type)])
-    response.headers.extend((name.replace("_", "-"), value) for name, value in headers.items())
-    return response
 
 
 @dataclass(frozen=True)
@@ -142,6 +130,7 @@ class SimulatorApp:
         self._log: list[dict[str, Any]] = []
         self._api_calls = 0
         self._subscriptions: dict[str, dict[str, Any]] = {}
+        self.devops = DevOpsService(config, self._bearer_identity)
 
     # ------------------------------------------------------------------------------------------
     def now_us(self) -> int:
@@ -153,6 +142,25 @@ class SimulatorApp:
     def request_log(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(entry, query=dict(entry["query"])) for entry in self._log]
+
+    def add_burst(
+        self,
+        kind: str,
+        count: int,
+        *,
+        spread_seconds: float = 60.0,
+        actor: str | None = None,
+        delay_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        """Append a scripted burst of configuration changes at the current sim time (Tenant.add_burst)."""
+        return self.tenant.add_burst(
+            kind,
+            count,
+            self.now_us(),
+            spread_seconds=spread_seconds,
+            actor=actor,
+            delay_seconds=delay_seconds,
+        )
 
     def issue_token(self, audience: str = GRAPH_AUDIENCE, client_id: str = "simulator") -> str:
         """Mint a token directly (for tests that do not exercise the token endpoint)."""
@@ -168,7 +176,7 @@ class SimulatorApp:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         segments = [s for s in path.split("/") if s]
         if segments and segments[0] == "_sim":
-            return self._control(method, segments[1:])
+            return self._control(method, segments[1:], body)
         now_us = self.now_us()
         entry: dict[str, Any] = {
             "method": method,
@@ -203,6 +211,20 @@ class SimulatorApp:
         if lowered[:1] == ["manage"]:
             request.entry["api"] = "management"
             return self._management(request, s[1:])
+        if lowered[:1] == ["devops"]:
+            request.entry["api"] = "devops"
+            response, accepted = self.devops.handle(
+                request.method,
+                request.path,
+                s[1:],
+                request.query,
+                request.headers,
+                request.body,
+                base_url=self.base_url,
+                now_us=self.now_us(),
+            )
+            request.entry["authorized"] = accepted
+            return response
         if lowered == ["common", "discovery", "instance"]:
             request.entry.update(api="identity", authorized=True)
             return self._instance_discovery(request)
@@ -219,21 +241,64 @@ class SimulatorApp:
     # ------------------------------------------------------------------------------------------
     # Control endpoints
     # ------------------------------------------------------------------------------------------
-    def _control(self, method: str, rest: list[str]) -> Response:
-        if method != "GET" or len(rest) != 1:
-            return json_response(404, {"error": "unknown control endpoint"})
-        name = rest[0]
-        if name == "ground-truth":
-            return json_response(200, self.tenant.ground_truth())
-        if name == "requests":
-            return json_response(200, self.request_log())
-        if name == "config":
-            return json_response(
-                200, {**self.config.to_json(), "base_url": self.base_url, "sim_now": iso(self.now_us())}
-            )
-        if name == "health":
-            return json_response(200, {"status": "ok", "sim_now": iso(self.now_us())})
+    def _control(self, method: str, rest: list[str], body: bytes) -> Response:
+        route = "/".join(rest)
+        getters: dict[str, Callable[[], Any]] = {
+            "ground-truth": self.tenant.ground_truth,
+            "requests": self.request_log,
+            "config": lambda: {
+                **self.config.to_json(),
+                "base_url": self.base_url,
+                "sim_now": iso(self.now_us()),
+            },
+            "health": lambda: {"status": "ok", "sim_now": iso(self.now_us())},
+            "devops/runs": self.devops.runs,
+            "devops/attempts": self.devops.attempts,
+            "devops/reject": lambda: {"mode": self.devops.reject_mode},
+            "bursts": self.tenant.bursts,
+        }
+        posters: dict[str, Callable[[Any], Any]] = {
+            "devops/reject": self._control_reject,
+            "bursts": self._control_burst,
+        }
+        if method == "GET" and route in getters:
+            return json_response(200, getters[route]())
+        if method == "POST" and route in posters:
+            try:
+                document = json.loads(body.decode("utf-8")) if body.strip() else None
+            except (UnicodeDecodeError, ValueError):
+                return json_response(400, {"error": "the body must be a JSON object"})
+            if not isinstance(document, dict):
+                return json_response(400, {"error": "the body must be a JSON object"})
+            try:
+                return json_response(200, posters[route](document))
+            except ValueError as exc:
+                return json_response(400, {"error": str(exc)})
+        if route in getters or route in posters:
+            return json_response(405, {"error": f"{method} is not supported on /_sim/{route}"})
         return json_response(404, {"error": "unknown control endpoint"})
+
+    def _control_reject(self, document: dict[str, Any]) -> dict[str, Any]:
+        if set(document) != {"mode"}:
+            raise ValueError('the body must be {"mode": "signin" | "unauthorized" | "forbidden" | null}')
+        self.devops.reject(document["mode"])
+        return {"mode": self.devops.reject_mode}
+
+    def _control_burst(self, document: dict[str, Any]) -> dict[str, Any]:
+        allowed = {"kind", "count", "spread_seconds", "actor", "delay_seconds"}
+        unknown = set(document) - allowed
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        for required in ("kind", "count"):
+            if required not in document:
+                raise ValueError(f"{required} is required")
+        return self.add_burst(
+            document["kind"],
+            document["count"],
+            spread_seconds=document.get("spread_seconds", 60.0),
+            actor=document.get("actor"),
+            delay_seconds=document.get("delay_seconds", 0.0),
+        )
 
     # ------------------------------------------------------------------------------------------
     # Identity: token endpoint and the discovery documents msal reads
@@ -359,6 +424,8 @@ class SimulatorApp:
                 "value with /.default suffixed to the resource identifier (application ID URI).",
             )
         resource = resources.pop().rstrip("/")
+        if resource.lower() == DEVOPS_RESOURCE:  # an application id: Entra ignores its case
+            resource = DEVOPS_RESOURCE
         if resource not in AUDIENCES:
             return _aad_error(
                 400,
@@ -402,6 +469,14 @@ class SimulatorApp:
         if token.audience != audience:
             return "Access token validation failure. Invalid audience."
         return None
+
+    def _bearer_identity(self, value: str, audience: str = "devops") -> str | None:
+        """The client id of a valid, unexpired simulator token for `audience`, else None."""
+        with self._lock:
+            token = self._tokens.get(value.strip())
+        if token is None or token.expires_at < time.time() or token.audience != audience:
+            return None
+        return token.client_id
 
     def _next_fault(self) -> Fault | None:
         with self._lock:
@@ -498,22 +573,24 @@ class SimulatorApp:
                 state = self._page_tokens.decode(skiptoken)
                 if state.get("api") != spec.source:
                     raise ODataError("Invalid skip token.")
-                lo, hi, top, offset, snapshot = (
+                lo, hi, top, offset, snapshot, revision = (
                     state["lo"],
                     state["hi"],
                     int(state["top"]),
                     int(state["offset"]),
                     int(state["snap"]),
+                    int(state["rev"]),
                 )
             else:
                 time_range = parse_time_filter(request.param("$filter"), spec.time_field)
                 lo, hi = time_range.lo, time_range.hi
                 top = parse_top(request.param("$top"), spec.default_top, spec.max_top)
-                offset, snapshot = 0, self.now_us()
+                # A listing is a snapshot of (sim time, tenant revision): bursts added later are not in it.
+                offset, revision, snapshot = 0, self.tenant.revision, self.now_us()
         except (ODataError, KeyError, TypeError, ValueError) as exc:
             message = str(exc) if isinstance(exc, ODataError) else "Invalid skip token."
             return self._graph_error(request, 400, "BadRequest", message)
-        records = self.tenant.graph_visible(spec.source, lo, hi, snapshot)
+        records = self.tenant.graph_visible(spec.source, lo, hi, snapshot, revision)
         listing_key = f"{spec.source}:{lo}:{hi}:{snapshot}:{top}"
         duplicate = self._faults.duplicate_boundary(listing_key, offset)
         start, end = page_bounds(len(records), offset, top, duplicate)
@@ -524,7 +601,15 @@ class SimulatorApp:
         }
         if end < len(records):
             token = self._page_tokens.encode(
-                {"api": spec.source, "lo": lo, "hi": hi, "top": top, "offset": end, "snap": snapshot}
+                {
+                    "api": spec.source,
+                    "lo": lo,
+                    "hi": hi,
+                    "top": top,
+                    "offset": end,
+                    "snap": snapshot,
+                    "rev": revision,
+                }
             )
             kept = [(k, v) for k, v in request.query.items() if k.lower() != "$skiptoken"]
             query = "&".join(f"{_q(k)}={_q(v)}" for k, v in kept)

@@ -13,6 +13,13 @@ from shared.clock import AcceleratedClock, utc_iso
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 SIM_DAY_SECONDS = 86_400
+DEFAULT_DEVOPS_PAT = "local-devops-pat"
+# (pipeline id, name): the pipelines every organization/project of the fake Azure DevOps has.
+DEFAULT_DEVOPS_PIPELINES: tuple[tuple[int, str], ...] = (
+    (1, "tenant-config-backup"),
+    (2, "intune-config-backup"),
+    (3, "entra-config-backup"),
+)
 
 
 def default_epoch() -> dt.datetime:
@@ -42,6 +49,9 @@ class SimulatorConfig:
     duplicate_across_pages_rate: float = 0.0
     malformed_rate: float = 0.0
     retry_after_seconds: int = 1
+    devops_pat: str = DEFAULT_DEVOPS_PAT
+    devops_pipelines: tuple[tuple[int, str], ...] = DEFAULT_DEVOPS_PIPELINES
+    devops_server_error_rate: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -64,6 +74,7 @@ class SimulatorConfig:
             "server_error_rate",
             "duplicate_across_pages_rate",
             "malformed_rate",
+            "devops_server_error_rate",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -72,6 +83,12 @@ class SimulatorConfig:
             raise ValueError("throttle_rate + server_error_rate must not exceed 1")
         if self.retry_after_seconds < 0:
             raise ValueError("retry_after_seconds must be >= 0")
+        if not isinstance(self.devops_pat, str) or not self.devops_pat:
+            raise ValueError("devops_pat must be a non-empty string")
+        pipelines = tuple((int(pid), str(name)) for pid, name in self.devops_pipelines)
+        if any(pid <= 0 for pid, _ in pipelines) or len({pid for pid, _ in pipelines}) != len(pipelines):
+            raise ValueError("devops_pipelines must have distinct positive ids")
+        object.__setattr__(self, "devops_pipelines", pipelines)
 
     def clock(self) -> AcceleratedClock:
         return AcceleratedClock(self.epoch, self.speed, self.started_at_unix)

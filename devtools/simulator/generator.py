@@ -4,11 +4,16 @@ Each record is a small `Record`: its native id, event time, availability time, t
 per-record seed. The JSON is rendered on demand (devtools.simulator.render). Office 365 records are
 grouped into content blobs whose contentCreated is the availability time of their records, so blobs
 arrive late and out of order relative to event time.
+
+Scripted bursts (`Tenant.add_burst`) append Graph records later. Every record carries the tenant
+revision that added it (0 for the generated day); a Graph listing is a snapshot of (sim time,
+revision), so records added after a listing started never show up in its later pages.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import random
 import threading
 from collections import OrderedDict
@@ -17,8 +22,16 @@ from typing import Any
 
 from devtools.simulator.config import SIM_DAY_SECONDS, SimulatorConfig
 from devtools.simulator.directory import Directory, build_directory, guid
-from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, TEMPLATES, RenderContext
-from devtools.simulator.timefmt import US_PER_SECOND, from_us, to_us
+from devtools.simulator.render import (
+    BURST_KINDS,
+    ENTRA_AUDIT,
+    ENTRA_SIGNIN,
+    INTUNE_AUDIT,
+    RenderContext,
+    day_templates,
+    template_index,
+)
+from devtools.simulator.timefmt import US_PER_SECOND, from_us, iso, to_us
 
 O365 = "o365_management"
 GRAPH_SOURCES = (ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT)
@@ -64,6 +77,7 @@ _MANAGEMENT_TYPICAL_SHARE = 0.8
 _BLOB_SPAN_US = 300 * US_PER_SECOND
 _BLOB_MAX_RECORDS = 60
 CONTENT_RETENTION_US = 7 * _DAY_US
+MAX_BURST_RECORDS = 10_000
 
 
 @dataclass(slots=True)
@@ -77,6 +91,9 @@ class Record:
     seed: int
     template: int
     malformed: bool
+    revision: int = 0  # the tenant revision that added the record: 0 for the generated day
+    burst: bool = False  # added by a scripted burst: always a successful change
+    actor: str | None = None  # a burst's actor UPN, when given
 
     @property
     def truth_id(self) -> str:
@@ -133,6 +150,9 @@ class Tenant:
         self.blob_by_id: dict[str, ContentBlob] = {}
         self._cache: OrderedDict[tuple[Any, ...], list[Record]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # serializes bursts; readers never block on it
+        self._revision = 0
+        self._bursts: list[dict[str, Any]] = []
         self._generate()
 
     # ------------------------------------------------------------------------------------------
@@ -152,7 +172,7 @@ class Tenant:
         records = self.records
         rand = rng.random
         for source, kind, count in kinds:
-            templates = TEMPLATES[kind]
+            templates = day_templates(kind)
             cum: list[float] = []
             acc = 0.0
             for template in templates:
@@ -232,23 +252,122 @@ class Tenant:
             self._blobs[content_type] = ([b.created_us for b in blobs], blobs)
 
     # ------------------------------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        """The number of bursts added so far: a Graph snapshot includes records up to this revision."""
+        return self._revision
+
     def graph_visible(
-        self, source: str, lo_us: int | None, hi_us: int | None, snapshot_us: int
+        self,
+        source: str,
+        lo_us: int | None,
+        hi_us: int | None,
+        snapshot_us: int,
+        revision: int | None = None,
     ) -> list[Record]:
-        """Records of a Graph source with lo <= event < hi, available at snapshot; newest first."""
-        key = ("graph", source, lo_us, hi_us, snapshot_us)
+        """Records of a Graph source with lo <= event < hi, available at snapshot; newest first.
+
+        Only records added up to `revision` (default: now) count, so a listing's later pages agree
+        with its first even when bursts are added in between.
+        """
+        if revision is None:
+            revision = self._revision
+        key = ("graph", source, lo_us, hi_us, snapshot_us, revision)
         with self._cache_lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        times, selected = self._graph[source]
+        times, selected = self._graph[source]  # one consistent pair: bursts replace it whole
         start = 0 if lo_us is None else bisect.bisect_left(times, lo_us)
         end = len(times) if hi_us is None else bisect.bisect_left(times, hi_us)
-        result = [r for r in selected[start:end] if r.available_us <= snapshot_us]
+        result = [r for r in selected[start:end] if r.available_us <= snapshot_us and r.revision <= revision]
         result.reverse()
         self._remember(key, result)
         return result
+
+    # ------------------------------------------------------------------------------------------
+    def add_burst(
+        self,
+        kind: str,
+        count: int,
+        now_us: int,
+        *,
+        spread_seconds: float = 60.0,
+        actor: str | None = None,
+        delay_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        """Append `count` configuration changes of `kind` with event times spread evenly over
+        [now - spread, now], each available at now + delay (sim seconds).
+
+        The records' ids, templates and content follow from the seed and the number of earlier
+        bursts; their times from `now_us`. Returns {"ids", "from", "to", ...} (truth ids, ISO times).
+        """
+        if kind not in BURST_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(sorted(BURST_KINDS))}, got {kind!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BURST_RECORDS:
+            raise ValueError(f"count must be an integer from 1 to {MAX_BURST_RECORDS}, got {count!r}")
+        for name, value in (("spread_seconds", spread_seconds), ("delay_seconds", delay_seconds)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+        if actor is not None and (not isinstance(actor, str) or "@" not in actor.strip("@")):
+            raise ValueError(f"actor must be a user principal name, got {actor!r}")
+        source, mix = BURST_KINDS[kind]
+        indices = [template_index(source, name) for name, _ in mix]
+        weights = [weight for _, weight in mix]
+        spread_us = int(spread_seconds * US_PER_SECOND)
+        available_us = now_us + int(delay_seconds * US_PER_SECOND)
+        with self._write_lock:
+            number = len(self._bursts) + 1
+            revision = self._revision + 1
+            rng = random.Random(f"{self.config.seed}:burst:{number}")  # noqa: S311 - deterministic data
+            new: list[Record] = []
+            for i in range(count):
+                back = spread_us * (count - 1 - i) // (count - 1) if count > 1 else 0
+                template = rng.choices(indices, weights)[0]
+                new.append(
+                    Record(
+                        index=len(self.records) + i,
+                        source=source,
+                        kind=source,
+                        native_id=_native_id(rng, source),
+                        event_us=now_us - back,
+                        available_us=available_us,
+                        seed=rng.getrandbits(63),
+                        template=template,
+                        malformed=False,
+                        revision=revision,
+                        burst=True,
+                        actor=actor,
+                    )
+                )
+            _, selected = self._graph[source]
+            merged = sorted([*selected, *new], key=lambda r: (r.event_us, r.native_id))
+            # Readers take (times, selected) in one read: publish the new pair, then the records,
+            # then the revision that makes them part of new snapshots.
+            self._graph[source] = ([r.event_us for r in merged], merged)
+            self.records.extend(new)
+            summary = {
+                "burst": number,
+                "kind": kind,
+                "source": source,
+                "count": count,
+                "ids": [r.truth_id for r in new],
+                "from": iso(now_us - spread_us),
+                "to": iso(now_us),
+                "available_at": iso(available_us),
+                "actor": actor,
+                "revision": revision,
+            }
+            self._bursts.append(summary)
+            self._revision = revision
+        return {**summary, "ids": list(summary["ids"])}
+
+    def bursts(self) -> list[dict[str, Any]]:
+        with self._write_lock:
+            return [{**b, "ids": list(b["ids"])} for b in self._bursts]
 
     def blobs_created(self, content_type: str, lo_us: int, hi_us: int, snapshot_us: int) -> list[ContentBlob]:
         """Blobs with lo <= contentCreated < hi that are published at snapshot, oldest first."""
@@ -265,12 +384,15 @@ class Tenant:
 
     # ------------------------------------------------------------------------------------------
     def ground_truth(self) -> dict[str, Any]:
-        ids = sorted(r.truth_id for r in self.records if not r.malformed)
+        with self._write_lock:
+            records = list(self.records)
+            bursts = len(self._bursts)
+        ids = sorted(r.truth_id for r in records if not r.malformed)
         by_source = dict.fromkeys(SOURCES, 0)
         by_content_type = dict.fromkeys(CONTENT_TYPES, 0)
         malformed_by_source = dict.fromkeys(SOURCES, 0)
         malformed = 0
-        for record in self.records:
+        for record in records:
             if record.malformed:
                 malformed += 1
                 malformed_by_source[record.source] += 1
@@ -278,7 +400,7 @@ class Tenant:
             by_source[record.source] += 1
             if record.source == O365:
                 by_content_type[record.kind] += 1
-        last_available = max((r.available_us for r in self.records), default=to_us(self.config.epoch))
+        last_available = max((r.available_us for r in records), default=to_us(self.config.epoch))
         return {
             "ids": ids,
             "by_source": by_source,
@@ -286,5 +408,6 @@ class Tenant:
             "malformed": malformed,
             "malformed_by_source": malformed_by_source,
             "blobs": len(self.blob_by_id),
+            "bursts": bursts,
             "all_available_at": from_us(last_available).isoformat().replace("+00:00", "Z"),
         }

@@ -196,6 +196,78 @@ def _t_ca_policy(rng: random.Random, ctx: RenderContext) -> tuple[list[Json], li
     return [target], []
 
 
+_NEW_CA_POLICIES = (
+    ("Require MFA for guests", "enabled"),
+    ("Block high-risk sign-ins", "enabled"),
+    ("Require compliant device \u2013 Finance", "enabledForReportingButNotEnforced"),
+    ("Sitzungsdauer begrenzen \u2013 Externe", "enabled"),
+    ("ゲストの多要素認証", "disabled"),
+)
+_NAMED_LOCATIONS = ("Headquarters Redmond", "Büro München", "東京オフィス", "Blocked countries")
+
+
+def _ca_policy_target(policy_id: str, name: str, old: Json | None, new: Json | None) -> Json:
+    return {
+        "id": policy_id,
+        "displayName": name,
+        "type": "Policy",
+        "userPrincipalName": None,
+        "groupType": None,
+        "modifiedProperties": [
+            {
+                "displayName": "ConditionalAccessPolicy",
+                "oldValue": None if old is None else enc(old),
+                "newValue": None if new is None else enc(new),
+            }
+        ],
+    }
+
+
+def _t_ca_policy_add(rng: random.Random, ctx: RenderContext) -> tuple[list[Json], list[Json]]:
+    name, state = rng.choice(_NEW_CA_POLICIES)
+    policy_id = guid(rng)  # a new policy gets a new id
+    new = _ca_policy_json(rng, policy_id, name, state)
+    return [_ca_policy_target(policy_id, name, None, new)], []
+
+
+def _t_ca_policy_delete(rng: random.Random, ctx: RenderContext) -> tuple[list[Json], list[Json]]:
+    index = rng.randrange(len(_CA_POLICIES))
+    name, state = _CA_POLICIES[index]
+    policy_id = guid(random.Random(f"ca-policy:{ctx.tenant_id}:{index}"))  # noqa: S311
+    old = _ca_policy_json(rng, policy_id, name, state)
+    return [_ca_policy_target(policy_id, name, old, None)], []
+
+
+def _named_location_json(location_id: str, name: str, ranges: list[str], trusted: bool) -> Json:
+    return {
+        "id": location_id,
+        "displayName": name,
+        "createdDateTime": "2025-02-03T08:15:00.0000000+00:00",
+        "isTrusted": trusted,
+        "ipRanges": [{"cidrAddress": cidr} for cidr in ranges],
+    }
+
+
+def _t_named_location(rng: random.Random, ctx: RenderContext) -> tuple[list[Json], list[Json]]:
+    index = rng.randrange(len(_NAMED_LOCATIONS))
+    name = _NAMED_LOCATIONS[index]
+    location_id = guid(random.Random(f"named-location:{ctx.tenant_id}:{index}"))  # noqa: S311
+    ranges = [f"{rng.choice(_IPV4_PREFIXES)}.{rng.randrange(256)}.0/24"]
+    old = _named_location_json(location_id, name, ranges, trusted=index != 3)
+    added = f"{rng.choice(_IPV4_PREFIXES)}.{rng.randrange(256)}.0/24"
+    new = _named_location_json(location_id, name, [*ranges, added], trusted=index != 3)
+    new["modifiedDateTime"] = "2026-01-01T00:00:00.0000000+00:00"
+    target = {
+        "id": location_id,
+        "displayName": name,
+        "type": "Policy",
+        "userPrincipalName": None,
+        "groupType": None,
+        "modifiedProperties": [{"displayName": "NamedLocation", "oldValue": enc(old), "newValue": enc(new)}],
+    }
+    return [target], []
+
+
 def _t_sp_credentials(rng: random.Random, ctx: RenderContext) -> tuple[list[Json], list[Json]]:
     sp = rng.choice(ctx.directory.service_principals)
     key = (
@@ -400,6 +472,13 @@ _ENTRA_ACTIVITIES: tuple[tuple[EntraActivity, float], ...] = (
                    "Core Directory", _t_app_role_assignment, "Permission being assigned already exists"), 4),
     (EntraActivity("Set domain authentication", "DirectoryManagement", "Update", "Core Directory",
                    _t_domain_auth, "Domain verification failed"), 1),
+    # Weight 0: never part of the generated day (so a seed's day is unchanged), only of scripted bursts.
+    (EntraActivity("Add conditional access policy", "Policy", "Add", "Conditional Access", _t_ca_policy_add,
+                   "Policy validation failed"), 0),
+    (EntraActivity("Delete conditional access policy", "Policy", "Delete", "Conditional Access",
+                   _t_ca_policy_delete, "Policy validation failed"), 0),
+    (EntraActivity("Update named location", "Policy", "Update", "Conditional Access", _t_named_location,
+                   "Named location validation failed"), 0),
 )  # fmt: skip
 
 
@@ -621,6 +700,36 @@ def _r_config(rng: random.Random) -> tuple[str, str, list[Json]]:
     )
 
 
+def _r_config_patch(rng: random.Random) -> tuple[str, str, list[Json]]:
+    name = rng.choice(_CONFIG_NAMES)
+    old_length = rng.choice((8, 12))
+    return (
+        "Windows10GeneralConfiguration",
+        name,
+        [
+            _iprop("PasswordMinimumLength", str(old_length), str(old_length + 2)),
+            _iprop("PasswordBlockSimple", "False", "True"),
+        ],
+    )
+
+
+def _r_config_delete(rng: random.Random) -> tuple[str, str, list[Json]]:
+    return "Windows10GeneralConfiguration", rng.choice(_CONFIG_NAMES), []
+
+
+def _r_compliance_create(rng: random.Random) -> tuple[str, str, list[Json]]:
+    name = rng.choice(_COMPLIANCE_NAMES)
+    return (
+        "Windows10CompliancePolicy",
+        name,
+        [
+            _iprop("DisplayName", None, name),
+            _iprop("OsMinimumVersion", None, rng.choice(("10.0.19045", "10.0.22631"))),
+            _iprop("BitLockerEnabled", None, "True"),
+        ],
+    )
+
+
 def _r_compliance_patch(rng: random.Random) -> tuple[str, str, list[Json]]:
     name = rng.choice(_COMPLIANCE_NAMES)
     return (
@@ -664,7 +773,12 @@ _INTUNE_ACTIVITIES = (
     ("Delete DeviceCompliancePolicy", "Delete", "Compliance", "DeviceCompliance", _r_compliance_delete, 1),
     ("Wipe ManagedDevice", "Action", "Device", "ManagedDevices", _r_wipe, 1),
     ("Assign MobileApp", "Assign", "Application", "MobileApps", _r_assign, 3),
-)
+    # Weight 0: never part of the generated day (so a seed's day is unchanged), only of scripted bursts.
+    ("Patch DeviceConfiguration", "Patch", "DeviceConfiguration", "DeviceConfiguration", _r_config_patch, 0),
+    ("Delete DeviceConfiguration", "Delete", "DeviceConfiguration", "DeviceConfiguration", _r_config_delete,
+     0),
+    ("Create DeviceCompliancePolicy", "Create", "Compliance", "DeviceCompliance", _r_compliance_create, 0),
+)  # fmt: skip
 _INTUNE_TEMPLATES: tuple[Template, ...] = tuple(
     Template(activity, weight, _intune_builder(activity, operation, category, component, resource))
     for activity, operation, category, component, resource, weight in _INTUNE_ACTIVITIES
@@ -1148,11 +1262,99 @@ _GRAPH_TIME_FIELD = {
 }
 
 
+# Scripted bursts of configuration changes (TenantSimulator.add_burst): burst kind -> (source,
+# ((template name, weight), ...)). Every template is a configuration change in the app's drift rules.
+BURST_KINDS: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
+    "intune": (
+        INTUNE_AUDIT,
+        (
+            ("Patch DeviceConfiguration", 4),
+            ("Create DeviceConfiguration", 2),
+            ("Delete DeviceConfiguration", 1),
+            ("Patch DeviceCompliancePolicy", 3),
+            ("Create DeviceCompliancePolicy", 1),
+            ("Delete DeviceCompliancePolicy", 1),
+            ("Assign MobileApp", 2),
+        ),
+    ),
+    "conditional_access": (
+        ENTRA_AUDIT,
+        (
+            ("Add conditional access policy", 3),
+            ("Update conditional access policy", 5),
+            ("Delete conditional access policy", 1),
+            ("Update named location", 1),
+        ),
+    ),
+}
+
+
+def template_index(kind: str, name: str) -> int:
+    for index, template in enumerate(TEMPLATES[kind]):
+        if template.name == name:
+            return index
+    raise KeyError(f"no template {name!r} for {kind}")
+
+
+def day_templates(kind: str) -> tuple[Template, ...]:
+    """The templates the generated day draws from: those with a weight (burst-only ones come last)."""
+    templates = TEMPLATES[kind]
+    count = sum(1 for t in templates if t.weight > 0)
+    if any(t.weight <= 0 for t in templates[:count]):
+        raise AssertionError(f"{kind}: weightless templates must come after the weighted ones")
+    return templates[:count]
+
+
+def _actor_user(ctx: RenderContext, upn: str) -> tuple[str, str | None]:
+    """(object id, display name) of the directory user with this UPN, or a stable made-up id."""
+    for user in ctx.directory.users:
+        if user.upn.lower() == upn.lower():
+            return user.id, user.display_name
+    return guid(random.Random(f"actor:{upn.lower()}")), None  # noqa: S311
+
+
+def _apply_burst(body: Json, record: Record, ctx: RenderContext) -> None:
+    """A burst record is a successful change, by `record.actor` when given."""
+    if record.kind == INTUNE_AUDIT:
+        body["activityResult"] = "Success"
+        if record.actor:
+            user_id, _ = _actor_user(ctx, record.actor)
+            body["actor"] = {
+                "type": "ItPro",
+                "userPermissions": ["*"],
+                "applicationId": _INTUNE_PORTAL[0],
+                "applicationDisplayName": _INTUNE_PORTAL[1],
+                "userPrincipalName": record.actor,
+                "servicePrincipalName": None,
+                "ipAddress": None,
+                "userId": user_id,
+            }
+    elif record.kind == ENTRA_AUDIT:
+        body["result"] = "success"
+        body["resultReason"] = ""
+        if record.actor:
+            user_id, display_name = _actor_user(ctx, record.actor)
+            body["initiatedBy"] = {
+                "app": None,
+                "user": {
+                    "id": user_id,
+                    "displayName": display_name,
+                    "userPrincipalName": record.actor,
+                    "ipAddress": _ip(random.Random(f"{record.seed}:ip")),  # noqa: S311
+                    "userType": None,
+                    "homeTenantId": None,
+                    "homeTenantName": None,
+                },
+            }
+
+
 def render(record: Record, ctx: RenderContext) -> Json:
     """The record's wire JSON. Malformed records lack their id and their timestamp."""
     rng = random.Random(record.seed)  # noqa: S311 - deterministic test data
     template = TEMPLATES[record.kind][record.template]
     body = template.build(rng, ctx, record)
+    if record.burst:
+        _apply_burst(body, record, ctx)
     if record.malformed:
         if record.kind in _GRAPH_TIME_FIELD:
             body.pop("id", None)

@@ -157,6 +157,11 @@ class TenantSimulator:
         return f"{self.base_url}/manage"
 
     @property
+    def devops_base_url(self) -> str:
+        """The fake Azure DevOps root: {devops_base_url}/{organization}/{project}/_apis/..."""
+        return f"{self.base_url}/devops"
+
+    @property
     def authority(self) -> str:
         """The Entra authority for msal: {base_url}/{tenant_id}."""
         return f"{self.base_url}/{self.config.tenant_id}"
@@ -208,5 +213,48 @@ class TenantSimulator:
         return self.app.request_log()
 
     def issue_token(self, audience: str = "https://graph.microsoft.com") -> str:
-        """A valid bearer token for `audience` without calling the token endpoint."""
+        """A valid bearer token for `audience` without calling the token endpoint.
+
+        Audiences: https://graph.microsoft.com, https://manage.office.com and the Azure DevOps
+        resource 499b84ac-1321-427f-aa17-267ca6975798.
+        """
         return self.app.issue_token(audience)
+
+    # ------------------------------------------------------------------------------------------
+    # Azure DevOps
+    # ------------------------------------------------------------------------------------------
+    def devops_runs(self) -> list[dict[str, Any]]:
+        """Every accepted pipeline run, oldest first: id, name, organization, project, pipeline_id,
+        pipeline_name, refName, templateParameters, resources, createdDate, api_version, auth, identity."""
+        return self.app.devops.runs()
+
+    def devops_attempts(self) -> list[dict[str, Any]]:
+        """Every call to /devops, accepted or not, with its status, auth scheme and reject mode."""
+        return self.app.devops.attempts()
+
+    def reject_devops(self, mode: str | None) -> None:
+        """Reject every DevOps call: "signin" (203 HTML sign-in page), "unauthorized" (401 TF400813) or
+        "forbidden" (403 for valid credentials); None accepts valid credentials again."""
+        self.app.devops.reject(mode)
+
+    # ------------------------------------------------------------------------------------------
+    # Scripted bursts of configuration changes
+    # ------------------------------------------------------------------------------------------
+    def add_burst(
+        self,
+        kind: str,
+        count: int,
+        *,
+        spread_seconds: float = 60.0,
+        actor: str | None = None,
+        delay_seconds: float = 0.0,
+    ) -> dict[str, Any]:
+        """Append `count` configuration changes now: kind "intune" (Intune auditEvents) or
+        "conditional_access" (Entra directoryAudits), event times spread evenly over
+        [now - spread_seconds, now], available after delay_seconds (sim seconds).
+
+        Returns {"ids": [ground-truth ids], "from": ISO, "to": ISO, "available_at": ISO, ...}.
+        """
+        return self.app.add_burst(
+            kind, count, spread_seconds=spread_seconds, actor=actor, delay_seconds=delay_seconds
+        )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -38,6 +40,9 @@ GRAPH_SOURCES: dict[str, GraphSourceSpec] = {
 }
 
 
+PageObserver = Callable[[str, list[Any]], None]
+
+
 class SourceRunResult(BaseModel):
     source: str
     window_start: str | None = None
@@ -60,6 +65,12 @@ def rate_limiter_for(spec: GraphSourceSpec, clock: Clock) -> SlidingWindowRateLi
             limiter = SlidingWindowRateLimiter(spec.budget_requests, spec.budget_seconds, clock)
             _limiters[spec.name] = limiter
         return limiter
+
+
+def reset_rate_limiters() -> None:
+    """Forget the per-process budgets (tests that switch tenants between runs)."""
+    with _limiters_lock:
+        _limiters.clear()
 
 
 def graph_window(
@@ -96,7 +107,12 @@ class GraphCollector:
         self._lookback = initial_lookback_seconds
 
     def collect(
-        self, spec: GraphSourceSpec, run_id: str, run_started: dt.datetime, deadline: float
+        self,
+        spec: GraphSourceSpec,
+        run_id: str,
+        run_started: dt.datetime,
+        deadline: float,
+        observer: PageObserver | None = None,
     ) -> SourceRunResult:
         state = self._watermarks.get(spec.name)
         start, end = graph_window(state.watermark, self._clock.now(), self._overlap, self._lookback)
@@ -118,6 +134,8 @@ class GraphCollector:
                 result.pages += 1
                 self._handoff(spec.name, records, run_id=run_id, run_started=run_started, page=result.pages)
                 result.records += len(records)
+                if observer is not None:
+                    observer(spec.name, records)
         # Every page of the window is archived and queued: only now may the watermark move.
         self._watermarks.advance(spec.name, end, run_id, result.records, self._clock.now())
         return result

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.clock import Clock, parse_utc, utc_iso
 from shared.http_client import ApiClient, ApiError
-from shared.sources.graph import SourceRunResult
+from shared.sources.graph import PageObserver, SourceRunResult
 from shared.sources.handoff import PageHandOff
 from shared.watermarks import HandedOffContent, WatermarkStore
 
@@ -121,7 +121,12 @@ class ManagementCollector:
         return blobs
 
     def collect(
-        self, content_type: str, run_id: str, run_started: dt.datetime, deadline: float
+        self,
+        content_type: str,
+        run_id: str,
+        run_started: dt.datetime,
+        deadline: float,
+        observer: PageObserver | None = None,
     ) -> SourceRunResult:
         key = watermark_key(content_type)
         state = self._watermarks.get(key)
@@ -141,6 +146,8 @@ class ManagementCollector:
                 content_type=content_type,
             )  # fmt: skip
             result.records += len(pending_records)
+            if observer is not None:
+                observer(SOURCE, pending_records)
             for content_id in pending_ids:
                 self._handed_off.remember(content_type, content_id, now)
             pending_records.clear()

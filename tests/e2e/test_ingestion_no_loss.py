@@ -20,7 +20,9 @@ from devtools.simulator import SimulatorConfig, TenantSimulator
 from shared.clients import get_clients, reset_clients
 from shared.resources import CosmosContainers, Queues
 from shared.watermarks import WatermarkStore
+from tests.support.cosmos import event_ids
 from tests.support.host_process import HostProcess, wait_until
+from tests.support.simulated_tenant import app_settings_for
 
 EVENTS_PER_DAY = int(os.environ.get("AOC_E2E_EVENTS", "50000"))
 SPEED = 4000.0  # simulated seconds per real second
@@ -61,13 +63,7 @@ def _app_settings(simulator: TenantSimulator, base: dict[str, str]) -> dict[str,
     config = simulator.config
     return {
         **base,
-        "M365_TENANT_ID": TENANT_ID,
-        "M365_AUTH_MODE": "msal",
-        "M365_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
-        "M365_CLIENT_SECRET": "simulator-secret",
-        "M365_AUTHORITY_HOST": simulator.base_url,
-        "GRAPH_BASE_URL": f"{simulator.base_url}/graph",
-        "MANAGEMENT_BASE_URL": f"{simulator.base_url}/manage",
+        **app_settings_for(simulator),
         "SOURCE_ENTRA_AUDIT": "true",
         "SOURCE_ENTRA_SIGNIN": "true",
         "SOURCE_INTUNE_AUDIT": "true",
@@ -83,32 +79,21 @@ def _app_settings(simulator: TenantSimulator, base: dict[str, str]) -> dict[str,
         "AOC_CLOCK_STARTED_AT": str(config.started_at_unix),
         "AOC_HOST_QUEUE_LEASE_SECONDS": "5",
         "COSMOS_WRITE_CONCURRENCY": "8",
+        "PROBE_ENABLED": "false",
     }
 
 
 def _stored_ids(months: set[str]) -> tuple[set[str], int]:
-    """Ids in the tenant's month partitions, and the tenant's document count across all partitions.
-
-    One large page per partition: cosmosdb-server re-evaluates a query for every page.
-    """
+    """Ids in the tenant's month partitions, and the tenant's document count across all partitions."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HTTP_READ_TIMEOUT_SECONDS", "600")
         reset_clients()
-        container = get_clients().cosmos_container(CosmosContainers.EVENTS.name)
-        ids: set[str] = set()
-        for month in months:
-            pk = f"{TENANT_ID}:{month}"
-            ids.update(
-                container.query_items(
-                    "SELECT VALUE c.id FROM c WHERE c.pk = @pk",
-                    parameters=[{"name": "@pk", "value": pk}],
-                    partition_key=pk,
-                    max_item_count=200_000,
-                )
-            )
+        ids = event_ids(TENANT_ID, months)
         total = next(
             iter(
-                container.query_items(
+                get_clients()
+                .cosmos_container(CosmosContainers.EVENTS.name)
+                .query_items(
                     "SELECT VALUE COUNT(1) FROM c WHERE c.tenant_id = @tenant",
                     parameters=[{"name": "@tenant", "value": TENANT_ID}],
                     enable_cross_partition_query=True,
@@ -152,7 +137,7 @@ def test_simulated_day_lands_exactly_once_despite_faults_late_blobs_and_kills(
             host = start_host()
 
         wait_until(lambda: _sim_now(simulator) >= SIM_END, timeout=600, interval=1, message="end of sim time")
-        watermarks = WatermarkStore(get_clients().table("Watermarks"))
+        watermarks = WatermarkStore(get_clients().table("Watermarks"), TENANT_ID)
 
         def caught_up() -> bool:
             states = {s.source: s for s in watermarks.all()}

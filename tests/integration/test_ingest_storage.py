@@ -13,13 +13,14 @@ from shared.clients import get_clients
 from shared.event_store import EventStore
 from shared.resources import CosmosContainers, Tables
 from shared.watermarks import HandedOffContent, WatermarkStore
+from tests.support.cosmos import event_ids
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def watermarks(app_environment: dict[str, str]) -> WatermarkStore:
-    return WatermarkStore(get_clients().table(Tables.WATERMARKS))
+    return WatermarkStore(get_clients().table(Tables.WATERMARKS), f"tenant-{uuid.uuid4().hex[:8]}")
 
 
 def test_watermark_only_moves_forward_and_counts_accumulate(watermarks: WatermarkStore) -> None:
@@ -33,6 +34,14 @@ def test_watermark_only_moves_forward_and_counts_accumulate(watermarks: Watermar
     assert state.watermark == "2026-11-20T12:00:00.000Z"
     assert state.total_count == 15
     assert state.last_run_id == "run-0"
+
+
+def test_tenants_never_share_state(app_environment: dict[str, str]) -> None:
+    table = get_clients().table(Tables.WATERMARKS)
+    first, second = WatermarkStore(table, "tenant-one"), WatermarkStore(table, "tenant-two")
+    first.advance("entra_audit", NOW, "run", 3, NOW)
+    assert second.get("entra_audit").watermark is None
+    assert [s.source for s in first.all()] == ["entra_audit"]
 
 
 def test_concurrent_advances_lose_no_count(watermarks: WatermarkStore) -> None:
@@ -62,7 +71,7 @@ def test_staleness_is_three_poll_intervals(watermarks: WatermarkStore) -> None:
 
 
 def test_handed_off_content_is_remembered_then_pruned(app_environment: dict[str, str]) -> None:
-    register = HandedOffContent(get_clients().table(Tables.HANDED_OFF_CONTENT))
+    register = HandedOffContent(get_clients().table(Tables.HANDED_OFF_CONTENT), "tenant-a")
     content_type = f"Audit.Test{uuid.uuid4().hex[:6]}"
     register.remember(content_type, "blob-a", NOW)
     register.remember(content_type, "blob-b", NOW - dt.timedelta(days=8))
@@ -126,13 +135,7 @@ def test_event_store_is_idempotent_and_facets_count_only_new_events(app_environm
     assert facets["operation"] == {"Add user": 15, "Delete user": 10}
     assert facets["service"] == {"Directory": 25}
     assert facets["actor"] == {"admin@contoso.com": 25}
-    stored = list(
-        clients.cosmos_container(CosmosContainers.EVENTS.name).query_items(
-            "SELECT VALUE c.id FROM c WHERE c.tenant_id = @t",
-            parameters=[{"name": "@t", "value": tenant}],
-            enable_cross_partition_query=True,
-        )
-    )
+    stored = event_ids(tenant, ["2026-11"])
     assert sorted(stored) == sorted(e["id"] for e in [*batch, *other])
     store.close()
 

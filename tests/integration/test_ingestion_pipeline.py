@@ -12,8 +12,10 @@ from devtools.simulator import SimulatorConfig, TenantSimulator
 from shared.cli import renormalize
 from shared.clients import get_clients, reset_clients
 from shared.messages import IngestMessage
-from shared.resources import CosmosContainers, Queues
+from shared.resources import Queues
 from shared.runtime import ingest_service, poller, reset_runtime, watermark_store
+from tests.support.cosmos import event_ids
+from tests.support.simulated_tenant import app_settings_for
 
 TENANT_ID = "00000000-0000-0000-0000-0000000000cc"
 
@@ -34,13 +36,7 @@ def simulator_settings(app_environment: dict[str, str]) -> Iterator[TenantSimula
     )
     simulator = TenantSimulator(config).start()
     settings = {
-        "M365_TENANT_ID": TENANT_ID,
-        "M365_AUTH_MODE": "msal",
-        "M365_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
-        "M365_CLIENT_SECRET": "test-secret",
-        "M365_AUTHORITY_HOST": simulator.base_url,
-        "GRAPH_BASE_URL": f"{simulator.base_url}/graph",
-        "MANAGEMENT_BASE_URL": f"{simulator.base_url}/manage",
+        **app_settings_for(simulator),
         "SOURCE_ENTRA_SIGNIN": "true",
         "MANAGEMENT_INCLUDE_DLP": "true",
         "INITIAL_LOOKBACK_SECONDS": str(6 * 86400),
@@ -78,15 +74,8 @@ def test_poll_and_ingest_store_exactly_the_ground_truth(simulator_settings: Tena
     print(f"poll {report.model_dump(include={'sources'})} ingest {time.monotonic() - started:.1f}s")
 
     truth = simulator.ground_truth()
-    stored = set(
-        get_clients()
-        .cosmos_container(CosmosContainers.EVENTS.name)
-        .query_items(
-            "SELECT VALUE c.id FROM c WHERE c.tenant_id = @t",
-            parameters=[{"name": "@t", "value": TENANT_ID}],
-            enable_cross_partition_query=True,
-        )
-    )
+    config = simulator.config
+    stored = event_ids(TENANT_ID, {f"{config.epoch:%Y-%m}", f"{config.epoch + dt.timedelta(days=1):%Y-%m}"})
     assert stored == set(truth["ids"])
     assert quarantined == truth["malformed"]
     states = {s.source: s for s in watermark_store().all()}

@@ -117,7 +117,9 @@ def test_failed_lookup_leaves_ids_and_never_raises() -> None:
 
 
 class FailingGraph:
-    def collect(self, spec: Any, run_id: str, run_started: Any, deadline: float) -> SourceRunResult:
+    def collect(
+        self, spec: Any, run_id: str, run_started: Any, deadline: float, observer: Any = None
+    ) -> SourceRunResult:
         if spec.name == "entra_audit":
             raise RuntimeError("boom with AccountKey=abc123")
         return SourceRunResult(source=spec.name, records=3)

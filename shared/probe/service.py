@@ -1,0 +1,90 @@
+"""One probe cycle: match the run's events against drift scopes, step each scope, queue triggers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import Any
+
+from azure.storage.queue import QueueClient
+from pydantic import BaseModel
+
+from shared.normalize import NormalizationError, normalize_record
+from shared.probe.scopes import DriftConfig
+from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger
+from shared.probe.store import ProbeStateStore
+
+logger = logging.getLogger(__name__)
+
+
+class ScopeResult(BaseModel):
+    scope: str
+    phase: str
+    changes_seen: int
+    trigger: Trigger | None = None
+
+
+class ChangeCollector:
+    """Receives each fetched page during a poll run and keeps the configuration changes in it."""
+
+    def __init__(self, drift: DriftConfig, tenant_id: str, ingested_at: str) -> None:
+        self._drift = drift
+        self._tenant_id = tenant_id
+        self._ingested_at = ingested_at
+        self._lock = threading.Lock()
+        self.changes: dict[str, list[Change]] = {scope.name: [] for scope in drift.scopes}
+
+    def __call__(self, source: str, records: list[Any]) -> None:
+        events = []
+        for record in records:
+            try:
+                events.append(
+                    normalize_record(source, record, tenant_id=self._tenant_id, ingested_at=self._ingested_at)
+                )
+            except NormalizationError:
+                continue  # the ingest worker quarantines it
+        found = self._drift.changes_by_scope(events)
+        with self._lock:
+            for scope, changes in found.items():
+                self.changes[scope].extend(changes)
+
+
+class ProbeService:
+    def __init__(
+        self, store: ProbeStateStore, drift: DriftConfig, trigger_queue: QueueClient, windows: ProbeWindows
+    ) -> None:
+        self._store = store
+        self.drift = drift
+        self._queue = trigger_queue
+        self._windows = windows
+
+    def advance(self, changes: dict[str, list[Change]], now: dt.datetime) -> list[ScopeResult]:
+        results = []
+        for scope in self.drift.scopes:
+            scope_changes = changes.get(scope.name, [])
+            state, trigger = self._store.transition(scope.name, scope_changes, now, self._windows)
+            self.flush_outbox(state)
+            if trigger is not None:
+                logger.info(
+                    "probe %s: %d change(s) settled; queued backup trigger %s",
+                    scope.name, trigger.summary.count, trigger.trigger_id,
+                )  # fmt: skip
+            results.append(
+                ScopeResult(
+                    scope=scope.name, phase=state.phase, changes_seen=len(scope_changes), trigger=trigger
+                )
+            )
+        return results
+
+    def flush_outbox(self, state: ProbeState) -> None:
+        if not state.outbox:
+            return
+        trigger = Trigger.model_validate_json(state.outbox)
+        self._queue.send_message(state.outbox)
+        self._store.clear_outbox(state.scope, trigger.trigger_id)
+
+    def status(self) -> list[ProbeState]:
+        """Every scope's current state, for /api/status."""
+        known = {s.scope: s for s in self._store.all()}
+        return [known.get(scope.name, ProbeState(scope=scope.name)) for scope in self.drift.scopes]

@@ -1,0 +1,93 @@
+"""Probe state in Table `ProbeState` (PartitionKey = scope, RowKey = "state"), under ETag concurrency.
+
+A transition that emits a trigger commits the trigger into the state's outbox in the same conditional
+write. Only the writer whose ETag matched emits; it queues the outbox and clears it afterwards. A run
+that dies in between leaves the outbox for the next run to queue again (same trigger id), so a trigger
+is never lost and never emitted by a run that lost the race.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger, step
+
+ROW_KEY = "state"
+MAX_CONFLICT_RETRIES = 25
+_JSON_FIELDS = ("burst_ids", "burst_actors", "burst_operations", "burst_services")
+
+
+def _to_entity(state: ProbeState) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": state.scope, "RowKey": ROW_KEY}
+    for name, value in state.model_dump(mode="json", exclude={"scope"}).items():
+        if name in _JSON_FIELDS:
+            entity[name] = json.dumps(value, ensure_ascii=False)
+        elif value is not None:
+            entity[name] = value
+    return entity
+
+
+def _from_entity(entity: dict[str, Any]) -> ProbeState:
+    data = {k: v for k, v in entity.items() if k in ProbeState.model_fields}
+    for name in _JSON_FIELDS:
+        if isinstance(data.get(name), str):
+            data[name] = json.loads(data[name])
+    return ProbeState(scope=entity["PartitionKey"], **{k: v for k, v in data.items() if k != "scope"})
+
+
+class ProbeStateStore:
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    def read(self, scope: str) -> tuple[ProbeState, str | None]:
+        try:
+            entity = self._table.get_entity(scope, ROW_KEY)
+        except ResourceNotFoundError:
+            return ProbeState(scope=scope), None
+        return _from_entity(entity), entity.metadata["etag"]
+
+    def all(self) -> list[ProbeState]:
+        return [_from_entity(e) for e in self._table.query_entities(f"RowKey eq '{ROW_KEY}'")]
+
+    def _write(self, state: ProbeState, etag: str | None) -> bool:
+        try:
+            if etag is None:
+                self._table.create_entity(_to_entity(state))
+            else:
+                self._table.update_entity(
+                    _to_entity(state),
+                    mode=UpdateMode.REPLACE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        return True
+
+    def transition(
+        self, scope: str, changes: list[Change], now: dt.datetime, windows: ProbeWindows
+    ) -> tuple[ProbeState, Trigger | None]:
+        """Apply one step under optimistic concurrency; only a committed step returns its trigger."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            state, etag = self.read(scope)
+            new_state, trigger = step(state, changes, now, windows)
+            if new_state == state:
+                return state, None
+            if self._write(new_state, etag):
+                return new_state, trigger
+        raise RuntimeError(f"probe state {scope}: too many concurrent updates")
+
+    def clear_outbox(self, scope: str, trigger_id: str) -> None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            state, etag = self.read(scope)
+            if not state.outbox or Trigger.model_validate_json(state.outbox).trigger_id != trigger_id:
+                return
+            if self._write(state.model_copy(update={"outbox": None}), etag):
+                return
+        raise RuntimeError(f"probe state {scope}: could not clear the outbox")
