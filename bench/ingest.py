@@ -115,7 +115,7 @@ def measure_pipeline_vs_direct(corpus: list[tuple[str, dict[str, Any]]]) -> tupl
     pages = _pages(corpus)
     archive = RawArchive(clients.blob_service)
     queue = clients.queue(Queues.INGEST)
-    handoff = PageHandOff(archive, queue)
+    handoff = PageHandOff(archive, queue, TENANT_ID)
     resolver = ingest_service()._resolver  # the same name resolver the app builds (simulator getByIds)
 
     def fresh(name: str) -> Any:

@@ -66,6 +66,7 @@ class IngestService:
     def process(self, message: IngestMessage) -> IngestReport:
         now = self._clock.now()
         ingested_at = utc_iso(now)
+        tenant_id = message.tenant_id or self._tenant_id
         documents: dict[str, dict[str, Any]] = {}
         quarantined = records = 0
         try:
@@ -79,7 +80,7 @@ class IngestService:
                 document = self._normalize(
                     message.source,
                     record,
-                    tenant_id=self._tenant_id,
+                    tenant_id=tenant_id,
                     ingested_at=ingested_at,
                     raw_ref=RawRef(blob=message.blob, line=line_number),
                     keep_raw=self._keep_raw,
@@ -96,7 +97,7 @@ class IngestService:
         new = self._store.write_events(stored)
         new_ids = {d["id"] for d in new}
         existing = [d for d in stored if d["id"] not in new_ids]
-        self._store.update_facets(self._tenant_id, new, existing, ingested_at, shard_key=message.blob)
+        self._store.update_facets(tenant_id, new, existing, ingested_at, shard_key=message.blob)
         if quarantined:
             self._watermarks.add_counts(_state_key(message), quarantined=quarantined)
             logger.warning("%s: %d of %d records quarantined", message.blob, quarantined, records)

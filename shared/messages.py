@@ -13,6 +13,7 @@ class IngestMessage(BaseModel):
     count: int = Field(ge=0)
     run_id: str
     content_type: str | None = None
+    tenant_id: str | None = None  # the page's tenant; a worker never stamps its own on another's page
 
 
 class EventRef(BaseModel):

@@ -1,12 +1,19 @@
 """Names of every queue, table, blob container and Cosmos container the app uses.
 
-Bindings, the bootstrap, the health check and the infrastructure templates all read these, so a name
-lives in one place.
+`shared/resources.json` is the one source of truth: this module, the bootstrap, the health check and
+the Bicep templates (`loadJsonContent`) all read it. The constants below are what bindings use; a test
+checks they match the file.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RESOURCES_FILE = Path(__file__).with_name("resources.json")
+_DEFINITIONS: dict[str, Any] = json.loads(RESOURCES_FILE.read_text(encoding="utf-8"))
 
 
 class Queues:
@@ -15,7 +22,7 @@ class Queues:
     BACKUP_TRIGGER = "backup-trigger"
     NOTIFICATIONS = "notifications"
 
-    ALL: tuple[str, ...] = (INGEST, ALERTS, BACKUP_TRIGGER, NOTIFICATIONS)
+    ALL: tuple[str, ...] = tuple(_DEFINITIONS["queues"])
 
 
 def poison_queue(queue_name: str) -> str:
@@ -30,14 +37,7 @@ class Tables:
     DIRECTORY_NAMES = "DirectoryNames"
     TRIGGER_LOG = "TriggerLog"
 
-    ALL: tuple[str, ...] = (
-        WATERMARKS,
-        PROBE_STATE,
-        IDEMPOTENCY,
-        HANDED_OFF_CONTENT,
-        DIRECTORY_NAMES,
-        TRIGGER_LOG,
-    )
+    ALL: tuple[str, ...] = tuple(_DEFINITIONS["tables"])
 
 
 class BlobContainers:
@@ -45,7 +45,7 @@ class BlobContainers:
     QUARANTINE = "quarantine"
     CONFIG = "config"
 
-    ALL: tuple[str, ...] = (RAW, QUARANTINE, CONFIG)
+    ALL: tuple[str, ...] = tuple(_DEFINITIONS["blobContainers"])
 
 
 @dataclass(frozen=True)
@@ -64,21 +64,23 @@ class CosmosContainerSpec:
         }
 
 
-class CosmosContainers:
-    # Events: partition key "{tenant_id}:{yyyy-mm}" (see README). Raw copies and property values are
-    # never filtered on, so they stay out of the index; their TTL is the retention setting.
-    EVENTS = CosmosContainerSpec(
-        "events",
-        "/pk",
-        excluded_paths=(
-            "/raw/*",
-            "/raw_ref/*",
-            "/targets/[]/modified_properties/[]/old/*",
-            "/targets/[]/modified_properties/[]/new/*",
-        ),
-        ttl_from_retention=True,
+def _container(name: str) -> CosmosContainerSpec:
+    definition = next(c for c in _DEFINITIONS["cosmosContainers"] if c["name"] == name)
+    return CosmosContainerSpec(
+        name=definition["name"],
+        partition_key_path=definition["partitionKey"],
+        excluded_paths=tuple(definition["excludedPaths"]),
+        ttl_from_retention=bool(definition["ttlFromRetention"]),
     )
-    ALERTS = CosmosContainerSpec("alerts", "/pk")
-    FACETS = CosmosContainerSpec("facets", "/pk")
 
-    ALL: tuple[CosmosContainerSpec, ...] = (EVENTS, ALERTS, FACETS)
+
+class CosmosContainers:
+    # Events: partition key "{tenant_id}:{yyyy-mm}" (see README); raw copies and property values are never
+    # filtered on, so they stay out of the index; their TTL is the retention setting.
+    EVENTS = _container("events")
+    ALERTS = _container("alerts")
+    FACETS = _container("facets")
+
+    ALL: tuple[CosmosContainerSpec, ...] = tuple(
+        _container(c["name"]) for c in _DEFINITIONS["cosmosContainers"]
+    )

@@ -91,7 +91,7 @@ def poller() -> Poller:
     s = get_settings()
     clients = get_clients()
     clock = app_clock()
-    handoff = PageHandOff(raw_archive(), clients.queue(Queues.INGEST))
+    handoff = PageHandOff(raw_archive(), clients.queue(Queues.INGEST), s.tenant_id)
     graph_sources = [
         name
         for name, enabled in (

@@ -178,6 +178,9 @@ class AppSettings(BaseSettings):
         default="pat", validation_alias=_alias("DEVOPS_AUTH_MODE")
     )
     devops_pat: SecretStr | None = Field(default=None, validation_alias=_alias("DEVOPS_PAT"))
+    devops_organization: str | None = Field(default=None, validation_alias=_alias("DEVOPS_ORGANIZATION"))
+    devops_project: str | None = Field(default=None, validation_alias=_alias("DEVOPS_PROJECT"))
+    devops_pipeline_id: str | None = Field(default=None, validation_alias=_alias("DEVOPS_PIPELINE_ID"))
     devops_token_scope: str = Field(
         default="499b84ac-1321-427f-aa17-267ca6975798/.default", validation_alias=_alias("DEVOPS_TOKEN_SCOPE")
     )
@@ -245,6 +248,32 @@ class AppSettings(BaseSettings):
             env_settings,
             LocalSettingsJsonSource(settings_cls, local_settings_path()),
         )
+
+
+# Settings the Azure deployment (infra/) deliberately leaves out, and why. Every other setting appears in
+# the Function App's app settings; a test keeps the two in step.
+NOT_DEPLOYED: dict[str, str] = {
+    "AzureWebJobsStorage": "a connection string carries a key; Azure uses the identity-based __ settings",
+    "AzureWebJobsStorage__accountName": "the explicit blob, queue and table service URIs are deployed",
+    "COSMOS_KEY": "Cosmos DB has local authentication disabled; the managed identity is used",
+    "COSMOS_CA_CERT_PATH": "only for the local cosmosdb-server certificate",
+    "M365_STATIC_TOKEN": "development only",
+    "M365_AUTHORITY_HOST": "the cloud table supplies it; overrides are for the local simulator",
+    "GRAPH_BASE_URL": "the cloud table supplies it; overrides are for the local simulator",
+    "MANAGEMENT_BASE_URL": "the cloud table supplies it; overrides are for the local simulator",
+    "AOC_CLOCK_EPOCH": "the accelerated clock is for tests and demos",
+    "AOC_CLOCK_SPEED": "the accelerated clock is for tests and demos",
+    "AOC_CLOCK_STARTED_AT": "the accelerated clock is for tests and demos",
+}
+
+
+def setting_names() -> list[str]:
+    """The app-setting name of every field, as Azure spells it."""
+    names = []
+    for field in AppSettings.model_fields.values():
+        alias = field.validation_alias
+        names.append(alias.choices[0] if isinstance(alias, AliasChoices) else str(alias))
+    return names
 
 
 @cache

@@ -12,9 +12,10 @@ from shared.messages import IngestMessage
 
 
 class PageHandOff:
-    def __init__(self, archive: RawArchive, ingest_queue: QueueClient) -> None:
+    def __init__(self, archive: RawArchive, ingest_queue: QueueClient, tenant_id: str | None = None) -> None:
         self._archive = archive
         self._queue = ingest_queue
+        self._tenant_id = tenant_id
 
     def __call__(
         self,

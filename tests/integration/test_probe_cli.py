@@ -13,7 +13,7 @@ import pytest
 from devtools.simulator import SimulatorConfig, TenantSimulator
 from shared import cli
 from shared.clients import reset_clients
-from shared.runtime import reset_runtime
+from shared.runtime import probe_service, reset_runtime
 from tests.support.drift import unique_drift_file
 from tests.support.simulated_tenant import app_settings_for
 
@@ -68,6 +68,9 @@ def test_probe_once_arms_then_triggers_and_trigger_pipeline_queues_a_run(
     assert scope["new_state"] == "cooldown"
     assert scope["trigger"]["summary"]["count"] == 3
     assert "settled" in scope["reason"]
+    (status,) = probe_service().status()  # what /api/status shows per scope
+    assert (status.scope, status.phase, status.triggers_emitted) == (scope["scope"], "cooldown", 1)
+    assert status.cooldown_until is not None
 
     args = ["trigger-pipeline", "--organization", "contoso", "--project", "M365", "--pipeline-id", "2"]
     assert cli.main(args) == 0
