@@ -1,0 +1,189 @@
+"""The Bicep templates: real syntax, settings parity with the app, one source for resources, no keys."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import tree_sitter_bicep
+from tree_sitter import Language, Node, Parser
+
+from shared.resources import RESOURCES_FILE, BlobContainers, CosmosContainers, Queues, Tables
+from shared.settings import NOT_DEPLOYED, setting_names
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+PLATFORM_SETTINGS = {
+    # Read by the Functions host, not by the app's settings model.
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+}
+PARSER = Parser(Language(tree_sitter_bicep.language()))
+
+
+def parse(path: Path) -> Node:
+    return PARSER.parse(path.read_bytes()).root_node
+
+
+def walk(node: Node) -> list[Node]:
+    nodes = [node]
+    for child in node.children:
+        nodes.extend(walk(child))
+    return nodes
+
+
+def text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8")
+
+
+def string_value(node: Node) -> str:
+    """A string literal without quotes (interpolations kept as written)."""
+    return text(node)[1:-1] if node.type == "string" else text(node)
+
+
+def app_settings_objects() -> list[tuple[Path, Node]]:
+    found = []
+    for path in BICEP_FILES:
+        for node in walk(parse(path)):
+            if node.type == "variable_declaration":
+                name = next((c for c in node.children if c.type == "identifier"), None)
+                value = node.children[-1]
+                if name is not None and text(name) == "appSettings" and value.type == "object":
+                    found.append((path, value))
+    return found
+
+
+def object_entries(obj: Node) -> dict[str, Node]:
+    entries = {}
+    for prop in (c for c in obj.children if c.type == "object_property"):
+        key, value = prop.children[0], prop.children[-1]
+        entries[string_value(key)] = value
+    return entries
+
+
+def test_there_are_bicep_templates_and_azd_files() -> None:
+    assert (INFRA / "main.bicep").is_file()
+    assert (INFRA / "main.parameters.json").is_file()
+    assert (ROOT / "azure.yaml").is_file()
+    assert len(BICEP_FILES) >= 4
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_bicep_file_parses_without_syntax_errors(path: Path) -> None:
+    root = parse(path)
+    broken = [n for n in walk(root) if n.type == "ERROR" or n.is_missing]
+    locations = [f"line {n.start_point[0] + 1}: {text(n)[:60]!r}" for n in broken]
+    assert not root.has_error, locations
+
+
+def test_the_parser_does_reject_broken_bicep() -> None:
+    assert PARSER.parse(
+        b"resource sa 'Microsoft.Storage/storageAccounts@2023-05-01' = {\n  name: \n"
+    ).root_node.has_error
+
+
+def test_app_settings_match_the_settings_model_exactly() -> None:
+    objects = app_settings_objects()
+    assert len(objects) == 1, "app settings live in one `var appSettings = { ... }` object literal"
+    deployed = set(object_entries(objects[0][1]))
+    expected = {name for name in setting_names() if name not in NOT_DEPLOYED} | PLATFORM_SETTINGS
+
+    missing = expected - deployed
+    orphaned = deployed - expected
+    assert not missing, f"settings the app reads but Bicep does not set: {sorted(missing)}"
+    assert not orphaned, f"Bicep settings the app never reads: {sorted(orphaned)}"
+
+
+def test_not_deployed_settings_are_real_settings_with_a_reason() -> None:
+    names = set(setting_names())
+    assert set(NOT_DEPLOYED) <= names
+    assert all(reason.strip() for reason in NOT_DEPLOYED.values())
+
+
+def test_no_app_setting_carries_a_key_or_keyed_connection_string() -> None:
+    ((_, obj),) = app_settings_objects()
+    forbidden = re.compile(
+        r"listKeys|listConnectionStrings|AccountKey=|primaryMasterKey|SharedAccessKey|keys\(\)", re.I
+    )
+    for name, value in object_entries(obj).items():
+        assert not forbidden.search(text(value)), f"{name} carries a key: {text(value)}"
+    # Secrets come from Key Vault references.
+    entries = object_entries(obj)
+    for secret in ("M365_CLIENT_SECRET", "M365_CERTIFICATE_PEM", "DEVOPS_PAT"):
+        assert "@Microsoft.KeyVault(" in text(entries[secret]), secret
+    assert string_value(entries["AzureWebJobsStorage__credential"]) == "managedidentity"
+
+
+def test_no_bicep_file_lists_storage_or_cosmos_keys() -> None:
+    for path in BICEP_FILES:
+        assert "listKeys(" not in path.read_text(), path
+
+
+def test_resources_come_from_the_apps_single_source_of_truth() -> None:
+    loads = {
+        (path, string_value(node.children[-1].children[1]))
+        for path in BICEP_FILES
+        for node in walk(parse(path))
+        if node.type == "call_expression" and text(node.children[0]) == "loadJsonContent"
+    }
+    resolved = {(path.parent / relative).resolve() for path, relative in loads}
+    assert resolved == {RESOURCES_FILE.resolve()}, loads
+
+    definitions = json.loads(RESOURCES_FILE.read_text())
+    assert tuple(definitions["queues"]) == Queues.ALL
+    assert tuple(definitions["tables"]) == Tables.ALL
+    assert tuple(definitions["blobContainers"]) == BlobContainers.ALL
+    assert [
+        (c["name"], c["partitionKey"], c["ttlFromRetention"]) for c in definitions["cosmosContainers"]
+    ] == [(c.name, c.partition_key_path, c.ttl_from_retention) for c in CosmosContainers.ALL]
+    # The binding constants name real resources.
+    assert {Queues.INGEST, Queues.ALERTS, Queues.BACKUP_TRIGGER, Queues.NOTIFICATIONS} <= set(Queues.ALL)
+
+
+def test_cosmos_template_applies_partition_keys_ttl_and_excluded_paths_from_the_file() -> None:
+    cosmos = [
+        p
+        for p in BICEP_FILES
+        if "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers" in p.read_text()
+    ]
+    assert len(cosmos) == 1
+    source = cosmos[0].read_text()
+    assert "partitionKey" in source
+    assert "excludedPaths" in source
+    assert "defaultTtl" in source
+    assert "ttlFromRetention" in source
+    assert "disableLocalAuth: true" in source
+    assert "00000000-0000-0000-0000-000000000002" in source  # Built-in Data Contributor
+
+
+def test_storage_template_disables_shared_keys() -> None:
+    storage = [p for p in BICEP_FILES if "Microsoft.Storage/storageAccounts" in p.read_text()]
+    assert storage
+    assert any("allowSharedKeyAccess: false" in p.read_text() for p in storage)
+
+
+def test_deployed_literal_values_parse_with_the_settings_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devtools.host.timers import Schedule
+    from shared.settings import AppSettings
+
+    ((_, obj),) = app_settings_objects()
+    literals = {
+        name: string_value(value)
+        for name, value in object_entries(obj).items()
+        if value.type == "string" and "${" not in text(value) and name not in PLATFORM_SETTINGS
+    }
+    assert len(literals) >= 25
+    for name in setting_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AOC_LOCAL_SETTINGS_FILE", "/nonexistent/local.settings.json")
+    for name, value in literals.items():
+        monkeypatch.setenv(name, value)
+
+    settings = AppSettings()
+    assert settings.uses_storage_identity
+    assert settings.queue_message_encoding == "base64"
+    assert settings.poll_interval_seconds == 300
+    Schedule(literals["POLL_SCHEDULE"])  # a valid 6-field NCRONTAB, as the timer binding needs
