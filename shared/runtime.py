@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from functools import cache
 
 from shared.archive import RawArchive
@@ -27,8 +26,6 @@ from shared.sources.graph import GraphCollector, reset_rate_limiters
 from shared.sources.handoff import PageHandOff
 from shared.sources.management import ManagementCollector
 from shared.watermarks import HandedOffContent, WatermarkStore
-
-_lock = threading.Lock()
 
 
 @cache

@@ -232,7 +232,8 @@ def test_discovery_documents(sim: TenantSimulator) -> None:
 
 
 def test_msal_acquires_tokens_over_tls(tmp_path: Path) -> None:
-    msal = pytest.importorskip("msal")
+    import msal
+
     from devtools.certs import ensure_local_certificates
 
     certificates = ensure_local_certificates(tmp_path / "certs")
