@@ -1,5 +1,5 @@
-"""Queue functions that evaluate alert rules and notify (alerting issue)."""
+"""Queue and timer functions that evaluate alert rules and deliver notifications."""
 
-import azure.functions as func
+from alert_worker.functions import bp
 
-bp = func.Blueprint()
+__all__ = ["bp"]

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import best_of
 from devtools.services import LocalServices, ServicePorts
 from devtools.simulator import SimulatorConfig, TenantSimulator
 from devtools.simulator.generator import Tenant
@@ -36,15 +37,6 @@ from devtools.simulator.render import render
 TENANT_ID = "00000000-0000-0000-0000-0000000000bb"
 PAGE_SIZE = 1000
 CONCURRENCY = 16
-
-
-def best_of(runs: int, action: Any) -> float:
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        timings.append(time.perf_counter() - started)
-    return min(timings)
 
 
 def build_corpus(records: int) -> tuple[SimulatorConfig, list[tuple[str, dict[str, Any]]]]:

@@ -156,6 +156,24 @@ param m365CertificatePem string = ''
 @description('Azure DevOps PAT (Build: Read & execute), stored as Key Vault secret devops-pat.')
 param devopsPat string = ''
 
+@secure()
+@description('Notification channels (ALERT_CHANNELS JSON), stored as Key Vault secret alert-channels.')
+param alertChannels string = ''
+
+@description('ALERT_LINK_BASE_URL: where notifications link alerts to (e.g. the Static Web App). Empty: the app\'s /api.')
+param alertLinkBaseUrl string = ''
+
+@description('Business hours, days and IANA time zone for the after-hours rule.')
+param alertBusinessHours string = '08:00-18:00'
+param alertBusinessDays string = 'Mon-Fri'
+param alertTimezone string = 'UTC'
+
+@description('Accepted domains (comma-separated); mail forwarding anywhere else is external.')
+param alertInternalDomains string = ''
+
+@description('Privileged account UPNs (comma-separated) for the privileged password reset rule.')
+param alertPrivilegedAccounts string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -242,6 +260,7 @@ module keyVault 'app/keyvault.bicep' = {
     m365ClientSecret: m365ClientSecret
     m365CertificatePem: m365CertificatePem
     devopsPat: devopsPat
+    alertChannels: alertChannels
   }
 }
 
@@ -293,6 +312,13 @@ module functionApp 'app/function.bicep' = {
     devopsOrganization: devopsOrganization
     devopsProject: devopsProject
     devopsPipelineId: devopsPipelineId
+    useAlertChannels: !empty(alertChannels)
+    alertLinkBaseUrl: alertLinkBaseUrl
+    alertBusinessHours: alertBusinessHours
+    alertBusinessDays: alertBusinessDays
+    alertTimezone: alertTimezone
+    alertInternalDomains: alertInternalDomains
+    alertPrivilegedAccounts: alertPrivilegedAccounts
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.

@@ -260,6 +260,7 @@ class _Call:
     json: Any
     rate_limiter: RateLimiter | None
     deadline: float | None
+    data: bytes | None = None
     refreshed: bool = False
     retry_after: float | None = None  # of the last answer, for the stop decision and the error
 
@@ -363,6 +364,7 @@ class ApiClient:
                 params=call.params,
                 headers=headers,
                 json=call.json,
+                data=call.data,
                 timeout=self.timeout,
             )
         except RETRYABLE_EXCEPTIONS:
@@ -459,14 +461,15 @@ class ApiClient:
         json: Any = None,
         deadline: float | None = None,
         rate_limiter: RateLimiter | None = None,
+        data: bytes | None = None,
     ) -> requests.Response:
         """Send with retries; return a 1xx-3xx response, or raise ApiError (AuthError for no token).
 
         `scope` adds "Authorization: Bearer <token for scope>". `deadline` is a `clock.monotonic()`
         value after which no retry starts (the first attempt always goes). `rate_limiter.acquire()` is
-        called before every attempt.
+        called before every attempt. `data` sends these exact bytes (for a signed body) instead of `json`.
         """
-        call = _Call(method.upper(), url, scope, params, headers, json, rate_limiter, deadline)
+        call = _Call(method.upper(), url, scope, params, headers, json, rate_limiter, deadline, data)
         try:
             response: requests.Response = self._retrying(call)(self._attempt, call)
         except RetryError as exhausted:

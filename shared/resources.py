@@ -20,7 +20,7 @@ class Queues:
     INGEST = "ingest"
     ALERTS = "alerts"
     BACKUP_TRIGGER = "backup-trigger"
-    NOTIFICATIONS = "notifications"
+    NOTIFY = "notify"
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["queues"])
 
@@ -36,6 +36,8 @@ class Tables:
     HANDED_OFF_CONTENT = "HandedOffContent"
     DIRECTORY_NAMES = "DirectoryNames"
     TRIGGER_LOG = "TriggerLog"
+    ALERT_MATCHES = "AlertMatches"
+    DELIVERY_LOG = "DeliveryLog"
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["tables"])
 

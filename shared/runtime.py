@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from functools import cache
 
+from shared.alerts.ledger import MatchLedger
+from shared.alerts.service import AlertService
+from shared.alerts.staleness import SourceHealthCheck
+from shared.alerts.store import AlertStore
 from shared.archive import RawArchive
 from shared.auth import TokenProvider, build_token_provider
 from shared.clients import get_clients
@@ -15,16 +19,20 @@ from shared.enrichment import DirectoryNameResolver
 from shared.event_store import EventStore
 from shared.http_client import ApiClient
 from shared.ingest import IngestService
+from shared.notify.channels import ChannelConfig, parse_channels
+from shared.notify.delivery import DeliveryLog, NotificationService
 from shared.poller import Poller
 from shared.probe.scopes import DriftConfig, load_drift_config
 from shared.probe.service import ProbeService
 from shared.probe.state import ProbeWindows
 from shared.probe.store import ProbeStateStore
-from shared.resources import CosmosContainers, Queues, Tables
+from shared.resources import BlobContainers, CosmosContainers, Queues, Tables
+from shared.rules.engine import BusinessHours
+from shared.rules.source import RuleSource, blob_reader
 from shared.settings import AppSettings, get_settings
 from shared.sources.graph import GraphCollector, reset_rate_limiters
 from shared.sources.handoff import PageHandOff
-from shared.sources.management import ManagementCollector
+from shared.sources.management import ManagementCollector, watermark_key
 from shared.watermarks import HandedOffContent, WatermarkStore
 
 
@@ -73,6 +81,15 @@ def api_client() -> ApiClient:
     return ApiClient(token_provider(), timeout=(s.http_connect_timeout_seconds, s.http_read_timeout_seconds))
 
 
+def enabled_graph_sources(s: AppSettings) -> list[str]:
+    switches = (
+        ("entra_audit", s.source_entra_audit),
+        ("entra_signin", s.source_entra_signin),
+        ("intune_audit", s.source_intune_audit),
+    )
+    return [name for name, enabled in switches if enabled]
+
+
 @cache
 def watermark_store() -> WatermarkStore:
     return WatermarkStore(get_clients().table(Tables.WATERMARKS), get_settings().tenant_id or "default")
@@ -89,15 +106,7 @@ def poller() -> Poller:
     clients = get_clients()
     clock = app_clock()
     handoff = PageHandOff(raw_archive(), clients.queue(Queues.INGEST), s.tenant_id)
-    graph_sources = [
-        name
-        for name, enabled in (
-            ("entra_audit", s.source_entra_audit),
-            ("entra_signin", s.source_entra_signin),
-            ("intune_audit", s.source_intune_audit),
-        )
-        if enabled
-    ]
+    graph_sources = enabled_graph_sources(s)
     cloud = endpoints()
     graph = GraphCollector(
         api_client(),
@@ -206,6 +215,99 @@ def ingest_service() -> IngestService:
     )
 
 
+@cache
+def rule_source() -> RuleSource:
+    s = get_settings()
+    hours = BusinessHours.parse(s.alert_business_hours, s.alert_business_days, s.alert_timezone)
+    extra_lists: dict[str, list[str | int | float | bool]] = {}
+    if s.internal_domains:
+        extra_lists["internal_domains"] = list(s.internal_domains)
+    if s.privileged_accounts:
+        extra_lists["privileged_accounts"] = list(s.privileged_accounts)
+    return RuleSource(
+        hours,
+        app_clock(),
+        override=blob_reader(get_clients().blob_service.get_container_client(BlobContainers.CONFIG)),
+        extra_lists=extra_lists,
+        ttl_seconds=s.alert_rules_cache_seconds,
+    )
+
+
+@cache
+def alert_channels() -> list[ChannelConfig]:
+    s = get_settings()
+    return parse_channels(s.alert_channels.get_secret_value() if s.alert_channels else None)
+
+
+@cache
+def alert_store() -> AlertStore:
+    return AlertStore(get_clients().cosmos_container(CosmosContainers.ALERTS.name))
+
+
+@cache
+def alert_service() -> AlertService:
+    s = get_settings()
+    clients = get_clients()
+    return AlertService(
+        clients.cosmos_container(CosmosContainers.EVENTS.name),
+        alert_store(),
+        MatchLedger(clients.table(Tables.ALERT_MATCHES)),
+        rule_source(),
+        app_clock(),
+        channels=alert_channels(),
+        dedupe_minutes=s.alert_dedupe_minutes,
+        repeat_minutes=s.alert_repeat_minutes,
+        read_concurrency=s.cosmos_write_concurrency,
+    )
+
+
+def enabled_source_keys(s: AppSettings) -> set[str]:
+    """The watermark keys of every source this app polls."""
+    keys = set(enabled_graph_sources(s))
+    if s.source_o365_management:
+        keys.update(watermark_key(content_type) for content_type in s.enabled_content_types)
+    return keys
+
+
+@cache
+def source_health_check() -> SourceHealthCheck:
+    s = get_settings()
+    return SourceHealthCheck(
+        watermark_store(),
+        alert_service(),
+        MatchLedger(get_clients().table(Tables.ALERT_MATCHES)),
+        app_clock(),
+        enabled_sources=enabled_source_keys(s),
+        tenant_id=_tenant_id(s),
+        poll_interval_seconds=s.poll_interval_seconds,
+    )
+
+
+@cache
+def webhook_client() -> ApiClient:
+    """Webhooks get their own client: short timeouts, few attempts, no token."""
+    s = get_settings()
+    return ApiClient(
+        None,
+        timeout=(s.http_connect_timeout_seconds, min(s.http_read_timeout_seconds, 15.0)),
+        max_attempts=4,
+        max_retry_after=60.0,
+    )
+
+
+@cache
+def notification_service() -> NotificationService:
+    s = get_settings()
+    return NotificationService(
+        alert_store(),
+        DeliveryLog(get_clients().table(Tables.DELIVERY_LOG), app_clock()),
+        alert_channels(),
+        webhook_client(),
+        app_clock(),
+        link_base_url=s.alert_link_base_url,
+    )
+
+
 def reset_runtime() -> None:
     """Forget every built service (tests switch settings between runs)."""
     reset_rate_limiters()
@@ -221,5 +323,12 @@ def reset_runtime() -> None:
         drift_config,
         probe_service,
         pipeline_trigger_service,
+        rule_source,
+        alert_channels,
+        alert_store,
+        alert_service,
+        source_health_check,
+        webhook_client,
+        notification_service,
     ):
         factory.cache_clear()

@@ -185,10 +185,36 @@ class AppSettings(BaseSettings):
         default="499b84ac-1321-427f-aa17-267ca6975798/.default", validation_alias=_alias("DEVOPS_TOKEN_SCOPE")
     )
 
+    # Alerting: rules, suppression, notification channels.
+    alert_dedupe_minutes: float = Field(default=15, ge=0, validation_alias=_alias("ALERT_DEDUPE_MINUTES"))
+    alert_repeat_minutes: float = Field(default=240, ge=0, validation_alias=_alias("ALERT_REPEAT_MINUTES"))
+    alert_channels: SecretStr | None = Field(default=None, validation_alias=_alias("ALERT_CHANNELS"))
+    alert_link_base_url: str | None = Field(default=None, validation_alias=_alias("ALERT_LINK_BASE_URL"))
+    alert_business_hours: str = Field(default="08:00-18:00", validation_alias=_alias("ALERT_BUSINESS_HOURS"))
+    alert_business_days: str = Field(default="Mon-Fri", validation_alias=_alias("ALERT_BUSINESS_DAYS"))
+    alert_timezone: str = Field(default="UTC", validation_alias=_alias("ALERT_TIMEZONE"))
+    alert_internal_domains: str = Field(default="", validation_alias=_alias("ALERT_INTERNAL_DOMAINS"))
+    alert_privileged_accounts: str = Field(default="", validation_alias=_alias("ALERT_PRIVILEGED_ACCOUNTS"))
+    alert_rules_cache_seconds: float = Field(
+        default=60, ge=0, validation_alias=_alias("ALERT_RULES_CACHE_SECONDS")
+    )
+
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))
     clock_started_at: float | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_STARTED_AT"))
+
+    @staticmethod
+    def _csv(text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @property
+    def internal_domains(self) -> list[str]:
+        return self._csv(self.alert_internal_domains)
+
+    @property
+    def privileged_accounts(self) -> list[str]:
+        return self._csv(self.alert_privileged_accounts)
 
     @property
     def enabled_content_types(self) -> list[str]:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,15 @@ def record_invocation(
         invocation_logger.info(json.dumps(line, default=str))
 
 
+def function_disabled(name: str, environ: Mapping[str, str]) -> bool:
+    """`AzureWebJobs.<name>.Disabled` = true (or 1), as in Azure and under func start: the function's
+    trigger is not started. The `AzureWebJobs__<name>__Disabled` spelling is accepted too."""
+    for key in (f"AzureWebJobs.{name}.Disabled", f"AzureWebJobs__{name}__Disabled"):
+        if environ.get(key, "").strip().lower() in ("true", "1"):
+            return True
+    return False
+
+
 class LocalFunctionsHost:
     def __init__(self, options: HostOptions) -> None:
         self.options = options
@@ -85,7 +95,9 @@ class LocalFunctionsHost:
         if os.environ.get("WEBSITE_TIME_ZONE"):
             logger.warning("WEBSITE_TIME_ZONE is ignored: timer schedules run in UTC, as on Linux plans")
         self._async_runner = AsyncRunner()
-        self.invokers = self._load_functions()
+        loaded = self._load_functions()
+        self.disabled = sorted(i.name for i in loaded if function_disabled(i.name, os.environ))
+        self.invokers = [i for i in loaded if i.name not in self.disabled]
         self._queue_clients = QueueClientFactory()
         self._sender = QueueOutputSender(self._queue_clients, self.config.queues.message_encoding)
         self.timers = [
@@ -134,6 +146,7 @@ class LocalFunctionsHost:
             "state": "Stopped" if self._stopped.is_set() else "Running",
             "started_at": self._started_at.isoformat(),
             "functions": [i.name for i in self.invokers],
+            "disabled": list(self.disabled),
             "queue_listeners": [asdict(listener.status()) for listener in self.listeners],
         }
 
@@ -148,6 +161,7 @@ class LocalFunctionsHost:
             lines.append(f"  {timer.invoker.name}: timerTrigger '{timer.schedule.expression}'")
         for listener in self.listeners:
             lines.append(f"  {listener.invoker.name}: queueTrigger '{listener.queue_name}'")
+        lines.extend(f"  {name}: disabled" for name in self.disabled)
         return lines
 
     def start(self) -> None:

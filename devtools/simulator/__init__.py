@@ -3,7 +3,8 @@
 It serves the real wire formats of the Entra token endpoint, the Microsoft Graph audit APIs
 (directoryAudits, signIns, Intune auditEvents), Graph directoryObjects/getByIds, the Office 365
 Management Activity API and Azure DevOps "Runs - Run Pipeline", with configurable delays and faults,
-and scripted bursts of configuration changes. See devtools/simulator/README.md.
+scripted bursts of configuration changes, and a webhook sink for the alert notifier's Teams, Slack and
+JSON webhooks. See devtools/simulator/README.md.
 """
 
 from devtools.simulator.config import DEFAULT_DEVOPS_PAT, DEFAULT_TENANT_ID, SimulatorConfig

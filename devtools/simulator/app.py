@@ -3,7 +3,7 @@
 `SimulatorApp.handle(method, target, headers, body)` returns a `Response`. It serves the Entra token
 endpoint (and the discovery documents msal reads), Microsoft Graph audit APIs under /graph, the
 Office 365 Management Activity API under /manage, Azure DevOps "Runs - Run Pipeline" under /devops,
-and the /_sim control endpoints.
+a webhook sink under /webhooks, and the /_sim control endpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from devtools.simulator.odata import ODataError, PageTokens, parse_time_filter, 
 from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, render
 from devtools.simulator.responses import Response, json_response
 from devtools.simulator.timefmt import US_PER_SECOND, TimeParseError, content_time, iso, parse_time, to_us
+from devtools.simulator.webhooks import WebhookSink, valid_name
 
 logger = logging.getLogger("devtools.simulator")
 
@@ -131,6 +132,7 @@ class SimulatorApp:
         self._api_calls = 0
         self._subscriptions: dict[str, dict[str, Any]] = {}
         self.devops = DevOpsService(config, self._bearer_identity)
+        self.webhooks = WebhookSink()
 
     # ------------------------------------------------------------------------------------------
     def now_us(self) -> int:
@@ -225,6 +227,9 @@ class SimulatorApp:
             )
             request.entry["authorized"] = accepted
             return response
+        if lowered[:1] == ["webhooks"]:
+            request.entry["api"] = "webhook"
+            return self._webhook(request, s[1:])
         if lowered == ["common", "discovery", "instance"]:
             request.entry.update(api="identity", authorized=True)
             return self._instance_discovery(request)
@@ -256,11 +261,18 @@ class SimulatorApp:
             "devops/attempts": self.devops.attempts,
             "devops/reject": lambda: {"mode": self.devops.reject_mode},
             "bursts": self.tenant.bursts,
+            "webhooks": self.webhooks.summary,
         }
         posters: dict[str, Callable[[Any], Any]] = {
             "devops/reject": self._control_reject,
             "bursts": self._control_burst,
         }
+        # Routes with a {name} segment: webhooks/{name}, webhooks/{name}/script, webhooks/{name}/reset.
+        if len(rest) in (2, 3) and rest[0] == "webhooks" and valid_name(rest[1]):
+            name = rest[1]
+            getters[f"webhooks/{name}"] = functools.partial(self.webhooks.attempts, name)
+            posters[f"webhooks/{name}/script"] = functools.partial(self.webhooks.script_document, name)
+            posters[f"webhooks/{name}/reset"] = functools.partial(self.webhooks.reset_document, name)
         if method == "GET" and route in getters:
             return json_response(200, getters[route]())
         if method == "POST" and route in posters:
@@ -299,6 +311,22 @@ class SimulatorApp:
             actor=document.get("actor"),
             delay_seconds=document.get("delay_seconds", 0.0),
         )
+
+    # ------------------------------------------------------------------------------------------
+    # Webhook sink (Teams Workflows, Slack incoming and generic JSON webhooks)
+    # ------------------------------------------------------------------------------------------
+    def _webhook(self, request: _Request, rest: list[str]) -> Response:
+        if len(rest) != 1 or not valid_name(rest[0]):
+            message = f"No route for {request.path}"
+            return json_response(404, {"error": {"code": "NotFound", "message": message}})
+        if request.method != "POST":
+            return json_response(
+                405,
+                {"error": {"code": "MethodNotAllowed", "message": "A webhook only accepts POST."}},
+                Allow="POST",
+            )
+        request.entry["authorized"] = True  # webhook URLs carry their secret in the URL
+        return self.webhooks.deliver(rest[0], request.headers, request.body, iso(self.now_us()))
 
     # ------------------------------------------------------------------------------------------
     # Identity: token endpoint and the discovery documents msal reads

@@ -132,8 +132,15 @@ def _included(*names: str) -> Json:
     return {"displayName": "Included Updated Properties", "oldValue": None, "newValue": enc(", ".join(names))}
 
 
-def _t_role_member(rng: random.Random, ctx: RenderContext, *, add: bool) -> tuple[list[Json], list[Json]]:
-    role_name, template_id, well_known = rng.choice(ROLES)
+# Global Administrator as directoryAudits name it: Role.WellKnownObjectName is "TenantAdmins".
+GLOBAL_ADMINISTRATOR = ("Global Administrator", "62e90394-69f5-4237-9190-012177145e10", "TenantAdmins")
+
+
+def _t_role_member(
+    rng: random.Random, ctx: RenderContext, *, add: bool, role: tuple[str, str, str] | None = None
+) -> tuple[list[Json], list[Json]]:
+    """A role (un)assignment: `role` (name, template id, well-known name), else one drawn from ROLES."""
+    role_name, template_id, well_known = rng.choice(ROLES) if role is None else role
     user = rng.choice(ctx.directory.users)
     props = [
         _prop("Role.ObjectID", None if not add else template_id, template_id if add else None),
@@ -393,6 +400,11 @@ class EntraActivity:
     service: str
     targets: Callable[[random.Random, RenderContext], tuple[list[Json], list[Json]]]
     failure: str
+    template: str | None = None  # the template's unique name when it differs from the activity's
+
+
+def _template_name(activity: EntraActivity) -> str:
+    return activity.template or activity.name
 
 
 def _entra_builder(activity: EntraActivity) -> Builder:
@@ -479,6 +491,9 @@ _ENTRA_ACTIVITIES: tuple[tuple[EntraActivity, float], ...] = (
                    _t_ca_policy_delete, "Policy validation failed"), 0),
     (EntraActivity("Update named location", "Policy", "Update", "Conditional Access", _t_named_location,
                    "Named location validation failed"), 0),
+    (EntraActivity("Add member to role", "RoleManagement", "Assign", "Core Directory",
+                   lambda r, c: _t_role_member(r, c, add=True, role=GLOBAL_ADMINISTRATOR),
+                   "The role assignment already exists.", "Add member to role (Global Administrator)"), 0),
 )  # fmt: skip
 
 
@@ -1222,7 +1237,7 @@ ENTRA_SIGNIN = "entra_signin"
 INTUNE_AUDIT = "intune_audit"
 
 TEMPLATES: dict[str, tuple[Template, ...]] = {
-    ENTRA_AUDIT: tuple(Template(a.name, w, _entra_builder(a)) for a, w in _ENTRA_ACTIVITIES),
+    ENTRA_AUDIT: tuple(Template(_template_name(a), w, _entra_builder(a)) for a, w in _ENTRA_ACTIVITIES),
     ENTRA_SIGNIN: (Template("Sign-in", 1, _signin),),
     INTUNE_AUDIT: _INTUNE_TEMPLATES,
     "Audit.AzureActiveDirectory": (
@@ -1255,6 +1270,9 @@ TEMPLATES: dict[str, tuple[Template, ...]] = {
     "DLP.All": (Template("DLPRuleMatch", 1, _dlp),),
 }
 
+# template_index looks templates up by name: names are unique per kind.
+assert all(len({t.name for t in templates}) == len(templates) for templates in TEMPLATES.values())
+
 _GRAPH_TIME_FIELD = {
     ENTRA_AUDIT: "activityDateTime",
     ENTRA_SIGNIN: "createdDateTime",
@@ -1263,7 +1281,8 @@ _GRAPH_TIME_FIELD = {
 
 
 # Scripted bursts of configuration changes (TenantSimulator.add_burst): burst kind -> (source,
-# ((template name, weight), ...)). Every template is a configuration change in the app's drift rules.
+# ((template name, weight), ...)). The intune and conditional_access templates are configuration changes
+# in the app's drift rules; global_admin and user_deletion are privileged changes for alert rules.
 BURST_KINDS: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
     "intune": (
         INTUNE_AUDIT,
@@ -1286,6 +1305,10 @@ BURST_KINDS: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = {
             ("Update named location", 1),
         ),
     ),
+    # "Add member to role" records that make someone a Global Administrator.
+    "global_admin": (ENTRA_AUDIT, (("Add member to role (Global Administrator)", 1),)),
+    # "Delete user" records (category UserManagement).
+    "user_deletion": (ENTRA_AUDIT, (("Delete user", 1),)),
 }
 
 

@@ -22,6 +22,7 @@ from devtools.http_body import read_request_body
 from devtools.simulator.app import SimulatorApp
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.generator import Tenant
+from devtools.simulator.webhooks import check_name
 
 logger = logging.getLogger("devtools.simulator")
 
@@ -73,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of concurrent connections (say 20 webhook
+    # deliveries at once) would overflow it and some clients would see their connection reset.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: SimulatorApp, tls: ssl.SSLContext | None) -> None:
         self.app = app
@@ -238,6 +242,37 @@ class TenantSimulator:
         self.app.devops.reject(mode)
 
     # ------------------------------------------------------------------------------------------
+    # Webhook sink (Teams Workflows, Slack incoming and generic JSON webhooks)
+    # ------------------------------------------------------------------------------------------
+    def webhook_url(self, name: str) -> str:
+        """The absolute URL of webhook `name` on this simulator: {base_url}/webhooks/{name}.
+
+        `name` is 1 to 64 characters of A-Z, a-z, 0-9, "_" and "-" (else ValueError). A POST there
+        records one delivery attempt and answers 200 "ok" (text/plain) unless scripted otherwise.
+        """
+        return f"{self.base_url}/webhooks/{check_name(name)}"
+
+    def webhook_deliveries(self, name: str) -> list[dict[str, Any]]:
+        """Every delivery attempt to webhook `name`, oldest first (empty for an unknown name): name,
+        sequence (1-based per name), received_at (real UTC, ISO with Z), sim_time, headers (lower-cased
+        names), body (UTF-8 text), json (the parsed body, None when not JSON), status (as answered)
+        and accepted (status < 300)."""
+        return self.app.webhooks.attempts(name)
+
+    def script_webhook(
+        self, name: str, responses: list[dict[str, Any]], then: dict[str, Any] | None = None
+    ) -> None:
+        """Answer the next POSTs to webhook `name` with `responses` in order, one each, then every
+        later POST with `then` (default {"status": 200}). A response is {"status": 100..599,
+        "retry_after"?: str (the Retry-After header), "body"?: str (default "ok" below 300, else
+        empty)}. Replaces any earlier script for `name`; raises ValueError when invalid."""
+        self.app.webhooks.script(name, responses, then)
+
+    def reset_webhook(self, name: str) -> None:
+        """Forget webhook `name`'s delivery attempts and script (its sequence starts again at 1)."""
+        self.app.webhooks.reset(name)
+
+    # ------------------------------------------------------------------------------------------
     # Scripted bursts of configuration changes
     # ------------------------------------------------------------------------------------------
     def add_burst(
@@ -249,9 +284,10 @@ class TenantSimulator:
         actor: str | None = None,
         delay_seconds: float = 0.0,
     ) -> dict[str, Any]:
-        """Append `count` configuration changes now: kind "intune" (Intune auditEvents) or
-        "conditional_access" (Entra directoryAudits), event times spread evenly over
-        [now - spread_seconds, now], available after delay_seconds (sim seconds).
+        """Append `count` configuration changes now: kind "intune" (Intune auditEvents),
+        "conditional_access", "global_admin" (Add member to role: Global Administrator) or
+        "user_deletion" (Delete user), the last three Entra directoryAudits; event times spread evenly
+        over [now - spread_seconds, now], available after delay_seconds (sim seconds).
 
         Returns {"ids": [ground-truth ids], "from": ISO, "to": ISO, "available_at": ISO, ...}.
         """

@@ -50,7 +50,7 @@ param deploymentContainerName string = 'deploymentpackage'
 @description('Application Insights component name.')
 param applicationInsightsName string
 
-@description('Key Vault holding m365-client-secret, m365-certificate-pem and devops-pat.')
+@description('Key Vault holding m365-client-secret, m365-certificate-pem, devops-pat and alert-channels.')
 param keyVaultName string
 
 @description('Cosmos DB account endpoint.')
@@ -130,6 +130,27 @@ param devopsProject string = ''
 @description('DEVOPS_PIPELINE_ID of the default drift scope\'s pipeline.')
 param devopsPipelineId string = ''
 
+@description('Read ALERT_CHANNELS from the Key Vault secret alert-channels (false: no notification channels).')
+param useAlertChannels bool = false
+
+@description('Base URL that notifications link alerts to (ALERT_LINK_BASE_URL). Empty: this app\'s /api.')
+param alertLinkBaseUrl string = ''
+
+@description('Business hours for the after-hours rule, e.g. 08:00-18:00.')
+param alertBusinessHours string = '08:00-18:00'
+
+@description('Business days for the after-hours rule, e.g. Mon-Fri.')
+param alertBusinessDays string = 'Mon-Fri'
+
+@description('IANA time zone of the business hours, e.g. Europe/London.')
+param alertTimezone string = 'UTC'
+
+@description('Accepted domains, comma-separated: mail forwarding anywhere else is external.')
+param alertInternalDomains string = ''
+
+@description('Privileged accounts (UPNs), comma-separated, for the privileged password reset rule.')
+param alertPrivilegedAccounts string = ''
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -202,6 +223,18 @@ var appSettings = {
   DEVOPS_PROJECT: devopsProject
   DEVOPS_PIPELINE_ID: devopsPipelineId
   DEVOPS_TOKEN_SCOPE: '499b84ac-1321-427f-aa17-267ca6975798/.default'
+
+  // Alerting.
+  ALERT_DEDUPE_MINUTES: '15'
+  ALERT_REPEAT_MINUTES: '240'
+  ALERT_CHANNELS: useAlertChannels ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-channels)' : ''
+  ALERT_LINK_BASE_URL: empty(alertLinkBaseUrl) ? 'https://${site.properties.defaultHostName}/api' : alertLinkBaseUrl
+  ALERT_BUSINESS_HOURS: alertBusinessHours
+  ALERT_BUSINESS_DAYS: alertBusinessDays
+  ALERT_TIMEZONE: alertTimezone
+  ALERT_INTERNAL_DOMAINS: alertInternalDomains
+  ALERT_PRIVILEGED_ACCOUNTS: alertPrivilegedAccounts
+  ALERT_RULES_CACHE_SECONDS: '60'
 
   // Platform: Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

@@ -5,6 +5,7 @@
 //   m365-client-secret    M365_CLIENT_SECRET    (M365_AUTH_MODE=msal with a client secret)
 //   m365-certificate-pem  M365_CERTIFICATE_PEM  (M365_AUTH_MODE=msal with a certificate: key + cert PEM)
 //   devops-pat            DEVOPS_PAT            (DEVOPS_AUTH_MODE=pat)
+//   alert-channels        ALERT_CHANNELS        (Teams / Slack / webhook URLs: each URL is a credential)
 // Each is created here only when its parameter is non-empty; otherwise set it later with
 // `az keyvault secret set` (a redeploy with an empty value leaves an existing secret alone).
 
@@ -38,6 +39,10 @@ param m365CertificatePem string = ''
 @secure()
 @description('Azure DevOps personal access token with Build (Read & execute). Empty: no secret is written.')
 param devopsPat string = ''
+
+@secure()
+@description('ALERT_CHANNELS JSON (notification channels with their webhook URLs). Empty: no secret is written.')
+param alertChannels string = ''
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -89,6 +94,15 @@ resource devopsPatSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!e
   properties: {
     value: devopsPat
     contentType: 'text/plain'
+  }
+}
+
+resource alertChannelsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(alertChannels)) {
+  parent: vault
+  name: 'alert-channels'
+  properties: {
+    value: alertChannels
+    contentType: 'application/json'
   }
 }
 

@@ -33,7 +33,12 @@ class PageHandOff:
         )
         self._archive.write_page(blob, records)
         message = IngestMessage(
-            source=source, blob=blob, count=len(records), run_id=run_id, content_type=content_type
+            source=source,
+            blob=blob,
+            count=len(records),
+            run_id=run_id,
+            content_type=content_type,
+            tenant_id=self._tenant_id,
         )
         self._queue.send_message(message.model_dump_json())
         return message

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools.services import PROJECT_ROOT
-from devtools.simulator import SimulatorConfig, TenantSimulator
+from devtools.simulator import TenantSimulator
 from shared.clients import get_clients
 from shared.clock import parse_utc
 from shared.probe.state import ChangeSummary, Trigger
@@ -18,7 +18,7 @@ from shared.probe.store import ProbeStateStore
 from shared.resources import Queues, Tables
 from tests.support.drift import unique_drift_file
 from tests.support.host_process import HostProcess, wait_until
-from tests.support.simulated_tenant import app_settings_for
+from tests.support.simulated_tenant import app_settings_for, start_real_time_simulator
 
 TENANT_ID = "00000000-0000-0000-0000-0000000000dd"
 QUIET_SECONDS, COOLDOWN_SECONDS = 6, 12
@@ -27,18 +27,7 @@ PAT = "e2e-devops-pat-value"
 
 @pytest.fixture
 def simulator() -> Iterator[TenantSimulator]:
-    now = time.time()
-    config = SimulatorConfig(
-        tenant_id=TENANT_ID,
-        seed=3,
-        events_per_day=0,
-        devops_pat=PAT,
-        epoch=dt.datetime.fromtimestamp(
-            now, dt.UTC
-        ),  # the simulator's clock reads real time, as the app's does
-        started_at_unix=now,
-    )
-    simulator = TenantSimulator(config).start()
+    simulator = start_real_time_simulator(tenant_id=TENANT_ID, seed=3, devops_pat=PAT)
     yield simulator
     simulator.stop()
 

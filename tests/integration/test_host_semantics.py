@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from devtools.services import LocalServices
@@ -52,6 +53,7 @@ def host(local_services: LocalServices, tmp_path_factory: pytest.TempPathFactory
         environment={
             "AzureWebJobsStorage": local_services.storage_connection_string,
             "FAIL_QUEUE": "always-fails",
+            "AzureWebJobs.switched_off.Disabled": "true",
         },
     ).start()
     yield process
@@ -231,3 +233,21 @@ def test_timers_fire_repeatedly_never_overlap_run_on_startup_and_past_due(host: 
 
     startup = host.events("yearly_with_startup")
     assert len(startup) == 1, "run_on_startup fires once at start; the next yearly run is months away"
+
+
+def test_a_disabled_function_is_not_triggered(host: HostProcess, local_services: LocalServices) -> None:
+    status = http_request(
+        "GET", f"{host.base_url}/admin/host/status", headers={"x-functions-key": MASTER_KEY}
+    )
+    assert status.status == 200
+    body = json.loads(status.body)
+    assert body["disabled"] == ["switched_off"]
+    assert "switched_off" not in body["functions"]
+
+    client = queue_client(local_services, "disabled-in")
+    with contextlib.suppress(ResourceExistsError):
+        client.create_queue()
+    client.send_message("left alone")
+    time.sleep(3)
+    assert host.events("switched_off") == []
+    assert peek_all(client) == ["left alone"]

@@ -161,3 +161,28 @@ def test_concurrent_pages_on_one_facet_shard_lose_no_count(app_environment: dict
         thread.join()
     assert store.read_facets(tenant)["operation"] == {"Add user": 60}
     store.close()
+
+
+def test_a_handed_off_page_carries_its_tenant(app_environment: dict[str, str]) -> None:
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    from shared.messages import IngestMessage
+    from shared.sources.handoff import PageHandOff
+
+    queue_name = f"handoff-{uuid.uuid4().hex[:8]}"
+    queue = QueueClient.from_connection_string(
+        app_environment["AzureWebJobsStorage"],
+        queue_name,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
+    )
+    queue.create_queue()
+    try:
+        archive = RawArchive(get_clients().blob_service)
+        handoff = PageHandOff(archive, queue, "tenant-of-this-poller")
+        handoff("entra_audit", [{"id": "1"}], run_id="run", run_started=NOW, page=1)
+        [message] = queue.receive_messages()
+        # The worker that ingests it may serve another tenant: the page names its own.
+        assert IngestMessage.model_validate_json(message.content).tenant_id == "tenant-of-this-poller"
+    finally:
+        queue.delete_queue()

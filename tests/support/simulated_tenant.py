@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from devtools.simulator import TenantSimulator
+import datetime as dt
+import time
+from typing import Any
+
+from devtools.simulator import SimulatorConfig, TenantSimulator
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -18,3 +22,12 @@ def app_settings_for(simulator: TenantSimulator) -> dict[str, str]:
         "MANAGEMENT_BASE_URL": f"{simulator.base_url}/manage",
         "DEVOPS_BASE_URL": simulator.devops_base_url,
     }
+
+
+def start_real_time_simulator(**config: Any) -> TenantSimulator:
+    """A simulator with no generated day whose clock reads real time, as the app's does."""
+    now = time.time()
+    settings: dict[str, Any] = {"events_per_day": 0, **config}
+    return TenantSimulator(
+        SimulatorConfig(epoch=dt.datetime.fromtimestamp(now, dt.UTC), started_at_unix=now, **settings)
+    ).start()

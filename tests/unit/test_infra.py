@@ -140,7 +140,7 @@ def test_resources_come_from_the_apps_single_source_of_truth() -> None:
         (c["name"], c["partitionKey"], c["ttlFromRetention"]) for c in definitions["cosmosContainers"]
     ] == [(c.name, c.partition_key_path, c.ttl_from_retention) for c in CosmosContainers.ALL]
     # The binding constants name real resources.
-    assert {Queues.INGEST, Queues.ALERTS, Queues.BACKUP_TRIGGER, Queues.NOTIFICATIONS} <= set(Queues.ALL)
+    assert {Queues.INGEST, Queues.ALERTS, Queues.BACKUP_TRIGGER, Queues.NOTIFY} <= set(Queues.ALL)
 
 
 def test_cosmos_template_applies_partition_keys_ttl_and_excluded_paths_from_the_file() -> None:

@@ -93,6 +93,11 @@ def idle(msg: func.QueueMessage) -> None:
     record({"fn": "idle", "body": msg.get_body().decode()})
 
 
+@app.queue_trigger(arg_name="msg", queue_name="disabled-in", connection="AzureWebJobsStorage")
+def switched_off(msg: func.QueueMessage) -> None:
+    record({"fn": "switched_off", "body": msg.get_body().decode()})
+
+
 @app.timer_trigger(schedule="*/2 * * * * *", arg_name="timer", run_on_startup=False)
 def every_two_seconds(timer: func.TimerRequest) -> None:
     record({"fn": "every_two_seconds", "phase": "start", "past_due": timer.past_due})

@@ -1,0 +1,43 @@
+import logging
+
+import azure.functions as func
+
+from shared.alerts.model import NotifyMessage
+from shared.messages import AlertWorkMessage
+from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
+from shared.resources import Queues
+from shared.runtime import alert_service, notification_service, source_health_check
+
+bp = func.Blueprint()
+logger = logging.getLogger(__name__)
+
+
+@bp.function_name("evaluate_alerts")
+@bp.queue_trigger(arg_name="msg", queue_name=Queues.ALERTS, connection="AzureWebJobsStorage")
+@bp.queue_output(arg_name="notify", queue_name=Queues.NOTIFY, connection="AzureWebJobsStorage")
+def evaluate_alerts(msg: func.QueueMessage, notify: func.Out[list[str]]) -> None:
+    report = alert_service().process(AlertWorkMessage.model_validate_json(msg.get_body()))
+    notify.set(report.notify_messages)
+    logger.info(
+        "evaluated %d events: %d matches, %d alerts opened, %d updated, %d notifications queued",
+        report.events, report.matches, len(report.created), len(report.updated), len(report.notify_messages),
+    )  # fmt: skip
+
+
+@bp.function_name("deliver_notification")
+@bp.queue_trigger(arg_name="msg", queue_name=Queues.NOTIFY, connection="AzureWebJobsStorage")
+def deliver_notification(msg: func.QueueMessage) -> None:
+    message = NotifyMessage.model_validate_json(msg.get_body())
+    notification_service().deliver(message, last_attempt=(msg.dequeue_count or 1) >= QUEUE_MAX_DEQUEUE_COUNT)
+
+
+@bp.function_name("check_source_health")
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=False)
+@bp.queue_output(arg_name="notify", queue_name=Queues.NOTIFY, connection="AzureWebJobsStorage")
+def check_source_health(timer: func.TimerRequest, notify: func.Out[list[str]]) -> None:
+    report = source_health_check().run()
+    notify.set(report.notify_messages)
+    if report.matches:
+        logger.warning(
+            "%d stale sources; %d notifications queued", report.matches, len(report.notify_messages)
+        )

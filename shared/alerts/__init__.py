@@ -1,0 +1,1 @@
+"""Alerts: evaluation, the alert documents, the match ledger and triage."""

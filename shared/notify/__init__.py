@@ -1,0 +1,1 @@
+"""Alert notifications: payload formats and delivery."""

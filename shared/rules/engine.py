@@ -1,0 +1,452 @@
+"""Compiles validated rules into plain predicates over normalized event dicts.
+
+Field paths walk nested objects and lists: `targets[].modified_properties[].name` yields every name of
+every target. A positive operator (eq, in, contains, startswith, regex, gt, lt, exists, after_hours,
+domain_not_in) holds when ANY value holds; `neq` and `not_in` hold when NO value equals, so a missing
+field is "not equal". String comparisons are case-insensitive unless the predicate says
+`case_sensitive: true`. Rules are indexed by their `operation` test, so an event is checked only
+against rules that could match it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.rules.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    NotOf,
+    Predicate,
+    Rule,
+    RuleFile,
+    Scalar,
+    SomeOf,
+    parse_time_operand,
+)
+
+EventDict = dict[str, Any]
+Test = Callable[[EventDict], bool]
+Resolver = Callable[[EventDict], list[Any]]
+
+MAX_MATCH_TEXT = 10_000
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Working hours in one IANA time zone; `after_hours` is everything else."""
+
+    start: dt.time
+    end: dt.time  # exclusive; 24:00 is written as 00:00 on `end_of_day`
+    days: frozenset[int]  # Monday = 0
+    zone: ZoneInfo
+    end_of_day: bool = False
+
+    @classmethod
+    def parse(cls, hours: str, days: str, zone: str) -> BusinessHours:
+        """`hours` "08:00-18:00", `days` "Mon-Fri" or "Mon,Tue,Thu", `zone` "Europe/London"."""
+        try:
+            start_text, end_text = (part.strip() for part in hours.split("-"))
+            start = dt.time.fromisoformat(start_text)
+            end_of_day = end_text == "24:00"
+            end = dt.time(0) if end_of_day else dt.time.fromisoformat(end_text)
+        except ValueError:
+            raise ValueError(f"business hours must look like 08:00-18:00, got {hours!r}") from None
+        if not end_of_day and end <= start:
+            raise ValueError(f"business hours must end after they start, got {hours!r}")
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not an IANA time zone such as Europe/London") from None
+        return cls(start, end, frozenset(_parse_days(days)), tz, end_of_day)
+
+    def is_after_hours(self, when: dt.datetime) -> bool:
+        local = when.astimezone(self.zone)
+        if local.weekday() not in self.days:
+            return True
+        clock = local.time()
+        if clock < self.start:
+            return True
+        return False if self.end_of_day else clock >= self.end
+
+
+ALWAYS_BUSINESS_HOURS = BusinessHours(dt.time(0), dt.time(0), frozenset(range(7)), ZoneInfo("UTC"), True)
+
+
+_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _parse_days(text: str) -> set[int]:
+    """`Mon-Fri`, `Monday - Friday`, `Mon,Wed,Fri` or `Sat Sun`; ranges may wrap (`Sun-Tue`)."""
+    days: set[int] = set()
+    for part in re.split(r"[,;\s]+", re.sub(r"\s*-\s*", "-", text.strip())):
+        if not part:
+            continue
+        if "-" in part:
+            first, _, last = part.partition("-")
+            a, b = _day(first), _day(last)
+            days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        else:
+            days.add(_day(part))
+    if not days:
+        raise ValueError(f"business days must look like Mon-Fri, got {text!r}")
+    return days
+
+
+def _day(text: str) -> int:
+    key = text.strip().lower()
+    if key in _DAYS:
+        return _DAYS.index(key)
+    if key in _DAY_NAMES:
+        return _DAY_NAMES.index(key)
+    raise ValueError(f"unknown day {text!r}: use Mon, Tue, Wed, Thu, Fri, Sat, Sun")
+
+
+# --- field paths -------------------------------------------------------------------------------------
+
+
+def compile_path(path: str) -> Resolver:
+    """A function giving every value at `path` (lists are walked at any step; None values dropped)."""
+    names = tuple(step.removesuffix("[]") for step in path.split("."))
+    if len(names) == 1:
+        name = names[0]
+
+        def top(event: EventDict) -> list[Any]:
+            value = event.get(name)
+            if value is None:
+                return []
+            return [v for v in value if v is not None] if type(value) is list else [value]
+
+        return top
+
+    first, rest = names[0], names[1:]
+
+    def walk(event: EventDict) -> list[Any]:
+        start = event.get(first)  # the event may be a dict subclass (the Cosmos SDK's CosmosDict)
+        if start is None:
+            return []
+        current: list[Any] = [start]
+        for name in rest:
+            following: list[Any] = []
+            for item in current:
+                if type(item) is list:
+                    for element in item:
+                        if type(element) is dict:
+                            value = element.get(name)
+                            if value is not None:
+                                following.append(value)
+                elif type(item) is dict:
+                    value = item.get(name)
+                    if value is not None:
+                        following.append(value)
+            if not following:
+                return []
+            current = following
+        flat: list[Any] = []
+        for value in current:
+            if type(value) is list:
+                flat.extend(v for v in value if v is not None)
+            else:
+                flat.append(value)
+        return flat
+
+    return walk
+
+
+def first_value(resolver: Resolver, event: EventDict) -> Any:
+    values = resolver(event)
+    return values[0] if values else None
+
+
+# --- operators -----------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    if type(value) in (int, float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)[:MAX_MATCH_TEXT]
+
+
+def _folder(case_sensitive: bool) -> Callable[[Any], str]:
+    if case_sensitive:
+        return _text
+    return lambda value: _text(value).casefold()
+
+
+def _number(value: Any) -> float | None:
+    if type(value) in (int, float):
+        return float(value)
+    if type(value) is str:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _time(value: Any) -> dt.datetime | None:
+    return parse_time_operand(value) if type(value) is str else None
+
+
+def _domains(values: Iterable[Scalar]) -> tuple[str, ...]:
+    return tuple(str(v).strip().lstrip("@").casefold() for v in values if str(v).strip())
+
+
+def _external_domains(text: str, internal: tuple[str, ...]) -> bool:
+    """True when an e-mail address in `text` (any form: `smtp:a@b`, `"Name" [SMTP:a@b]`, `a@b; c@d`)
+    has a domain outside `internal` and its subdomains."""
+    for match in _ADDRESS.finditer(text):
+        domain = match.group(1).casefold()
+        if not any(domain == d or domain.endswith("." + d) for d in internal):
+            return True
+    return False
+
+
+def _resolve_list(operand: Any, lists: dict[str, list[Scalar]]) -> list[Scalar]:
+    if isinstance(operand, str):
+        return list(lists[operand[1:]])
+    return list(operand)
+
+
+def _scalar_text(value: Any, case_sensitive: bool) -> str | None:
+    """Text of a scalar for equality tests; None for objects, which never equal a scalar."""
+    kind = type(value)
+    if kind is str:
+        return value if case_sensitive else value.casefold()
+    if kind is dict:
+        return None
+    text = _text(value)
+    return text if case_sensitive else text.casefold()
+
+
+def _membership(path: str, allowed: frozenset[str], case_sensitive: bool, values_of: Resolver) -> Test:
+    """True when any value at `path` is in `allowed` (already folded); the hot path of most rules."""
+    if "." not in path:
+        name = path.removesuffix("[]")
+
+        def top_level(event: EventDict) -> bool:
+            value = event.get(name)
+            if type(value) is str:
+                return (value if case_sensitive else value.casefold()) in allowed
+            if value is None:
+                return False
+            if type(value) is list:
+                return any(_scalar_text(v, case_sensitive) in allowed for v in value if v is not None)
+            return _scalar_text(value, case_sensitive) in allowed
+
+        return top_level
+
+    def nested(event: EventDict) -> bool:
+        for value in values_of(event):  # noqa: SIM110 - a plain loop beats any(genexpr) on the hot path
+            if _scalar_text(value, case_sensitive) in allowed:
+                return True
+        return False
+
+    return nested
+
+
+def _compile_predicate(predicate: Predicate, lists: dict[str, list[Scalar]], hours: BusinessHours) -> Test:
+    values_of = compile_path(predicate.field)
+    operator = predicate.operator
+    operand = predicate.operand
+    fold = _folder(predicate.case_sensitive)
+
+    if operator in ("eq", "neq", "in", "not_in"):
+        if operator in ("eq", "neq"):
+            allowed = frozenset({fold(operand)})
+        else:
+            allowed = frozenset(fold(v) for v in _resolve_list(operand, lists))
+        member = _membership(predicate.field, allowed, predicate.case_sensitive, values_of)
+        if operator in ("eq", "in"):
+            return member
+        return lambda event: not member(event)
+    if operator == "contains":
+        needle = fold(operand)
+        return lambda event: any(needle in fold(v) for v in values_of(event))
+    if operator == "startswith":
+        prefix = fold(operand)
+        return lambda event: any(fold(v).startswith(prefix) for v in values_of(event))
+    if operator == "exists":
+        if operand:
+            return lambda event: any(v != "" and v != [] for v in values_of(event))
+        return lambda event: not any(v != "" and v != [] for v in values_of(event))
+    if operator == "regex":
+        pattern = re.compile(operand, 0 if predicate.case_sensitive else re.IGNORECASE)
+        return lambda event: any(pattern.search(_text(v)[:MAX_MATCH_TEXT]) for v in values_of(event))
+    if operator in ("gt", "lt"):
+        greater = operator == "gt"
+        moment = parse_time_operand(operand) if isinstance(operand, str) else None
+        if moment is None:  # a number, or a numeric string
+            number = float(operand)
+
+            def numeric(event: EventDict) -> bool:
+                for value in values_of(event):
+                    n = _number(value)
+                    if n is not None and (n > number if greater else n < number):
+                        return True
+                return False
+
+            return numeric
+
+        def temporal(event: EventDict) -> bool:
+            for value in values_of(event):
+                t = _time(value)
+                if t is not None and (t > moment if greater else t < moment):
+                    return True
+            return False
+
+        return temporal
+    if operator == "after_hours":
+        expected = bool(operand)
+
+        def after_hours(event: EventDict) -> bool:
+            for value in values_of(event):
+                t = _time(value)
+                if t is not None and hours.is_after_hours(t) is expected:
+                    return True
+            return False
+
+        return after_hours
+    if operator == "domain_not_in":
+        internal = _domains(_resolve_list(operand, lists))
+
+        def external(event: EventDict) -> bool:
+            return any(_external_domains(_text(value), internal) for value in values_of(event))
+
+        return external
+    raise AssertionError(f"unhandled operator {operator}")  # the schema allows no other
+
+
+def compile_condition(condition: Condition, lists: dict[str, list[Scalar]], hours: BusinessHours) -> Test:
+    if isinstance(condition, Predicate):
+        return _compile_predicate(condition, lists, hours)
+    if isinstance(condition, AllOf):
+        parts = tuple(compile_condition(c, lists, hours) for c in condition.all)
+
+        def every(event: EventDict) -> bool:
+            for test in parts:  # noqa: SIM110 - a plain loop beats all(genexpr) on the hot path
+                if not test(event):
+                    return False
+            return True
+
+        return every
+    if isinstance(condition, AnyOf):
+        parts = tuple(compile_condition(c, lists, hours) for c in condition.any)
+
+        def some(event: EventDict) -> bool:
+            for test in parts:  # noqa: SIM110
+                if test(event):
+                    return True
+            return False
+
+        return some
+    if isinstance(condition, SomeOf):
+        elements_of = compile_path(condition.some)
+        where = compile_condition(condition.where, lists, hours)
+        return lambda event: any(type(e) is dict and where(e) for e in elements_of(event))
+    assert isinstance(condition, NotOf)
+    inner = compile_condition(condition.not_, lists, hours)
+    return lambda event: not inner(event)
+
+
+def _operation_keys(condition: Condition, lists: dict[str, list[Scalar]]) -> frozenset[str] | None:
+    """The operations a rule can match, when its top level tests `operation` with eq or in."""
+    candidates: Sequence[Condition] = condition.all if isinstance(condition, AllOf) else [condition]
+    for part in candidates:
+        if isinstance(part, Predicate) and part.field == "operation":
+            if part.operator == "eq":
+                return frozenset({_text(part.operand).casefold()})
+            if part.operator == "in":
+                return frozenset(_text(v).casefold() for v in _resolve_list(part.operand, lists))
+    return None
+
+
+# --- compiled rules --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    test: Test
+    group_resolvers: tuple[tuple[str, tuple[Resolver, ...]], ...]
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+    def group(self, event: EventDict) -> tuple[str, dict[str, str]]:
+        """(the group key used in fingerprints, the readable values) of `event` for this rule."""
+        if not self.group_resolvers:
+            return "", {}
+        key_parts: list[str] = []
+        shown: dict[str, str] = {}
+        for spec, alternatives in self.group_resolvers:
+            value = None
+            for resolver in alternatives:
+                value = first_value(resolver, event)
+                if value not in (None, ""):
+                    break
+            text = "" if value is None else _text(value)
+            key_parts.append(f"{spec}={text.casefold()}")
+            shown[spec] = text
+        return "|".join(key_parts), shown
+
+
+def compile_rule(rule: Rule, lists: dict[str, list[Scalar]], hours: BusinessHours) -> CompiledRule:
+    groups = tuple((spec, tuple(compile_path(path) for path in spec.split("|"))) for spec in rule.group_by)
+    return CompiledRule(rule, compile_condition(rule.when, lists, hours), groups)
+
+
+@dataclass
+class RuleSet:
+    """The enabled rules of one rule file, compiled, with an index by operation."""
+
+    rule_file: RuleFile
+    hours: BusinessHours
+    origin: str = "default"
+    version: str = ""
+    compiled: list[CompiledRule] = field(init=False)
+    _by_operation: dict[str, list[CompiledRule]] = field(init=False)
+    _generic: list[CompiledRule] = field(init=False)
+
+    def __post_init__(self) -> None:
+        lists = self.rule_file.lists
+        self.compiled = [compile_rule(r, lists, self.hours) for r in self.rule_file.rules if r.enabled]
+        self._by_operation = {}
+        self._generic = []
+        for compiled in self.compiled:
+            keys = _operation_keys(compiled.rule.when, lists)
+            if keys is None:
+                self._generic.append(compiled)
+            else:
+                for key in keys:
+                    self._by_operation.setdefault(key, []).append(compiled)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self.rule_file.rules)
+
+    def get(self, rule_id: str) -> CompiledRule | None:
+        return next((c for c in self.compiled if c.id == rule_id), None)
+
+    def match(self, event: EventDict) -> list[CompiledRule]:
+        """The enabled rules `event` satisfies."""
+        operation = event.get("operation")
+        indexed = self._by_operation.get(operation.casefold(), ()) if type(operation) is str else ()
+        matched = [c for c in indexed if c.test(event)]
+        matched.extend(c for c in self._generic if c.test(event))
+        return matched

@@ -1,0 +1,254 @@
+"""The default rule pack against realistic records: every rule fires on its positive cases and stays quiet
+on its near misses (tests/fixtures/rules/default_pack_cases.yaml).
+
+Each case is a raw wire record (Graph directoryAudit, Intune auditEvent, Management Activity API record)
+that goes through the real normalizer, so the pack is tested on the events ingestion actually stores.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.alerts.staleness import stale_source_events
+from shared.clock import parse_utc
+from shared.events import Event
+from shared.normalize import SOURCES, normalize_record
+from shared.rules.engine import BusinessHours, RuleSet
+from shared.rules.model import RuleError, parse_rule_file
+from shared.rules.source import DEFAULT_RULES_FILE
+from shared.watermarks import SourceState
+
+CASES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "default_pack_cases.yaml"
+TENANT = "41463f53-8812-40f4-890f-865bf6e35190"
+INGESTED_AT = "2026-11-10T12:00:00.000Z"
+HOURS = BusinessHours.parse("08:00-18:00", "Mon-Fri", "Europe/London")
+# What a deployment adds to the pack's empty lists (ALERT_* settings): a break-glass account by UPN and by
+# object id, and the accepted domain.
+EXTRA_LISTS: dict[str, list[Any]] = {
+    "privileged_accounts": ["breakglass@contoso.com", "0f6c2b7e-3d41-4a8e-9b2f-5c7d1e9a4b30"],
+    "internal_domains": ["contoso.com"],
+}
+KINDS = ("fires", "near_miss")
+HEALTH_RULE = "aoc.source-stale"
+GLOBAL_ADMIN_RULE = "entra.global-admin-added"
+ADMIN_ROLE_RULE = "entra.admin-role-assigned"
+
+
+def _pack_document() -> dict[str, Any]:
+    document = yaml.safe_load(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+PACK_DOCUMENT = _pack_document()
+RULE_SET = RuleSet(parse_rule_file(copy.deepcopy(PACK_DOCUMENT), EXTRA_LISTS), HOURS)
+CASES: dict[str, dict[str, list[dict[str, Any]]]] = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))[
+    "cases"
+]
+
+
+def _all_cases() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for rule_id, kinds in CASES.items():
+        for kind in KINDS:
+            for case in (kinds or {}).get(kind) or []:
+                yield rule_id, kind, case
+
+
+def _params() -> list[Any]:
+    return [
+        pytest.param(rule_id, kind, case, id=f"{rule_id}:{kind}:{case['name']}")
+        for rule_id, kind, case in _all_cases()
+    ]
+
+
+def _events(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The normalized event(s) of a case, each validated as an Event."""
+    if "stale_source" in case:
+        spec = case["stale_source"]
+        state = SourceState(
+            source=spec["source"], last_success=spec["last_success"], last_error=spec["last_error"]
+        )
+        events = stale_source_events(
+            [state],
+            {spec["source"]},
+            TENANT,
+            parse_utc(spec["now"]),
+            float(spec["poll_interval_seconds"]),
+        )
+    else:
+        assert case["source"] in SOURCES, case["source"]
+        events = [
+            normalize_record(
+                case["source"], copy.deepcopy(case["record"]), tenant_id=TENANT, ingested_at=INGESTED_AT
+            )
+        ]
+    for event in events:
+        Event.model_validate(event)
+    return events
+
+
+def _matched(event: dict[str, Any]) -> list[str]:
+    return [compiled.id for compiled in RULE_SET.match(event)]
+
+
+# --- every case ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rule_id", "kind", "case"), _params())
+def test_default_rule_case(rule_id: str, kind: str, case: dict[str, Any]) -> None:
+    events = _events(case)
+    matches = [_matched(event) for event in events]
+    if kind == "fires":
+        assert events, "a positive case must produce an event"
+        assert all(rule_id in ids for ids in matches), f"{rule_id} did not fire; matched {matches}"
+    else:
+        assert not any(rule_id in ids for ids in matches), (
+            f"{rule_id} fired on a near miss; matched {matches}"
+        )
+
+
+# --- coverage of the pack ---------------------------------------------------------------------------------
+
+
+def test_every_rule_has_a_positive_and_a_near_miss_case() -> None:
+    rule_ids = {rule["id"] for rule in PACK_DOCUMENT["rules"]}
+    missing, unknown = sorted(rule_ids - set(CASES)), sorted(set(CASES) - rule_ids)
+    assert not missing, f"rules without cases: {missing}"
+    assert not unknown, f"cases for rules not in the pack: {unknown}"
+    for rule_id, kinds in CASES.items():
+        for kind in KINDS:
+            assert (kinds or {}).get(kind), f"{rule_id} has no {kind} case"
+
+
+def test_case_names_and_record_ids_are_unique() -> None:
+    names = [(rule_id, case["name"]) for rule_id, _, case in _all_cases()]
+    assert len(names) == len(set(names))
+    native_ids = [
+        case["record"].get("id") or case["record"].get("Id")
+        for _, _, case in _all_cases()
+        if "record" in case
+    ]
+    assert all(native_ids)
+    assert len(native_ids) == len(set(native_ids)), "two cases share a record id (copy-paste?)"
+
+
+def test_stale_near_miss_within_three_intervals_yields_no_event() -> None:
+    recent = next(c for c in CASES[HEALTH_RULE]["near_miss"] if "2 poll intervals" in c["name"])
+    assert _events(recent) == []
+
+
+# --- one incident, one alert --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES[GLOBAL_ADMIN_RULE]["fires"], ids=lambda case: case["name"])
+def test_global_admin_assignment_raises_only_the_global_admin_alert(case: dict[str, Any]) -> None:
+    (event,) = _events(case)
+    assert _matched(event) == [GLOBAL_ADMIN_RULE]  # not entra.admin-role-assigned as well
+
+
+@pytest.mark.parametrize("case", CASES[ADMIN_ROLE_RULE]["fires"], ids=lambda case: case["name"])
+def test_other_role_assignment_raises_the_admin_role_alert_not_the_global_admin_one(
+    case: dict[str, Any],
+) -> None:
+    (event,) = _events(case)
+    assert _matched(event) == [ADMIN_ROLE_RULE]
+
+
+# --- the pack itself ---------------------------------------------------------------------------------------
+
+
+def test_pack_has_at_least_18_rules_with_unique_ids() -> None:
+    ids = [rule["id"] for rule in PACK_DOCUMENT["rules"]]
+    assert len(ids) >= 18
+    assert len(ids) == len(set(ids))
+    assert [rule.id for rule in RULE_SET.rules] == ids
+
+
+def test_every_rule_has_severity_description_and_mitre() -> None:
+    for rule in RULE_SET.rules:
+        assert rule.severity, rule.id
+        assert rule.title.strip(), rule.id
+        assert rule.description.strip(), rule.id
+        if rule.id != HEALTH_RULE:
+            assert rule.mitre, f"{rule.id} has no MITRE ATT&CK technique"
+
+
+def test_pack_compiles_without_extra_lists() -> None:
+    rule_set = RuleSet(parse_rule_file(copy.deepcopy(PACK_DOCUMENT)), HOURS)
+    assert len(rule_set.compiled) == len(PACK_DOCUMENT["rules"])
+
+
+def test_without_internal_domains_every_forwarding_address_is_external() -> None:
+    """The pack's documented default: an empty internal_domains list treats every address as external."""
+    rule_set = RuleSet(parse_rule_file(copy.deepcopy(PACK_DOCUMENT)), HOURS)
+    internal = next(
+        c
+        for c in CASES["exchange.mailbox-forwarding-external"]["near_miss"]
+        if c["name"] == "Set-Mailbox forwards to an internal address"
+    )
+    (event,) = _events(internal)
+    assert "exchange.mailbox-forwarding-external" in [c.id for c in rule_set.match(event)]
+
+
+def test_after_hours_uses_the_business_time_zone() -> None:
+    """Saturday 02:00 London is after hours; the case timestamps mean what their names say."""
+    zone = HOURS.zone
+    saturday = dt.datetime(2026, 11, 7, 2, 0, tzinfo=zone)
+    tuesday = dt.datetime(2026, 11, 3, 10, 0, tzinfo=zone)
+    assert saturday.weekday() == 5
+    assert HOURS.is_after_hours(saturday)
+    assert tuesday.weekday() == 1
+    assert not HOURS.is_after_hours(tuesday)
+
+
+# --- rule files that must be refused ------------------------------------------------------------------------
+
+_BASE_RULE = {"title": "Test rule", "description": "A rule used by a test.", "severity": "high"}
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "when", "field", "reason"),
+    [
+        (
+            "test.bad-regex",
+            {"all": [{"field": "operation", "regex": "(unclosed"}]},
+            "when.all[0].regex",
+            "regex",
+        ),
+        (
+            "test.two-operators",
+            {"all": [{"field": "operation", "eq": "Set-Mailbox", "contains": "Mailbox"}]},
+            "when.all[0]",
+            "exactly one operator",
+        ),
+        ("test.unknown-list", {"field": "operation", "in": "$no_such_list"}, "when.in", "no list named"),
+        ("test.bad-path", {"field": "targets[.display", "eq": "x"}, "when.field", "field path"),
+    ],
+)
+def test_invalid_rule_is_refused_naming_rule_and_field(
+    rule_id: str, when: dict[str, Any], field: str, reason: str
+) -> None:
+    document = copy.deepcopy(PACK_DOCUMENT)
+    document["rules"].append({"id": rule_id, **_BASE_RULE, "when": when})
+    with pytest.raises(RuleError) as caught:
+        parse_rule_file(document, EXTRA_LISTS)
+    assert len(caught.value.problems) == 1, caught.value.problems  # the pack's own rules are fine
+    (problem,) = caught.value.problems
+    assert f"rule {rule_id!r}" in problem
+    assert field in problem
+    assert reason in problem
+
+
+def test_duplicate_rule_id_is_refused() -> None:
+    document = copy.deepcopy(PACK_DOCUMENT)
+    document["rules"].append(copy.deepcopy(document["rules"][0]))
+    with pytest.raises(RuleError) as caught:
+        parse_rule_file(document)
+    assert caught.value.problems == [f"rule {document['rules'][0]['id']!r}: id: used more than once"]
