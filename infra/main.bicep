@@ -174,6 +174,28 @@ param alertInternalDomains string = ''
 @description('Privileged account UPNs (comma-separated) for the privileged password reset rule.')
 param alertPrivilegedAccounts string = ''
 
+@description('API_AUTH_MODE: keys (function keys), entra (Entra ID bearer tokens) or swa (Static Web Apps linked backend).')
+@allowed([
+  'keys'
+  'entra'
+  'swa'
+])
+param apiAuthMode string = 'keys'
+
+@description('API_AUDIENCE: the Application ID URI or client id that API tokens are issued for (entra mode).')
+param apiAudience string = ''
+
+@description('API_ALLOWED_TENANTS: comma-separated tenant ids whose tokens are accepted. Empty: this tenant.')
+param apiAllowedTenants string = ''
+
+@description('Services and operations (comma-separated) only callers with AOC.Privacy may see.')
+param apiSensitiveServices string = ''
+param apiSensitiveOperations string = ''
+
+@secure()
+@description('Signs API continuation tokens; a new value on every deployment unless given.')
+param apiContinuationSecret string = newGuid()
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -261,6 +283,7 @@ module keyVault 'app/keyvault.bicep' = {
     m365CertificatePem: m365CertificatePem
     devopsPat: devopsPat
     alertChannels: alertChannels
+    apiContinuationSecret: apiContinuationSecret
   }
 }
 
@@ -319,6 +342,11 @@ module functionApp 'app/function.bicep' = {
     alertTimezone: alertTimezone
     alertInternalDomains: alertInternalDomains
     alertPrivilegedAccounts: alertPrivilegedAccounts
+    apiAuthMode: apiAuthMode
+    apiAudience: apiAudience
+    apiAllowedTenants: apiAllowedTenants
+    apiSensitiveServices: apiSensitiveServices
+    apiSensitiveOperations: apiSensitiveOperations
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.

@@ -56,14 +56,20 @@ class CosmosContainerSpec:
     partition_key_path: str
     excluded_paths: tuple[str, ...] = ()
     ttl_from_retention: bool = False
+    composite_indexes: tuple[tuple[tuple[str, str], ...], ...] = ()
 
     def indexing_policy(self) -> dict[str, object]:
-        return {
+        policy: dict[str, object] = {
             "indexingMode": "consistent",
             "automatic": True,
             "includedPaths": [{"path": "/*"}],
             "excludedPaths": [{"path": p} for p in (*self.excluded_paths, '/"_etag"/?')],
         }
+        if self.composite_indexes:
+            policy["compositeIndexes"] = [
+                [{"path": path, "order": order} for path, order in index] for index in self.composite_indexes
+            ]
+        return policy
 
 
 def _container(name: str) -> CosmosContainerSpec:
@@ -73,6 +79,10 @@ def _container(name: str) -> CosmosContainerSpec:
         partition_key_path=definition["partitionKey"],
         excluded_paths=tuple(definition["excludedPaths"]),
         ttl_from_retention=bool(definition["ttlFromRetention"]),
+        composite_indexes=tuple(
+            tuple((part["path"], part["order"]) for part in index)
+            for index in definition.get("compositeIndexes", [])
+        ),
     )
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import secrets
 from functools import cache
 
 from shared.alerts.ledger import MatchLedger
 from shared.alerts.service import AlertService
 from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
+from shared.api.alerts_api import AlertSearch
+from shared.api.auth import Authenticator, EntraTokenVerifier, JwksCache, effective_roles
+from shared.api.events_query import EventSearch, SensitivityPolicy
+from shared.api.paging import ContinuationSigner
+from shared.api.service import ApiService
 from shared.archive import RawArchive
 from shared.auth import TokenProvider, build_token_provider
 from shared.clients import get_clients
@@ -17,7 +24,7 @@ from shared.cloud import CloudEndpoints, resolve_endpoints
 from shared.devops import DevOpsClient, PipelineTriggerService
 from shared.enrichment import DirectoryNameResolver
 from shared.event_store import EventStore
-from shared.http_client import ApiClient
+from shared.http_client import ApiClient, shared_session
 from shared.ingest import IngestService
 from shared.notify.channels import ChannelConfig, parse_channels
 from shared.notify.delivery import DeliveryLog, NotificationService
@@ -34,6 +41,8 @@ from shared.sources.graph import GraphCollector, reset_rate_limiters
 from shared.sources.handoff import PageHandOff
 from shared.sources.management import ManagementCollector, watermark_key
 from shared.watermarks import HandedOffContent, WatermarkStore
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -308,6 +317,62 @@ def notification_service() -> NotificationService:
     )
 
 
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+@cache
+def api_service() -> ApiService:
+    s = get_settings()
+    clients = get_clients()
+    clock = app_clock()
+    tenant = _tenant_id(s)
+    verifier = None
+    if s.api_auth_mode == "entra":
+        if not s.api_audience:
+            raise ValueError("API_AUTH_MODE is entra but API_AUDIENCE is not set")
+        authority = endpoints().authority_host.rstrip("/")
+        keys_url = f"{authority}/{tenant}/discovery/v2.0/keys"
+        timeout = (s.http_connect_timeout_seconds, s.http_read_timeout_seconds)
+
+        def fetch_keys() -> dict[str, object]:
+            response = shared_session().get(keys_url, timeout=timeout)
+            response.raise_for_status()
+            return dict(response.json())
+
+        verifier = EntraTokenVerifier(
+            JwksCache(fetch_keys, clock),
+            [s.api_audience],
+            _csv(s.api_allowed_tenants) or [tenant],
+            authority,
+            clock,
+        )
+    authenticator = Authenticator(
+        verifier=verifier,
+        swa_enabled=s.api_auth_mode == "swa",
+        key_roles=effective_roles(_csv(s.api_key_roles)) if s.api_auth_mode == "keys" else frozenset(),
+    )
+    if s.api_continuation_secret:
+        secret = s.api_continuation_secret.get_secret_value().encode("utf-8")
+    else:
+        logger.warning("API_CONTINUATION_SECRET is not set: continuation tokens work on this instance only")
+        secret = secrets.token_bytes(32)
+    events = clients.cosmos_container(CosmosContainers.EVENTS.name)
+    signer = ContinuationSigner(secret)
+    return ApiService(
+        authenticator,
+        EventSearch(events, signer, tenant),
+        events,
+        tenant,
+        clock,
+        SensitivityPolicy(
+            services=_csv(s.api_sensitive_services), operations=_csv(s.api_sensitive_operations)
+        ),
+        AlertSearch(clients.cosmos_container(CosmosContainers.ALERTS.name), signer, tenant),
+        alert_store(),
+    )
+
+
 def reset_runtime() -> None:
     """Forget every built service (tests switch settings between runs)."""
     reset_rate_limiters()
@@ -330,5 +395,6 @@ def reset_runtime() -> None:
         source_health_check,
         webhook_client,
         notification_service,
+        api_service,
     ):
         factory.cache_clear()

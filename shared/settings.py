@@ -199,6 +199,19 @@ class AppSettings(BaseSettings):
         default=60, ge=0, validation_alias=_alias("ALERT_RULES_CACHE_SECONDS")
     )
 
+    # HTTP API: authentication, paging and privacy.
+    api_auth_mode: Literal["keys", "entra", "swa"] = Field(
+        default="keys", validation_alias=_alias("API_AUTH_MODE")
+    )
+    api_audience: str | None = Field(default=None, validation_alias=_alias("API_AUDIENCE"))
+    api_allowed_tenants: str = Field(default="", validation_alias=_alias("API_ALLOWED_TENANTS"))
+    api_key_roles: str = Field(default="AOC.Admin,AOC.Privacy", validation_alias=_alias("API_KEY_ROLES"))
+    api_continuation_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("API_CONTINUATION_SECRET")
+    )
+    api_sensitive_services: str = Field(default="", validation_alias=_alias("API_SENSITIVE_SERVICES"))
+    api_sensitive_operations: str = Field(default="", validation_alias=_alias("API_SENSITIVE_OPERATIONS"))
+
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))

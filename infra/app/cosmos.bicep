@@ -112,6 +112,7 @@ resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containe
               }
             ]
             excludedPaths: concat(map(spec.excludedPaths, excluded => { path: excluded }), [{ path: '/"_etag"/?' }])
+            compositeIndexes: spec.compositeIndexes
           }
         },
         spec.ttlFromRetention ? { defaultTtl: retentionSeconds } : {}

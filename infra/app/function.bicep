@@ -151,6 +151,19 @@ param alertInternalDomains string = ''
 @description('Privileged accounts (UPNs), comma-separated, for the privileged password reset rule.')
 param alertPrivilegedAccounts string = ''
 
+@description('API_AUTH_MODE: keys, entra or swa.')
+param apiAuthMode string = 'keys'
+
+@description('API_AUDIENCE for entra mode.')
+param apiAudience string = ''
+
+@description('API_ALLOWED_TENANTS, comma-separated; empty: this tenant.')
+param apiAllowedTenants string = ''
+
+@description('API_SENSITIVE_SERVICES / API_SENSITIVE_OPERATIONS, comma-separated.')
+param apiSensitiveServices string = ''
+param apiSensitiveOperations string = ''
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -235,6 +248,15 @@ var appSettings = {
   ALERT_INTERNAL_DOMAINS: alertInternalDomains
   ALERT_PRIVILEGED_ACCOUNTS: alertPrivilegedAccounts
   ALERT_RULES_CACHE_SECONDS: '60'
+
+  // HTTP API.
+  API_AUTH_MODE: apiAuthMode
+  API_AUDIENCE: apiAudience
+  API_ALLOWED_TENANTS: apiAllowedTenants
+  API_KEY_ROLES: 'AOC.Admin,AOC.Privacy'
+  API_CONTINUATION_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=api-continuation-secret)'
+  API_SENSITIVE_SERVICES: apiSensitiveServices
+  API_SENSITIVE_OPERATIONS: apiSensitiveOperations
 
   // Platform: Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

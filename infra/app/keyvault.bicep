@@ -6,6 +6,7 @@
 //   m365-certificate-pem  M365_CERTIFICATE_PEM  (M365_AUTH_MODE=msal with a certificate: key + cert PEM)
 //   devops-pat            DEVOPS_PAT            (DEVOPS_AUTH_MODE=pat)
 //   alert-channels        ALERT_CHANNELS        (Teams / Slack / webhook URLs: each URL is a credential)
+//   api-continuation-secret API_CONTINUATION_SECRET (signs the API's paging tokens; new on each deployment)
 // Each is created here only when its parameter is non-empty; otherwise set it later with
 // `az keyvault secret set` (a redeploy with an empty value leaves an existing secret alone).
 
@@ -43,6 +44,10 @@ param devopsPat string = ''
 @secure()
 @description('ALERT_CHANNELS JSON (notification channels with their webhook URLs). Empty: no secret is written.')
 param alertChannels string = ''
+
+@secure()
+@description('Key that signs the API continuation tokens. Empty: no secret is written.')
+param apiContinuationSecret string = ''
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -103,6 +108,15 @@ resource alertChannelsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if
   properties: {
     value: alertChannels
     contentType: 'application/json'
+  }
+}
+
+resource apiContinuationSecretSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(apiContinuationSecret)) {
+  parent: vault
+  name: 'api-continuation-secret'
+  properties: {
+    value: apiContinuationSecret
+    contentType: 'text/plain'
   }
 }
 

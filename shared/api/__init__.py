@@ -1,0 +1,1 @@
+"""The HTTP API: authentication, input models, queries and problem responses."""

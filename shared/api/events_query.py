@@ -1,0 +1,263 @@
+"""GET /api/events: validated filters -> parameterized Cosmos SQL, newest first, keyset paging.
+
+Events are partitioned by tenant and month, so a query walks the months of its time range newest
+first, one partition at a time, with `ORDER BY c.timestamp DESC, c.id DESC` (a composite index) and a
+keyset condition from the continuation token. No OFFSET, no cross-partition fan-out, and every value
+the caller sends is a query parameter, never SQL text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from azure.cosmos import ContainerProxy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.api.paging import ContinuationSigner, query_hash
+from shared.api.problems import bad_request, from_validation_error
+from shared.clock import parse_utc, utc_iso
+from shared.events import OperationType, Result, Service
+
+RELATIVE = re.compile(r"^(\d{1,5})([mhd])$")
+DEFAULT_RANGE = dt.timedelta(days=30)
+MAX_RANGE = dt.timedelta(days=800)
+HIDDEN_FIELDS = ("raw",)
+REPEATABLE = ("service", "tag", "exclude_tag")
+
+
+class EventQuery(BaseModel):
+    """The filters of GET /api/events. Unknown parameters are refused."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+    service: list[Service] = Field(default_factory=list, max_length=20)
+    source: str | None = Field(default=None, max_length=64)
+    operation: str | None = Field(default=None, max_length=200)
+    operation_contains: str | None = Field(default=None, min_length=1, max_length=200)
+    operation_type: OperationType | None = None
+    result: Result | None = None
+    actor: str | None = Field(default=None, min_length=1, max_length=200)
+    target: str | None = Field(default=None, min_length=1, max_length=200)
+    category: str | None = Field(default=None, max_length=100)
+    tag: list[str] = Field(default_factory=list, max_length=20)
+    exclude_tag: list[str] = Field(default_factory=list, max_length=20)
+    correlation_id: str | None = Field(default=None, max_length=100)
+    start: str | None = None
+    end: str | None = None
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    page_size: int = Field(default=50, ge=1, le=200)
+    continuation: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        if value is None or RELATIVE.match(value):
+            return value
+        try:
+            parse_utc(value)
+        except ValueError:
+            raise ValueError(
+                "use ISO 8601 (2026-11-01T00:00:00Z) or a relative time such as 24h or 7d"
+            ) from None
+        return value
+
+    def filters(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"continuation"}, exclude_defaults=True)
+
+
+def parse_query_string(url: str, repeatable: Sequence[str] = REPEATABLE) -> dict[str, Any]:
+    """Query parameters with repeatable ones as lists (func.HttpRequest.params keeps only one value)."""
+    values = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    parsed: dict[str, Any] = {}
+    for name, items in values.items():
+        if name in repeatable:
+            parsed[name] = items
+        elif len(items) > 1:
+            raise bad_request(f"{name} may be given only once", field=name)
+        else:
+            parsed[name] = items[0]
+    return parsed
+
+
+def parse_event_query(params: Mapping[str, Any]) -> EventQuery:
+    try:
+        return EventQuery.model_validate(dict(params))
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _moment(value: str | None, now: dt.datetime, default: dt.datetime) -> dt.datetime:
+    if value is None:
+        return default
+    match = RELATIVE.match(value)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        return (
+            now
+            - {
+                "m": dt.timedelta(minutes=amount),
+                "h": dt.timedelta(hours=amount),
+                "d": dt.timedelta(days=amount),
+            }[unit]
+        )
+    return parse_utc(value)
+
+
+def months_between(start: dt.datetime, end: dt.datetime) -> list[str]:
+    """`YYYY-MM` of every month the range touches, newest first."""
+    months = []
+    year, month = end.year, end.month
+    while (year, month) >= (start.year, start.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
+
+
+class SensitivityPolicy(BaseModel):
+    """Services and operations hidden from callers without the privacy role."""
+
+    services: list[str] = Field(default_factory=list)
+    operations: list[str] = Field(default_factory=list)
+
+    def hides(self, event: Mapping[str, Any]) -> bool:
+        return event.get("service") in self.services or event.get("operation") in self.operations
+
+
+def build_conditions(
+    query: EventQuery, start: str, end: str, hide: SensitivityPolicy | None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """WHERE conditions (besides the partition and the keyset) and their parameters."""
+    conditions = ["c.timestamp >= @start", "c.timestamp < @end"]
+    parameters: list[dict[str, Any]] = [{"name": "@start", "value": start}, {"name": "@end", "value": end}]
+
+    def add(condition: str, name: str, value: Any) -> None:
+        conditions.append(condition)
+        parameters.append({"name": name, "value": value})
+
+    if query.service:
+        add("ARRAY_CONTAINS(@services, c.service)", "@services", list(query.service))
+    for field in ("source", "operation", "operation_type", "result", "category", "correlation_id"):
+        value = getattr(query, field)
+        if value is not None:
+            add(f"c.{field} = @{field}", f"@{field}", value)
+    if query.operation_contains:
+        add(
+            "CONTAINS(LOWER(c.operation), @operation_contains)",
+            "@operation_contains",
+            query.operation_contains.lower(),
+        )
+    if query.actor:
+        add(
+            "(CONTAINS(LOWER(c.actor.upn), @actor) OR CONTAINS(LOWER(c.actor.display), @actor))",
+            "@actor",
+            query.actor.lower(),
+        )
+    if query.target:
+        add(
+            "EXISTS(SELECT VALUE t FROM t IN c.targets WHERE CONTAINS(LOWER(t.display), @target) "
+            "OR CONTAINS(LOWER(t.id), @target))",
+            "@target",
+            query.target.lower(),
+        )
+    for i, tag in enumerate(query.tag):
+        add(f"ARRAY_CONTAINS(c.tags, @tag{i})", f"@tag{i}", tag)
+    for i, tag in enumerate(query.exclude_tag):
+        add(f"NOT ARRAY_CONTAINS(c.tags, @exclude_tag{i})", f"@exclude_tag{i}", tag)
+    if query.q:
+        add(
+            "(CONTAINS(LOWER(c.summary), @q) OR CONTAINS(LOWER(c.operation), @q) OR "
+            "CONTAINS(LOWER(c.actor.upn), @q) OR CONTAINS(LOWER(c.actor.display), @q) OR "
+            "EXISTS(SELECT VALUE t FROM t IN c.targets WHERE CONTAINS(LOWER(t.display), @q)))",
+            "@q",
+            query.q.lower(),
+        )
+    if hide is not None and hide.services:
+        add("NOT ARRAY_CONTAINS(@hidden_services, c.service)", "@hidden_services", hide.services)
+    if hide is not None and hide.operations:
+        add("NOT ARRAY_CONTAINS(@hidden_operations, c.operation)", "@hidden_operations", hide.operations)
+    return conditions, parameters
+
+
+def public_event(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if not k.startswith("_") and k not in HIDDEN_FIELDS}
+
+
+class EventSearch:
+    def __init__(self, events: ContainerProxy, signer: ContinuationSigner, tenant_id: str) -> None:
+        self._events = events
+        self._signer = signer
+        self._tenant_id = tenant_id
+
+    def search(self, query: EventQuery, now: dt.datetime, hide: SensitivityPolicy | None) -> dict[str, Any]:
+        # The token binds the filters as written ("7d" included) and carries the window they resolved
+        # to on the first page, so later pages see the same range.
+        fingerprint = query_hash({**query.filters(), "privacy": hide is None})
+        position = self._signer.decode(query.continuation, fingerprint) if query.continuation else None
+        if position is not None:
+            try:
+                start, end = parse_utc(position["start"]), parse_utc(position["end"])
+            except (KeyError, TypeError, ValueError):
+                raise bad_request("the continuation token is not valid", field="continuation") from None
+        else:
+            end = _moment(query.end, now, now)
+            start = _moment(query.start, now, end - DEFAULT_RANGE)
+        if start >= end:
+            raise bad_request("start must be before end", field="start")
+        if end - start > MAX_RANGE:
+            raise bad_request("the time range may span at most 800 days", field="start")
+        window = {"start": utc_iso(start), "end": utc_iso(end)}
+        months = months_between(start, end)
+        if position is not None:
+            if position.get("month") not in months:
+                raise bad_request("the continuation token is not valid", field="continuation")
+            months = months[months.index(position["month"]) :]
+        conditions, parameters = build_conditions(query, window["start"], window["end"], hide)
+        items: list[dict[str, Any]] = []
+        for index, month in enumerate(months):
+            resume = position is not None and position.get("month") == month and position.get("ts")
+            keyset = position if resume else None
+            wanted = query.page_size - len(items)
+            page = self._query_month(month, conditions, parameters, keyset, wanted + 1)
+            if len(page) > wanted:
+                items.extend(page[:wanted])
+                last = items[-1]
+                token = self._signer.encode(
+                    fingerprint, {**window, "month": month, "ts": last["timestamp"], "id": last["id"]}
+                )
+                return {"items": [public_event(i) for i in items], "continuation": token}
+            items.extend(page)
+            if len(items) == query.page_size and index + 1 < len(months):
+                token = self._signer.encode(
+                    fingerprint, {**window, "month": months[index + 1], "ts": None, "id": None}
+                )
+                return {"items": [public_event(i) for i in items], "continuation": token}
+        return {"items": [public_event(i) for i in items], "continuation": None}
+
+    def _query_month(
+        self,
+        month: str,
+        conditions: Sequence[str],
+        parameters: Sequence[dict[str, Any]],
+        keyset: Mapping[str, Any] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        pk = f"{self._tenant_id}:{month}"
+        where = ["c.pk = @pk", *conditions]
+        params = [{"name": "@pk", "value": pk}, *parameters]
+        if keyset is not None:
+            where.append("(c.timestamp < @after_ts OR (c.timestamp = @after_ts AND c.id < @after_id))")
+            params += [
+                {"name": "@after_ts", "value": keyset["ts"]},
+                {"name": "@after_id", "value": keyset["id"]},
+            ]
+        params.append({"name": "@limit", "value": int(limit)})
+        # Only constant fragments are joined here; every caller-supplied value is a parameter.
+        clauses = " AND ".join(where)
+        sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.timestamp DESC, c.id DESC"  # noqa: S608
+        return list(
+            self._events.query_items(sql, parameters=params, partition_key=pk, max_item_count=int(limit))
+        )
