@@ -5,14 +5,12 @@ Under CI=true a missing service is a failure, never a skip.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
 from devtools.services import LocalServices, ServiceError, ServicePorts
-
-IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+from tests.support.ci import service_missing
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +21,7 @@ def local_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSe
     try:
         services.start()
     except ServiceError as exc:
-        if IN_CI:
-            pytest.fail(f"the local Azure services are required under CI=true: {exc}")
-        pytest.skip(f"local Azure services unavailable (run `make install`): {exc}")
+        service_missing(str(exc))
     yield services
     services.stop()
 
