@@ -192,6 +192,9 @@ param apiAllowedTenants string = ''
 param apiSensitiveServices string = ''
 param apiSensitiveOperations string = ''
 
+@description('Origins allowed to call the API from a browser (comma-separated), e.g. https://<app>.azurestaticapps.net.')
+param apiCorsOrigins string = ''
+
 @secure()
 @description('Signs API continuation tokens; a new value on every deployment unless given.')
 param apiContinuationSecret string = newGuid()
@@ -347,6 +350,7 @@ module functionApp 'app/function.bicep' = {
     apiAllowedTenants: apiAllowedTenants
     apiSensitiveServices: apiSensitiveServices
     apiSensitiveOperations: apiSensitiveOperations
+    apiCorsOrigins: apiCorsOrigins
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.

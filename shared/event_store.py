@@ -1,8 +1,11 @@
 """Events and facets in Cosmos DB.
 
-Events are written create-then-upsert, which tells a new event from a redelivered one, so facet counts
-grow only for new events. Facets (distinct services, operations, results, actors and sources with
-counts) replace GROUP BY and DISTINCT, which neither cosmosdb-server nor cheap Azure queries offer.
+Events are written create-first, which tells a new event from a redelivered one, so facet counts
+grow only for new events. A redelivered event replaces the stored one under its ETag but keeps what
+analysts added through the API (`tags`, `comments`): a re-ingest never wipes annotations.
+
+Facets (distinct services, operations, results, actors and sources with counts) replace GROUP BY and
+DISTINCT, which neither cosmosdb-server nor cheap Azure queries offer.
 Each (tenant, facet) is spread over a few shard documents holding value -> count maps, updated under
 their ETag: a page of 1,000 events costs a handful of facet writes, and parallel pages rarely collide.
 Writes run through a bounded pool; the SDK itself retries 429 responses, honouring x-ms-retry-after-ms.
@@ -20,9 +23,14 @@ from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
+from shared.alerts.store import read_or_none
+
 FACET_FIELDS = ("service", "operation", "result", "actor", "source")
 FACET_SHARDS = 8
 MAX_FACET_RETRIES = 20
+MAX_EVENT_RETRIES = 10
+# Fields only the API writes; a re-ingested event carries the stored values over.
+ANNOTATION_FIELDS = ("tags", "comments")
 
 
 def facet_values(document: dict[str, Any]) -> list[tuple[str, str]]:
@@ -61,11 +69,32 @@ class EventStore:
 
     def _write(self, document: dict[str, Any]) -> bool:
         """Store one event; True when it did not exist before."""
+        if self._create(document):
+            return True
+        for _ in range(MAX_EVENT_RETRIES):
+            current = read_or_none(self._events, document["id"], document["pk"])
+            if current is None:  # expired (TTL) since the conflict: store it anew
+                if self._create(document):
+                    return True
+                continue
+            merged = {**document, **{k: current[k] for k in ANNOTATION_FIELDS if k in current}}
+            try:
+                self._events.replace_item(
+                    document["id"],
+                    merged,
+                    etag=current.get("_etag"),
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return False
+            except CosmosAccessConditionFailedError:
+                continue  # annotated meanwhile: read it again
+        raise RuntimeError(f"event {document['id']}: too many concurrent updates")
+
+    def _create(self, document: dict[str, Any]) -> bool:
         try:
             self._events.create_item(document)
             return True
         except CosmosResourceExistsError:
-            self._events.upsert_item(document)
             return False
 
     def write_events(self, documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ class CosmosContainers:
     EVENTS = _container("events")
     ALERTS = _container("alerts")
     FACETS = _container("facets")
+    AUDIT = _container("audit")  # who changed what through the API: partition key is the tenant
 
     ALL: tuple[CosmosContainerSpec, ...] = tuple(
         _container(c["name"]) for c in _DEFINITIONS["cosmosContainers"]

@@ -12,10 +12,16 @@ from shared.alerts.service import AlertService
 from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
 from shared.api.alerts_api import AlertSearch
+from shared.api.audit import AuditLog
 from shared.api.auth import Authenticator, EntraTokenVerifier, JwksCache, effective_roles
+from shared.api.cors import CorsPolicy
+from shared.api.events_api import EventActions
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.paging import ContinuationSigner
+from shared.api.responses import ApiGuard
+from shared.api.rules_api import RulesApi
 from shared.api.service import ApiService
+from shared.api.status_api import StatusApi
 from shared.archive import RawArchive
 from shared.auth import TokenProvider, build_token_provider
 from shared.clients import get_clients
@@ -193,15 +199,20 @@ def pipeline_trigger_service() -> PipelineTriggerService:
 
 
 @cache
-def ingest_service() -> IngestService:
-    s = get_settings()
+def event_store() -> EventStore:
     clients = get_clients()
-    clock = app_clock()
-    store = EventStore(
+    return EventStore(
         clients.cosmos_container(CosmosContainers.EVENTS.name),
         clients.cosmos_container(CosmosContainers.FACETS.name),
-        s.cosmos_write_concurrency,
+        get_settings().cosmos_write_concurrency,
     )
+
+
+@cache
+def ingest_service() -> IngestService:
+    s = get_settings()
+    clock = app_clock()
+    store = event_store()
     resolver = None
     if s.enrichment_enabled:
         cloud = endpoints()
@@ -209,7 +220,7 @@ def ingest_service() -> IngestService:
             api_client(),
             cloud.graph_base,
             cloud.graph_scope,
-            clients.table(Tables.DIRECTORY_NAMES),
+            get_clients().table(Tables.DIRECTORY_NAMES),
             clock,
             s.enrichment_cache_ttl_seconds,
         )
@@ -224,21 +235,30 @@ def ingest_service() -> IngestService:
     )
 
 
-@cache
-def rule_source() -> RuleSource:
+def business_hours() -> BusinessHours:
     s = get_settings()
-    hours = BusinessHours.parse(s.alert_business_hours, s.alert_business_days, s.alert_timezone)
+    return BusinessHours.parse(s.alert_business_hours, s.alert_business_days, s.alert_timezone)
+
+
+def rule_lists() -> dict[str, list[str | int | float | bool]]:
+    """The rule lists that come from settings rather than from the rule file."""
+    s = get_settings()
     extra_lists: dict[str, list[str | int | float | bool]] = {}
     if s.internal_domains:
         extra_lists["internal_domains"] = list(s.internal_domains)
     if s.privileged_accounts:
         extra_lists["privileged_accounts"] = list(s.privileged_accounts)
+    return extra_lists
+
+
+@cache
+def rule_source() -> RuleSource:
     return RuleSource(
-        hours,
+        business_hours(),
         app_clock(),
         override=blob_reader(get_clients().blob_service.get_container_client(BlobContainers.CONFIG)),
-        extra_lists=extra_lists,
-        ttl_seconds=s.alert_rules_cache_seconds,
+        extra_lists=rule_lists(),
+        ttl_seconds=get_settings().alert_rules_cache_seconds,
     )
 
 
@@ -322,9 +342,8 @@ def _csv(text: str) -> list[str]:
 
 
 @cache
-def api_service() -> ApiService:
+def api_guard() -> ApiGuard:
     s = get_settings()
-    clients = get_clients()
     clock = app_clock()
     tenant = _tenant_id(s)
     verifier = None
@@ -352,25 +371,102 @@ def api_service() -> ApiService:
         swa_enabled=s.api_auth_mode == "swa",
         key_roles=effective_roles(_csv(s.api_key_roles)) if s.api_auth_mode == "keys" else frozenset(),
     )
+    sensitivity = SensitivityPolicy(
+        services=_csv(s.api_sensitive_services), operations=_csv(s.api_sensitive_operations)
+    )
+    return ApiGuard(authenticator, sensitivity)
+
+
+@cache
+def continuation_signer() -> ContinuationSigner:
+    s = get_settings()
     if s.api_continuation_secret:
-        secret = s.api_continuation_secret.get_secret_value().encode("utf-8")
-    else:
-        logger.warning("API_CONTINUATION_SECRET is not set: continuation tokens work on this instance only")
-        secret = secrets.token_bytes(32)
+        return ContinuationSigner(s.api_continuation_secret.get_secret_value().encode("utf-8"))
+    logger.warning("API_CONTINUATION_SECRET is not set: continuation tokens work on this instance only")
+    return ContinuationSigner(secrets.token_bytes(32))
+
+
+@cache
+def api_service() -> ApiService:
+    clients = get_clients()
+    tenant = _tenant_id(get_settings())
     events = clients.cosmos_container(CosmosContainers.EVENTS.name)
-    signer = ContinuationSigner(secret)
+    signer = continuation_signer()
     return ApiService(
-        authenticator,
+        api_guard(),
         EventSearch(events, signer, tenant),
         events,
         tenant,
-        clock,
-        SensitivityPolicy(
-            services=_csv(s.api_sensitive_services), operations=_csv(s.api_sensitive_operations)
-        ),
+        app_clock(),
         AlertSearch(clients.cosmos_container(CosmosContainers.ALERTS.name), signer, tenant),
         alert_store(),
+        audit_log(),
+        signer,
     )
+
+
+@cache
+def event_actions() -> EventActions:
+    s = get_settings()
+    clients = get_clients()
+    tenant = _tenant_id(s)
+    events = clients.cosmos_container(CosmosContainers.EVENTS.name)
+    return EventActions(
+        api_guard(),
+        events,
+        EventSearch(events, continuation_signer(), tenant),
+        event_store(),
+        raw_archive(),
+        audit_log(),
+        tenant,
+        app_clock(),
+        export_max=s.api_export_max_events,
+        bulk_max=s.api_bulk_tag_max_events,
+    )
+
+
+@cache
+def rules_api() -> RulesApi:
+    clients = get_clients()
+    tenant = _tenant_id(get_settings())
+    events = clients.cosmos_container(CosmosContainers.EVENTS.name)
+    return RulesApi(
+        api_guard(),
+        rule_source(),
+        clients.blob_service.get_container_client(BlobContainers.CONFIG),
+        EventSearch(events, continuation_signer(), tenant),
+        audit_log(),
+        business_hours(),
+        app_clock(),
+        extra_lists=rule_lists(),
+    )
+
+
+@cache
+def status_api() -> StatusApi:
+    s = get_settings()
+    return StatusApi(
+        api_guard(),
+        watermark_store(),
+        probe_service().status if s.probe_enabled else None,
+        get_clients().queue_service,
+        app_clock(),
+        s.poll_interval_seconds,
+        lambda: poller().run(),
+        audit_log(),
+        expected_sources=enabled_source_keys(s),
+    )
+
+
+@cache
+def cors_policy() -> CorsPolicy:
+    return CorsPolicy(_csv(get_settings().api_cors_origins))
+
+
+@cache
+def audit_log() -> AuditLog:
+    container = get_clients().cosmos_container(CosmosContainers.AUDIT.name)
+    return AuditLog(container, _tenant_id(get_settings()), app_clock())
 
 
 def reset_runtime() -> None:
@@ -395,6 +491,14 @@ def reset_runtime() -> None:
         source_health_check,
         webhook_client,
         notification_service,
+        api_guard,
+        continuation_signer,
         api_service,
+        audit_log,
+        cors_policy,
+        rules_api,
+        status_api,
+        event_actions,
+        event_store,
     ):
         factory.cache_clear()

@@ -211,6 +211,13 @@ class AppSettings(BaseSettings):
     )
     api_sensitive_services: str = Field(default="", validation_alias=_alias("API_SENSITIVE_SERVICES"))
     api_sensitive_operations: str = Field(default="", validation_alias=_alias("API_SENSITIVE_OPERATIONS"))
+    api_cors_origins: str = Field(default="", validation_alias=_alias("API_CORS_ORIGINS"))
+    api_export_max_events: int = Field(
+        default=50_000, ge=1, le=1_000_000, validation_alias=_alias("API_EXPORT_MAX_EVENTS")
+    )
+    api_bulk_tag_max_events: int = Field(
+        default=1_000, ge=1, le=100_000, validation_alias=_alias("API_BULK_TAG_MAX_EVENTS")
+    )
 
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))

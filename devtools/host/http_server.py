@@ -198,6 +198,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method token (QUERY, PROPFIND, ...) is routed too: no route matches it, so the
+        caller gets the host's 404 as from Azure, not http.server's 501."""
+        if name.startswith("do_") and name[3:].isalpha():
+            return self._handle
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 

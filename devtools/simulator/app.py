@@ -29,6 +29,7 @@ from devtools.simulator.generator import CONTENT_TYPES, GRAPH_SOURCES, Tenant
 from devtools.simulator.odata import ODataError, PageTokens, parse_time_filter, parse_top
 from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, render
 from devtools.simulator.responses import Response, json_response
+from devtools.simulator.signing import TokenSigningKey
 from devtools.simulator.timefmt import US_PER_SECOND, TimeParseError, content_time, iso, parse_time, to_us
 from devtools.simulator.webhooks import WebhookSink, valid_name
 
@@ -133,6 +134,7 @@ class SimulatorApp:
         self._subscriptions: dict[str, dict[str, Any]] = {}
         self.devops = DevOpsService(config, self._bearer_identity)
         self.webhooks = WebhookSink()
+        self.signing_key = TokenSigningKey()
 
     # ------------------------------------------------------------------------------------------
     def now_us(self) -> int:
@@ -238,6 +240,9 @@ class SimulatorApp:
             if request.method != "POST":
                 return _aad_error(405, "invalid_request", 900561, "The endpoint only accepts POST requests.")
             return self._token(request, s[0])
+        if len(s) == 4 and lowered[1:] == ["discovery", "v2.0", "keys"]:
+            request.entry.update(api="identity", authorized=True)
+            return json_response(200, self.signing_key.jwks())
         if len(s) == 4 and lowered[1:] == ["v2.0", ".well-known", "openid-configuration"]:
             request.entry.update(api="identity", authorized=True)
             return self._openid_configuration(s[0])

@@ -22,6 +22,7 @@ from devtools.http_body import read_request_body
 from devtools.simulator.app import SimulatorApp
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.generator import Tenant
+from devtools.simulator.signing import api_token_claims
 from devtools.simulator.webhooks import check_name
 
 logger = logging.getLogger("devtools.simulator")
@@ -212,6 +213,26 @@ class TenantSimulator:
 
     def ground_truth(self) -> dict[str, Any]:
         return self.tenant.ground_truth()
+
+    def issue_api_token(
+        self,
+        audience: str,
+        roles: list[str],
+        *,
+        name: str = "analyst@contoso.com",
+        tenant_id: str | None = None,
+        lifetime_seconds: int = 3600,
+    ) -> str:
+        """An Entra-style v2.0 access token for the AOC API, signed with the tenant's published key."""
+        claims = api_token_claims(
+            authority=self.base_url,
+            tenant_id=tenant_id or self.config.tenant_id,
+            audience=audience,
+            roles=roles,
+            name=name,
+            lifetime_seconds=lifetime_seconds,
+        )
+        return self.app.signing_key.sign(claims)
 
     def requests(self) -> list[dict[str, Any]]:
         return self.app.request_log()

@@ -164,6 +164,9 @@ param apiAllowedTenants string = ''
 param apiSensitiveServices string = ''
 param apiSensitiveOperations string = ''
 
+@description('API_CORS_ORIGINS: origins allowed to call the API from a browser, e.g. the Static Web App.')
+param apiCorsOrigins string = ''
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -257,6 +260,9 @@ var appSettings = {
   API_CONTINUATION_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=api-continuation-secret)'
   API_SENSITIVE_SERVICES: apiSensitiveServices
   API_SENSITIVE_OPERATIONS: apiSensitiveOperations
+  API_CORS_ORIGINS: apiCorsOrigins
+  API_EXPORT_MAX_EVENTS: '50000'
+  API_BULK_TAG_MAX_EVENTS: '1000'
 
   // Platform: Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.alerts.model import AlertStatus
 from shared.api.events_query import SensitivityPolicy
-from shared.api.paging import ContinuationSigner, query_hash
-from shared.clock import parse_utc
+from shared.api.paging import ContinuationSigner, iso_time_or_none, query_hash
 from shared.rules.model import SEVERITY_ORDER, Severity
 
 
@@ -24,15 +23,7 @@ class AlertQuery(BaseModel):
     page_size: int = Field(default=50, ge=1, le=200)
     continuation: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("since")
-    @classmethod
-    def _since(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                parse_utc(value)
-            except ValueError:
-                raise ValueError("use ISO 8601, e.g. 2026-11-01T00:00:00Z") from None
-        return value
+    _since = field_validator("since")(iso_time_or_none)
 
 
 def public_alert(document: dict[str, Any]) -> dict[str, Any]:

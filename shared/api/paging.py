@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from shared.api.problems import bad_request
+from shared.clock import parse_utc
 
 TOKEN_VERSION = 1
 
@@ -62,3 +63,13 @@ class ContinuationSigner:
 def query_hash(filters: dict[str, Any]) -> str:
     normalized = json.dumps(filters, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:24]
+
+
+def iso_time_or_none(value: str | None) -> str | None:
+    """A pydantic field check for optional ISO 8601 query values such as `since`."""
+    if value is not None:
+        try:
+            parse_utc(value)
+        except ValueError:
+            raise ValueError("use ISO 8601, e.g. 2026-11-01T00:00:00Z") from None
+    return value

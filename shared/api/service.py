@@ -6,10 +6,8 @@ Each handler takes what the Blueprint decoded (URL, headers, route params, body)
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from azure.cosmos import ContainerProxy
@@ -18,7 +16,8 @@ from pydantic import ValidationError
 from shared.alerts.lifecycle import AlertNotFoundError, AlertUpdate, InvalidTransitionError, update_alert
 from shared.alerts.store import AlertStore
 from shared.api.alerts_api import AlertQuery, AlertSearch, public_alert
-from shared.api.auth import Authenticator, AuthError, Principal, Role
+from shared.api.audit import AuditLog, AuditQuery
+from shared.api.auth import Principal, Role
 from shared.api.events_query import (
     EventSearch,
     SensitivityPolicy,
@@ -26,71 +25,45 @@ from shared.api.events_query import (
     parse_query_string,
     public_event,
 )
-from shared.api.problems import MEDIA_TYPE, ApiProblem, bad_request, from_validation_error
+from shared.api.paging import ContinuationSigner
+from shared.api.problems import bad_request, from_validation_error
+from shared.api.responses import ApiGuard, ApiResponse, answer, json_response, not_found
 from shared.clock import Clock
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ApiResponse:
-    status: int
-    body: str
-    media_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def json_response(document: Any, status: int = 200) -> ApiResponse:
-    return ApiResponse(
-        status, json.dumps(document, ensure_ascii=False), headers={"Cache-Control": "no-store"}
-    )
-
-
-def problem_response(problem: ApiProblem, instance: str | None = None) -> ApiResponse:
-    return ApiResponse(problem.status, problem.to_json(instance), MEDIA_TYPE, {"Cache-Control": "no-store"})
-
-
 class ApiService:
     def __init__(
         self,
-        authenticator: Authenticator,
+        guard: ApiGuard,
         search: EventSearch,
         events: ContainerProxy,
         tenant_id: str,
         clock: Clock,
-        sensitivity: SensitivityPolicy,
         alert_search: AlertSearch,
         alert_store: AlertStore,
+        audit: AuditLog,
+        signer: ContinuationSigner,
     ) -> None:
+        self._audit = audit
+        self._signer = signer
+        self._guard_policy = guard
         self._alert_search = alert_search
         self._alert_store = alert_store
-        self._authenticator = authenticator
         self._search = search
         self._events = events
         self._tenant_id = tenant_id
         self._clock = clock
-        self._sensitivity = sensitivity
 
     def _guard(self, headers: Mapping[str, str], role: Role) -> Principal:
-        try:
-            principal = self._authenticator.authenticate(headers)
-        except AuthError as exc:
-            title = "Unauthorized" if exc.status == 401 else "Forbidden"
-            raise ApiProblem(exc.status, title, str(exc), kind=title.lower()) from None
-        if not principal.has(role):
-            raise ApiProblem(403, "Forbidden", f"this needs the {role.value} role", kind="forbidden")
-        return principal
+        return self._guard_policy.require(headers, role)
 
     def _hide_for(self, principal: Principal) -> SensitivityPolicy | None:
-        if principal.sees_sensitive or not (self._sensitivity.services or self._sensitivity.operations):
-            return None
-        return self._sensitivity
+        return self._guard_policy.hide_for(principal)
 
     def _answer(self, path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
-        try:
-            return handler()
-        except ApiProblem as problem:
-            return problem_response(problem, path)
+        return answer(path, handler)
 
     def list_events(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
         def handle() -> ApiResponse:
@@ -115,7 +88,7 @@ class ApiService:
             )
             hide = self._hide_for(principal)
             if not found or (hide is not None and hide.hides(found[0])):
-                raise ApiProblem(404, "Not Found", f"no event {event_id!r}", kind="not-found")
+                raise not_found("event", event_id)
             return json_response(public_event(found[0]))
 
         return self._answer(path, handle)
@@ -126,7 +99,7 @@ class ApiService:
         alert = self._alert_store.get(self._tenant_id, alert_id)
         hide = self._hide_for(principal)
         if alert is None or (hide is not None and hide.hides(alert.get("sample") or {})):
-            raise ApiProblem(404, "Not Found", f"no alert {alert_id!r}", kind="not-found")
+            raise not_found("alert", alert_id)
         return alert
 
     def list_alerts(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
@@ -162,7 +135,7 @@ class ApiService:
                 update = AlertUpdate.model_validate_json(body or b"{}")
             except ValidationError as exc:
                 raise from_validation_error(exc, location="body") from None
-            self._visible_alert(alert_id, principal)
+            before = self._visible_alert(alert_id, principal)
             try:
                 stored = update_alert(
                     self._alert_store, self._clock, self._tenant_id, alert_id, update, principal.name
@@ -170,8 +143,34 @@ class ApiService:
             except InvalidTransitionError as exc:
                 raise bad_request(str(exc), field="status") from None
             except AlertNotFoundError:
-                raise ApiProblem(404, "Not Found", f"no alert {alert_id!r}", kind="not-found") from None
+                raise not_found("alert", alert_id) from None
+            self._audit.record(
+                principal,
+                "alert.update",
+                "alert",
+                alert_id,
+                {"status": before.get("status"), "classification": before.get("classification")},
+                {
+                    "status": stored.get("status"),
+                    "classification": stored.get("classification"),
+                    "comment": update.comment,
+                },
+                request_id=headers.get("idempotency-key") or headers.get("Idempotency-Key"),
+            )
             logger.info("alert %s updated by %s", alert_id, principal.name)
             return json_response(public_alert(stored))
+
+        return self._answer(path, handle)
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def list_audit(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
+        def handle() -> ApiResponse:
+            self._guard(headers, Role.ADMIN)
+            try:
+                query = AuditQuery.model_validate(parse_query_string(url, repeatable=()))
+            except ValidationError as exc:
+                raise from_validation_error(exc) from None
+            return json_response(self._audit.search(query, self._signer).model_dump())
 
         return self._answer(path, handle)

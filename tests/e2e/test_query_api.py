@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from devtools.services import PROJECT_ROOT
+from devtools.simulator import TenantSimulator
 from shared.alerts.store import AlertStore
+from shared.api.catalog import openapi_json
 from shared.clients import get_clients
 from shared.clock import utc_iso
 from shared.event_store import EventStore
@@ -22,6 +24,7 @@ from shared.events import partition_key
 from shared.resources import CosmosContainers
 from tests.support.host_process import FUNCTION_KEY, HostProcess, http_request
 from tests.support.principals import swa_principal
+from tests.support.simulated_tenant import start_real_time_simulator
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -52,7 +55,7 @@ def _event(tenant: str, i: int, service: str, operation: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def tenant(app_environment: dict[str, str]) -> str:
-    tenant_id = f"tenant-{uuid.uuid4().hex[:10]}"
+    tenant_id = str(uuid.uuid4())  # a GUID, as Entra tenant ids are
     clients = get_clients()
     store = EventStore(
         clients.cosmos_container(CosmosContainers.EVENTS.name),
@@ -64,6 +67,7 @@ def tenant(app_environment: dict[str, str]) -> str:
         for i in range(30)
     ]
     store.write_events(events)
+    store.update_facets(tenant_id, events, [], utc_iso(NOW), shard_key="e2e")
     alerts = AlertStore(clients.cosmos_container(CosmosContainers.ALERTS.name))
     for i, (severity, service) in enumerate(
         [("critical", "Directory"), ("high", "Exchange"), ("high", "Directory"), ("medium", "Intune")]
@@ -160,7 +164,14 @@ def test_one_event_by_id(keys_host: HostProcess) -> None:
 def test_swa_mode_maps_roles_and_hides_sensitive_services_from_readers(
     app_environment: dict[str, str], tenant: str, tmp_path: Path
 ) -> None:
-    host = _host(app_environment, tenant, tmp_path, API_AUTH_MODE="swa", API_SENSITIVE_SERVICES="Exchange")
+    host = _host(
+        app_environment,
+        tenant,
+        tmp_path,
+        API_AUTH_MODE="swa",
+        API_SENSITIVE_SERVICES="Exchange",
+        API_SENSITIVE_OPERATIONS="Set-Mailbox",
+    )
     try:
         assert _get(host, "/api/events").status == 401
         assert (
@@ -173,9 +184,21 @@ def test_swa_mode_maps_roles_and_hides_sensitive_services_from_readers(
         assert {i["service"] for i in items} == {"Directory"}
         assert _get(host, "/api/events/api-test:001", reader).status == 404  # an Exchange event
 
+        facets = _get(host, "/api/events/facets", reader).json()["facets"]
+        assert {f["value"] for f in facets["service"]} == {"Directory"}
+        assert "Set-Mailbox" not in {f["value"] for f in facets["operation"]}
+        export = _get(host, "/api/events/export?format=jsonl&start=1d", reader)
+        assert export.status == 200
+        exported = [json.loads(line) for line in export.body.decode().splitlines() if line.strip()]
+        assert len(exported) == 15
+        assert {e["service"] for e in exported} == {"Directory"}
+        assert _get(host, "/api/events/api-test:001/raw", reader).status == 404
+
         privileged = {"x-ms-client-principal": swa_principal(["reader", "privacy"])}
         items = _get(host, "/api/events?page_size=200&start=1d", privileged).json()["items"]
         assert {i["service"] for i in items} == {"Directory", "Exchange"}
+        facets = _get(host, "/api/events/facets", privileged).json()["facets"]
+        assert {f["value"] for f in facets["service"]} == {"Directory", "Exchange"}
     finally:
         host.stop()
 
@@ -239,3 +262,148 @@ def test_swa_readers_cannot_triage_and_do_not_see_sensitive_alerts(
         assert patch.json()["comments"][-1]["by"] == "ana@contoso.com"
     finally:
         host.stop()
+
+
+API_AUDIENCE = "api://aoc-functions-e2e"
+
+
+@pytest.fixture(scope="module")
+def identity_provider(tenant: str) -> Iterator[TenantSimulator]:
+    """The simulated Entra tenant: publishes the signing keys (JWKS) that verify the API's tokens."""
+    simulator = start_real_time_simulator(tenant_id=tenant)
+    yield simulator
+    simulator.stop()
+
+
+def test_entra_mode_verifies_tokens_against_the_tenants_published_keys(
+    app_environment: dict[str, str], tenant: str, identity_provider: TenantSimulator, tmp_path: Path
+) -> None:
+    host = _host(
+        app_environment,
+        tenant,
+        tmp_path,
+        API_AUTH_MODE="entra",
+        API_AUDIENCE=API_AUDIENCE,
+        M365_AUTHORITY_HOST=identity_provider.base_url,
+        API_SENSITIVE_SERVICES="Exchange",
+    )
+    try:
+        reader = identity_provider.issue_api_token(API_AUDIENCE, ["AOC.Reader"], name="rita@contoso.com")
+        analyst = identity_provider.issue_api_token(API_AUDIENCE, ["AOC.Analyst"], name="ana@contoso.com")
+        bearer = {"Authorization": f"Bearer {reader}"}
+
+        listed = _get(host, "/api/events?page_size=200&start=1d", bearer)
+        assert listed.status == 200, listed.body
+        assert {i["service"] for i in listed.json()["items"]} == {"Directory"}  # Exchange is sensitive
+
+        refusals = {
+            "no token": _get(host, "/api/events").status,
+            "a function key is not a token here": _get(host, "/api/events", KEY).status,
+            "another audience": _get(
+                host,
+                "/api/events",
+                {
+                    "Authorization": "Bearer "
+                    + identity_provider.issue_api_token("api://other", ["AOC.Reader"])
+                },
+            ).status,
+            "expired": _get(
+                host,
+                "/api/events",
+                {
+                    "Authorization": "Bearer "
+                    + identity_provider.issue_api_token(API_AUDIENCE, ["AOC.Reader"], lifetime_seconds=-3600)
+                },
+            ).status,
+            "no role": _get(
+                host,
+                "/api/events",
+                {"Authorization": "Bearer " + identity_provider.issue_api_token(API_AUDIENCE, [])},
+            ).status,
+            "tampered": _get(host, "/api/events", {"Authorization": f"Bearer {reader[:-4]}AAAA"}).status,
+        }
+        assert refusals == {
+            "no token": 401,
+            "a function key is not a token here": 401,
+            "another audience": 401,
+            "expired": 401,
+            "no role": 403,
+            "tampered": 401,
+        }
+
+        body = b'{"comment": "checked with the user"}'
+        assert (
+            http_request("PATCH", f"{host.base_url}/api/alerts/alert-api-2", body=body, headers=bearer).status
+            == 403
+        )
+        patched = http_request(
+            "PATCH",
+            f"{host.base_url}/api/alerts/alert-api-2",
+            body=body,
+            headers={"Authorization": f"Bearer {analyst}"},
+        )
+        assert patched.status == 200, patched.body
+        assert patched.json()["comments"][-1]["by"] == "ana@contoso.com"
+        # The keys came from the simulated tenant's JWKS endpoint, fetched by the host.
+        assert any(r["path"].endswith("/discovery/v2.0/keys") for r in identity_provider.requests())
+    finally:
+        host.stop()
+
+
+def test_writes_are_audited_and_the_audit_log_is_for_admins(keys_host: HostProcess, tmp_path: Path) -> None:
+    body = json.dumps({"comment": "audit me"}).encode()
+    headers = {**KEY, "Idempotency-Key": "audit-e2e-1"}
+    assert (
+        http_request(
+            "PATCH", f"{keys_host.base_url}/api/alerts/alert-api-0", body=body, headers=headers
+        ).status
+        == 200
+    )
+    found = _get(keys_host, "/api/audit?" + urllib.parse.urlencode({"target_id": "alert-api-0"}), KEY)
+    assert found.status == 200, found.body
+    records = [r for r in found.json()["items"] if r["after"].get("comment") == "audit me"]
+    assert len(records) == 1
+    record = records[0]
+    assert record["action"] == "alert.update"
+    assert record["auth"] == "key"
+    assert record["before"]["status"] == "open"
+    assert _get(keys_host, "/api/audit?colour=red", KEY).status == 400
+
+
+def test_cors_allows_only_the_configured_origin(
+    app_environment: dict[str, str], tenant: str, tmp_path: Path
+) -> None:
+    origin = "https://aoc.example.azurestaticapps.net"
+    host = _host(app_environment, tenant, tmp_path, API_CORS_ORIGINS=origin)
+    try:
+        preflight = http_request(
+            "OPTIONS",
+            f"{host.base_url}/api/events",
+            headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.status == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == origin
+        assert "x-functions-key" in preflight.headers["Access-Control-Allow-Headers"]
+        stranger = http_request(
+            "OPTIONS",
+            f"{host.base_url}/api/events",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert stranger.status == 403
+        assert "Access-Control-Allow-Origin" not in stranger.headers
+
+        allowed = _get(host, "/api/alerts/summary", {**KEY, "Origin": origin})
+        assert allowed.status == 200
+        assert allowed.headers["Access-Control-Allow-Origin"] == origin
+        other = _get(host, "/api/alerts/summary", {**KEY, "Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+    finally:
+        host.stop()
+
+
+def test_the_host_serves_the_openapi_document_without_a_key(keys_host: HostProcess) -> None:
+    response = _get(keys_host, "/api/openapi.json")
+    assert response.status == 200
+    document = response.json()
+    assert document["openapi"] == "3.1.0"
+    assert document == json.loads(json.dumps(openapi_json()))

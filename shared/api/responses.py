@@ -1,0 +1,66 @@
+"""What every API handler returns, free of azure.functions: status, body, media type, headers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.api.auth import Authenticator, AuthError, Principal, Role
+from shared.api.events_query import SensitivityPolicy
+from shared.api.problems import MEDIA_TYPE, ApiProblem
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: str | bytes
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(document: Any, status: int = 200) -> ApiResponse:
+    return ApiResponse(
+        status, json.dumps(document, ensure_ascii=False), headers={"Cache-Control": "no-store"}
+    )
+
+
+def problem_response(problem: ApiProblem, instance: str | None = None) -> ApiResponse:
+    return ApiResponse(problem.status, problem.to_json(instance), MEDIA_TYPE, {"Cache-Control": "no-store"})
+
+
+def answer(path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
+    """Run a handler; an `ApiProblem` it raises becomes its problem response."""
+    try:
+        return handler()
+    except ApiProblem as problem:
+        return problem_response(problem, path)
+
+
+def not_found(what: str, identifier: str) -> ApiProblem:
+    return ApiProblem(404, "Not Found", f"no {what} {identifier!r}", kind="not-found")
+
+
+class ApiGuard:
+    """Who is calling, may they, and what must stay hidden from them."""
+
+    def __init__(self, authenticator: Authenticator, sensitivity: SensitivityPolicy) -> None:
+        self._authenticator = authenticator
+        self.sensitivity = sensitivity
+
+    def require(self, headers: Mapping[str, str], role: Role) -> Principal:
+        try:
+            principal = self._authenticator.authenticate(headers)
+        except AuthError as exc:
+            title = "Unauthorized" if exc.status == 401 else "Forbidden"
+            raise ApiProblem(exc.status, title, str(exc), kind=title.lower()) from None
+        if not principal.has(role):
+            raise ApiProblem(403, "Forbidden", f"this needs the {role.value} role", kind="forbidden")
+        return principal
+
+    def hide_for(self, principal: Principal) -> SensitivityPolicy | None:
+        """The policy to apply for this caller, or None when nothing is hidden from them."""
+        if principal.sees_sensitive or not (self.sensitivity.services or self.sensitivity.operations):
+            return None
+        return self.sensitivity

@@ -1,0 +1,290 @@
+"""GET /api/status (sources, probe scopes, queue depths) and POST /api/probe/run (one poll cycle now)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueServiceClient
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.api.audit import AuditLog
+from shared.api.auth import Role
+from shared.api.events_query import parse_query_string
+from shared.api.openapi import RouteDoc
+from shared.api.problems import ApiProblem, bad_request, from_validation_error
+from shared.api.responses import ApiGuard, ApiResponse, answer, json_response
+from shared.clock import Clock, utc_iso
+from shared.poller import PollReport
+from shared.probe.state import Phase, ProbeState
+from shared.redact import redact
+from shared.resources import Queues, poison_queue
+from shared.watermarks import SourceState, WatermarkStore
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024
+
+
+class StatusQuery(BaseModel):
+    """These routes take no query parameters; any given is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceStatus(BaseModel):
+    source: str
+    watermark: str | None = Field(default=None, description="the end of the last fully handed-off window")
+    last_success: str | None = None
+    last_error: str | None = None
+    stale: bool = Field(description="no success within three poll intervals (or never)")
+    last_count: int
+    total_count: int
+    quarantined: int
+    expired_skipped: int
+
+
+class ProbeScopeStatus(BaseModel):
+    scope: str
+    phase: Phase = Field(description="idle, armed (collecting a burst) or cooldown (after a trigger)")
+    quiet_deadline: str | None = Field(default=None, description="armed: a trigger is due after this")
+    cooldown_until: str | None = None
+    pending: bool = Field(description="cooldown: changes arrived meanwhile and will re-arm it")
+    burst_count: int
+    burst_first_at: str | None = None
+    burst_last_at: str | None = None
+    last_trigger_id: str | None = None
+    last_triggered_at: str | None = None
+    triggers_emitted: int
+    outbox_pending: bool = Field(description="a committed trigger not yet queued")
+    updated_at: str | None = None
+
+
+class QueueDepth(BaseModel):
+    name: str
+    poison: bool = Field(description="the poison queue of a queue in Queues.ALL")
+    exists: bool
+    depth: int | None = Field(description="approximate message count; null when it could not be read")
+    error: str | None = None
+
+
+class StatusDocument(BaseModel):
+    generated_at: str
+    poll_interval_seconds: float
+    sources: list[SourceStatus]
+    probe: list[ProbeScopeStatus]
+    queues: list[QueueDepth]
+
+
+STATUS_ROUTES: list[RouteDoc] = [
+    RouteDoc(
+        "GET",
+        "status",
+        "getStatus",
+        "Sources, probe scopes and queue depths",
+        Role.READER,
+        "operations",
+        query=StatusQuery,
+        response=StatusDocument,
+        description="Per source: watermark, last success and error, staleness and counts; each probe "
+        "scope's state; the depth of every queue and its poison queue.",
+    ),
+    RouteDoc(
+        "POST",
+        "probe/run",
+        "runProbe",
+        "Run one polling and probe cycle now",
+        Role.ADMIN,
+        "operations",
+        query=StatusQuery,
+        response=PollReport,
+        description="Polls every enabled source and steps the probe, as the timer does; one run at a time "
+        "per instance (409 while one is running).",
+    ),
+]
+
+
+def source_status(state: SourceState, stale: bool) -> SourceStatus:
+    return SourceStatus(
+        source=state.source,
+        watermark=state.watermark,
+        last_success=state.last_success,
+        last_error=state.last_error,
+        stale=stale,
+        last_count=state.last_count,
+        total_count=state.total_count,
+        quarantined=state.quarantined,
+        expired_skipped=state.expired_skipped,
+    )
+
+
+def probe_scope_status(state: ProbeState) -> ProbeScopeStatus:
+    return ProbeScopeStatus(
+        scope=state.scope,
+        phase=state.phase,
+        quiet_deadline=state.quiet_deadline,
+        cooldown_until=state.cooldown_until,
+        pending=state.pending,
+        burst_count=state.burst_count,
+        burst_first_at=state.burst_first_at,
+        burst_last_at=state.burst_last_at,
+        last_trigger_id=state.last_trigger_id,
+        last_triggered_at=state.last_triggered_at,
+        triggers_emitted=state.triggers_emitted,
+        outbox_pending=bool(state.outbox),
+        updated_at=state.updated_at,
+    )
+
+
+def run_summary(report: PollReport) -> dict[str, int | str | bool]:
+    """What the audit trail keeps of a run: counts, not the records."""
+    return {
+        "run_id": report.run_id,
+        "sources": len(report.sources),
+        "failed_sources": len(report.failed),
+        "pages": sum(s.pages for s in report.sources),
+        "records": sum(s.records for s in report.sources),
+        "expired_skipped": sum(s.expired_skipped for s in report.sources),
+        "probe_scopes": len(report.probe),
+        "triggers": sum(1 for p in report.probe if p.trigger is not None),
+        "probe_failed": report.probe_error is not None,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return redact(f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {message}")[:300]
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+class StatusApi:
+    def __init__(
+        self,
+        guard: ApiGuard,
+        watermarks: WatermarkStore,
+        probe_states: Callable[[], Sequence[ProbeState]] | None,
+        queue_service: QueueServiceClient,
+        clock: Clock,
+        poll_interval_seconds: float,
+        run_poll: Callable[[], PollReport],
+        audit: AuditLog,
+        *,
+        expected_sources: Iterable[str] = (),
+        queues: Sequence[str] = Queues.ALL,
+    ) -> None:
+        self._guard = guard
+        self._watermarks = watermarks
+        self._probe_states = probe_states
+        self._queue_service = queue_service
+        self._clock = clock
+        self._poll_interval = poll_interval_seconds
+        self._run_poll = run_poll
+        self._audit = audit
+        self._expected_sources = frozenset(expected_sources)
+        self._queues = tuple(queues)
+        self._running = threading.Lock()
+
+    @staticmethod
+    def _no_query(url: str) -> None:
+        try:
+            StatusQuery.model_validate(parse_query_string(url, repeatable=()))
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+
+    # GET /api/status -----------------------------------------------------------------------------
+
+    def get_status(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
+        def handle() -> ApiResponse:
+            self._guard.require(headers, Role.READER)
+            self._no_query(url)
+            return json_response(self.status().model_dump(mode="json"))
+
+        return answer(path, handle)
+
+    def status(self) -> StatusDocument:
+        now = self._clock.now()
+        states = {s.source: s for s in self._watermarks.all()}
+        for source in self._expected_sources - set(states):
+            states[source] = SourceState(source=source)  # enabled, never polled: stale
+        sources = [
+            source_status(state, state.is_stale(now, self._poll_interval))
+            for state in sorted(states.values(), key=lambda s: s.source)
+        ]
+        probe = [probe_scope_status(s) for s in (self._probe_states() if self._probe_states else [])]
+        queues = []
+        for name in self._queues:
+            queues.append(self._depth(name, poison=False))
+            queues.append(self._depth(poison_queue(name), poison=True))
+        return StatusDocument(
+            generated_at=utc_iso(now),
+            poll_interval_seconds=self._poll_interval,
+            sources=sources,
+            probe=probe,
+            queues=queues,
+        )
+
+    def _depth(self, name: str, *, poison: bool) -> QueueDepth:
+        try:
+            properties = self._queue_service.get_queue_client(name).get_queue_properties()
+        except ResourceNotFoundError:
+            # Poison queues appear when the host first gives up on a message.
+            return QueueDepth(name=name, poison=poison, exists=False, depth=0)
+        except Exception as exc:  # one unreadable queue must not hide the rest of the status
+            logger.warning("could not read the depth of queue %s: %s", name, exc)
+            return QueueDepth(name=name, poison=poison, exists=True, depth=None, error=_describe(exc))
+        return QueueDepth(
+            name=name, poison=poison, exists=True, depth=int(properties.approximate_message_count or 0)
+        )
+
+    # POST /api/probe/run -------------------------------------------------------------------------
+
+    def run_probe(self, url: str, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
+        def handle() -> ApiResponse:
+            principal = self._guard.require(headers, Role.ADMIN)
+            self._no_query(url)
+            if len(body) > MAX_BODY_BYTES or body.strip() not in (b"", b"{}"):
+                raise bad_request("this route takes no body (or {})", field="body")
+            if not self._running.acquire(blocking=False):
+                raise ApiProblem(
+                    409, "Conflict", "a poll run started here is still running; retry later", kind="busy"
+                )
+            try:
+                try:
+                    report = self._run_poll()
+                except Exception as exc:
+                    error = _describe(exc)
+                    logger.error("poll run requested by %s failed: %s", principal.name, error)
+                    self._audit.record(
+                        principal,
+                        "probe.run",
+                        "probe",
+                        "run",
+                        None,
+                        {"error": error},
+                        request_id=_header(headers, "idempotency-key"),
+                    )
+                    raise ApiProblem(
+                        500, "Internal Server Error", f"the poll run failed: {error}", kind="run-failed"
+                    ) from None
+            finally:
+                self._running.release()
+            self._audit.record(
+                principal,
+                "probe.run",
+                "probe",
+                report.run_id,
+                None,
+                run_summary(report),
+                request_id=_header(headers, "idempotency-key"),
+            )
+            logger.info("poll run %s requested by %s", report.run_id, principal.name)
+            return json_response(report.model_dump(mode="json"))
+
+        return answer(path, handle)
