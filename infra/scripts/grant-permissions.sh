@@ -26,7 +26,6 @@ readonly GRAPH_ROLES=(
 )
 readonly MANAGEMENT_ROLES=("ActivityFeed.Read")
 readonly MANAGEMENT_DLP_ROLE="ActivityFeed.ReadDlp"
-readonly GOVERNANCE_ROLE="Application.ReadWrite.All"
 
 usage() {
   cat <<'USAGE'
@@ -45,11 +44,6 @@ TARGET (one of; default: the azd environment's AZURE_MANAGED_IDENTITY_PRINCIPAL_
 
 OPTIONS
   --dlp                         also grant ActivityFeed.ReadDlp (MANAGEMENT_INCLUDE_DLP=true)
-  --service-principal-governance
-                                also grant Microsoft Graph Application.ReadWrite.All. This is a WRITE
-                                permission: it lets the principal change every app registration and
-                                service principal in the tenant. Asks for confirmation unless --yes.
-  --yes                         do not ask for confirmation
   --graph-url URL               Microsoft Graph root (default: the current az cloud's, e.g.
                                 https://graph.microsoft.com; DoD tenants: https://dod-graph.microsoft.us)
   --dry-run                     show what would be granted, change nothing
@@ -74,8 +68,6 @@ app_id=""
 identity_name=""
 resource_group=""
 include_dlp=false
-governance=false
-assume_yes=false
 dry_run=false
 graph_url=""
 
@@ -91,8 +83,6 @@ while [[ $# -gt 0 ]]; do
     --resource-group) need_value "$@"; resource_group="$2"; shift 2 ;;
     --graph-url) need_value "$@"; graph_url="$2"; shift 2 ;;
     --dlp) include_dlp=true; shift ;;
-    --service-principal-governance) governance=true; shift ;;
-    --yes | -y) assume_yes=true; shift ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -147,26 +137,6 @@ target_name="$(graph_get "/v1.0/servicePrincipals/${principal_id}?\$select=displ
 echo "Target: ${target_name} (service principal ${principal_id})"
 echo "Graph:  ${graph_url}"
 
-# --- The write permission, loudly ------------------------------------------------------------------
-
-if [[ "$governance" == true ]]; then
-  cat >&2 <<WARNING
-
-  ############################################################################################
-  #  WARNING: --service-principal-governance grants Microsoft Graph ${GOVERNANCE_ROLE}.
-  #  This is a WRITE permission. '${target_name}' will be able to create, change and delete
-  #  EVERY app registration and service principal in the tenant, including adding credentials
-  #  to them. Grant it only if you use the service-principal governance feature.
-  ############################################################################################
-
-WARNING
-  if [[ "$assume_yes" != true && "$dry_run" != true ]]; then
-    [[ -t 0 ]] || die "refusing to grant ${GOVERNANCE_ROLE} without a terminal; pass --yes to confirm"
-    read -r -p "Type 'grant write access' to continue: " answer
-    [[ "$answer" == "grant write access" ]] || die "not confirmed; nothing was granted"
-  fi
-fi
-
 # --- What the target holds already ------------------------------------------------------------------
 
 # "resourceId:appRoleId" per line, following @odata.nextLink.
@@ -203,9 +173,6 @@ plan_roles() {
 }
 
 graph_roles=("${GRAPH_ROLES[@]}")
-if [[ "$governance" == true ]]; then
-  graph_roles+=("$GOVERNANCE_ROLE")
-fi
 management_roles=("${MANAGEMENT_ROLES[@]}")
 if [[ "$include_dlp" == true ]]; then
   management_roles+=("$MANAGEMENT_DLP_ROLE")

@@ -187,3 +187,29 @@ def test_deployed_literal_values_parse_with_the_settings_model(monkeypatch: pyte
     assert settings.queue_message_encoding == "base64"
     assert settings.poll_interval_seconds == 300
     Schedule(literals["POLL_SCHEDULE"])  # a valid 6-field NCRONTAB, as the timer binding needs
+
+
+def main_bicep_parameters() -> dict[str, bool]:
+    """main.bicep's parameters, each with whether it is @secure()."""
+    found = {}
+    for node in walk(parse(INFRA / "main.bicep")):
+        if node.type == "parameter_declaration":
+            name = next(c for c in node.children if c.type == "identifier")
+            decorators = node.prev_sibling
+            secure = (
+                decorators is not None and decorators.type == "decorators" and "@secure()" in text(decorators)
+            )
+            found[text(name)] = secure
+    return found
+
+
+def test_azd_parameters_map_every_plain_main_bicep_parameter_and_only_those() -> None:
+    """`azd env set NAME value` reaches a parameter only through main.parameters.json."""
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = main_bicep_parameters()
+    assert set(mapped) <= set(declared), f"mapped but not declared: {sorted(set(mapped) - set(declared))}"
+    internal = {"resourceGroupName", "keyVaultSoftDeleteRetentionInDays", "keyVaultEnablePurgeProtection"}
+    secrets_mapped_on_purpose = {"alertChannels"}
+    unmapped = {name for name, secure in declared.items() if not secure} - set(mapped) - internal
+    assert not unmapped, f"plain parameters azd cannot set: {sorted(unmapped)}"
+    assert {name for name, secure in declared.items() if secure} & set(mapped) == secrets_mapped_on_purpose
