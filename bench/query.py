@@ -16,10 +16,9 @@ filters are visited round-robin) so both see the same machine load. Only the HTT
 the host: in Azure the .NET host, not the Python worker, polls queues and fires timers, so the local
 host's queue listeners and timers are disabled to keep their polling out of the API timings.
 
-Why a new connection per request: on a reused (keep-alive) connection the local host's http.server
-handler sends the response headers and body as separate writes with Nagle's algorithm on, so the body
-often waits for the client's delayed ACK: +40 ms on roughly half of the responses on Linux, an artefact
-of devtools/host, not of the app or of Azure. `--keep-alive` measures that path anyway.
+Connections: by default a new one per request, as curl and the e2e tests send them. `--keep-alive`
+reuses one, as a browser would. (The local host disables Nagle's algorithm: its headers and body go out
+as separate writes, which on a reused connection used to wait ~40 ms for the client's delayed ACK.)
 
 Aggregation: p50_ratio and p95_ratio are the MEDIAN over the 5 filters of the per-filter ratios
 API p50 / SDK p50 and API p95 / SDK p95 (target, not asserted: p95_ratio <= 1.3). Ratios of the
@@ -469,7 +468,7 @@ def main() -> int:
     parser.add_argument(
         "--keep-alive",
         action="store_true",
-        help="reuse one HTTP connection (the local host then often stalls 40 ms; see above)",
+        help="reuse one HTTP connection, as a browser would",
     )
     args = parser.parse_args()
     if args.events < 1 or args.iterations < 2:

@@ -2,7 +2,7 @@ import logging
 
 import azure.functions as func
 
-from shared.devops import DevOpsAuthError
+from shared.devops import DevOpsAuthError, RunOutcomeUnknownError
 from shared.probe.state import Trigger
 from shared.resources import Queues
 from shared.runtime import pipeline_trigger_service
@@ -16,9 +16,14 @@ logger = logging.getLogger(__name__)
 def run_backup_pipeline(msg: func.QueueMessage) -> None:
     trigger = Trigger.model_validate_json(msg.get_body())
     try:
-        run = pipeline_trigger_service().handle(trigger)
-    except DevOpsAuthError as error:
+        result = pipeline_trigger_service().handle(trigger, message_id=msg.id)
+    except (DevOpsAuthError, RunOutcomeUnknownError) as error:
         # Raise: the message retries, then lands in backup-trigger-poison for an operator to replay.
         logger.error("backup trigger %s (attempt %s): %s", trigger.trigger_id, msg.dequeue_count, error)
         raise
-    logger.info("backup trigger %s -> pipeline run %s %s", trigger.trigger_id, run.run_id, run.url or "")
+    logger.info(
+        "backup trigger %s: %s%s",
+        trigger.trigger_id,
+        result.state,
+        f" -> pipeline run {result.run_id} {result.url or ''}" if result.run_id is not None else "",
+    )

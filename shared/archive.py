@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared.clock import utc_iso
@@ -22,6 +25,12 @@ def raw_blob_name(source: str, run_started: dt.datetime, run_id: str, page: int)
 def encode_lines(records: list[Any]) -> bytes:
     text = "\n".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in records)
     return gzip.compress(text.encode("utf-8"), compresslevel=5)
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    name: str
+    new: bool
 
 
 class RawArchive:
@@ -52,9 +61,14 @@ class RawArchive:
 
     def quarantine(
         self, source: str, blob_name: str, line: int, reason: str, raw: str, now: dt.datetime
-    ) -> str:
-        """Keep a record that could not be normalized, with why, next to where it came from."""
-        name = f"{source}/{now:%Y/%m/%d}/{blob_name.replace('/', '_')}-{line:06d}.json"
+    ) -> QuarantinedRecord:
+        """Keep a record that could not be normalized, with why and where it was first seen.
+
+        The blob is named by the record's hash and never overwritten, so the same bad record fetched
+        again by an overlapping poll, or redelivered, is stored and counted once.
+        """
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+        name = f"{source}/{digest}.json"
         body = {
             "source": source,
             "blob": blob_name,
@@ -63,7 +77,10 @@ class RawArchive:
             "at": utc_iso(now),
             "raw": raw,
         }
-        self._quarantine.upload_blob(
-            name, json.dumps(body, ensure_ascii=False).encode("utf-8"), overwrite=True
-        )
-        return name
+        try:
+            self._quarantine.upload_blob(
+                name, json.dumps(body, ensure_ascii=False).encode("utf-8"), overwrite=False
+            )
+        except ResourceExistsError:
+            return QuarantinedRecord(name, new=False)
+        return QuarantinedRecord(name, new=True)

@@ -24,6 +24,7 @@ GET_BY_IDS_LIMIT = 1000
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 CACHE_PARTITION = "directoryObject"
 MEMORY_CACHE_LIMIT = 50_000
+ENRICHMENT_BUDGET_SECONDS = 30.0
 
 
 def _needs_name(entity: dict[str, Any]) -> str | None:
@@ -42,8 +43,10 @@ class DirectoryNameResolver:
         cache: TableClient,
         clock: Clock,
         ttl_seconds: float,
+        budget_seconds: float = ENRICHMENT_BUDGET_SECONDS,
     ) -> None:
         self._api = api
+        self._budget_seconds = budget_seconds
         self._url = f"{graph_base.rstrip('/')}/v1.0/directoryObjects/getByIds"
         self._scope = scope
         self._cache = cache
@@ -75,7 +78,13 @@ class DirectoryNameResolver:
             self._memory[object_id] = (expires, entry)
 
     def resolve(self, object_ids: set[str], deadline: float | None = None) -> dict[str, dict[str, Any]]:
-        """id -> {display, upn, type} for every id that could be resolved."""
+        """id -> {display, upn, type} for every id that could be resolved.
+
+        Without a deadline the lookups get `budget_seconds`: names are best effort, and a long
+        Retry-After must not hold an ingest message past the function timeout.
+        """
+        if deadline is None:
+            deadline = self._api.clock.monotonic() + self._budget_seconds
         now = self._clock.now()
         names: dict[str, dict[str, Any]] = {}
         missing: list[str] = []
@@ -87,6 +96,9 @@ class DirectoryNameResolver:
                 names[object_id] = {"display": hit["display"], "upn": hit.get("upn"), "type": hit.get("type")}
         for offset in range(0, len(missing), GET_BY_IDS_LIMIT):
             chunk = missing[offset : offset + GET_BY_IDS_LIMIT]
+            if self._api.clock.monotonic() >= deadline:
+                logger.warning("getByIds: out of time; %d ids left without names", len(missing) - offset)
+                break
             try:
                 response = self._api.request(
                     "POST", self._url, scope=self._scope, json={"ids": chunk}, deadline=deadline

@@ -9,6 +9,9 @@ Waits honour Retry-After (delta-seconds or an HTTP-date); without it, exponentia
 jitter (uniform in [0, min(cap, base * 2**(n-1))]). Retries stop at `max_attempts` and never sleep past
 `deadline` (a `clock.monotonic()` value); a Retry-After longer than `max_retry_after` is not waited
 for either: the ApiError carries it so the caller can come back later.
+
+A URL that is itself a credential (a webhook's) is sent with `url_label`: logs and ApiErrors then show
+the label, and exception text is stripped of the URL.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import email.utils
 import logging
 import math
 import random as _random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
 from tenacity import (
     RetryCallState,
     RetryError,
@@ -97,9 +102,38 @@ class ApiError(Exception):
         return self.status == 429 or self.code == "AF429"
 
 
+_SECRET_PATH_HOSTS = frozenset({"hooks.slack.com"})
+_URL_IN_MESSAGE = re.compile(r"(?P<keep>\burl: )\S+")  # urllib3: "Max retries exceeded with url: /path?query"
+
+
 def redact_url(url: str) -> str:
-    """`url` for logs and errors: secrets in the query (sig=, code=, token=, client_secret=...) masked."""
+    """`url` for logs and errors: secrets in the query (sig=, code=, token=, client_secret=...) masked,
+    and the whole path dropped for hosts whose path is the secret (Slack incoming webhooks)."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return redact(url)
+    if host in _SECRET_PATH_HOSTS:
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/***"
     return redact(url)
+
+
+def scrub_url(text: str, url: str) -> str:
+    """`text` (an exception's or a receiver's message) without `url`, its path or its query, as sent
+    or as requests re-quoted them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    pieces = {url}
+    if parts is not None:
+        path_query = parts.path + (f"?{parts.query}" if parts.query else "")
+        pieces |= {path_query, parts.path, parts.query}
+    pieces |= {requote_uri(piece) for piece in pieces}
+    for piece in sorted((p for p in pieces if len(p) > 1), key=len, reverse=True):
+        text = text.replace(piece, "***")
+    return _URL_IN_MESSAGE.sub(r"\g<keep>***", text)
 
 
 def parse_error_body(response: requests.Response) -> tuple[str | None, str]:
@@ -261,8 +295,16 @@ class _Call:
     rate_limiter: RateLimiter | None
     deadline: float | None
     data: bytes | None = None
+    label: str | None = None  # shown instead of the URL, which is then a secret
     refreshed: bool = False
     retry_after: float | None = None  # of the last answer, for the stop decision and the error
+
+    @property
+    def shown_url(self) -> str:
+        return self.label if self.label is not None else redact_url(self.url)
+
+    def scrub(self, text: str) -> str:
+        return scrub_url(text, self.url) if self.label is not None else text
 
 
 def _retry_reason(response: requests.Response) -> str | None:
@@ -377,9 +419,7 @@ class ApiClient:
         if response.status_code == 401 and call.scope and not call.refreshed:
             call.refreshed = True
             self.stats.add("token_refreshes")
-            logger.warning(
-                "%s %s answered 401: retrying once with a new token", call.method, redact_url(call.url)
-            )
+            logger.warning("%s %s answered 401: retrying once with a new token", call.method, call.shown_url)
             if isinstance(self.token_provider, RefreshableTokenProvider):
                 self.token_provider.invalidate(call.scope, token)
             response.close()
@@ -404,7 +444,7 @@ class ApiClient:
             reason = "unknown"
         elif outcome.failed:
             error = outcome.exception()
-            reason = redact(f"{type(error).__name__}: {error}")
+            reason = redact(call.scrub(f"{type(error).__name__}: {error}"))
         else:
             reason = _retry_reason(outcome.result()) or "retryable answer"
         wait = retry_state.upcoming_sleep
@@ -413,7 +453,7 @@ class ApiClient:
         logger.warning(
             "%s %s: %s; retry %d/%d in %.2fs%s",
             call.method,
-            redact_url(call.url),
+            call.shown_url,
             reason,
             retry_state.attempt_number,
             self.max_attempts - 1,
@@ -442,7 +482,10 @@ class ApiClient:
         retry_after = call.retry_after
         if retry_after is None:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock.now())
-        return ApiError(response.status_code, code, message, call.url, retry_after)
+        return ApiError(response.status_code, code, call.scrub(message), call.shown_url, retry_after)
+
+    def _error_from_exception(self, call: _Call, error: BaseException | None) -> ApiError:
+        return ApiError(None, type(error).__name__, call.scrub(str(error)), call.shown_url, call.retry_after)
 
     def _fail(self, error: ApiError) -> ApiError:
         self.stats.add("failures")
@@ -462,26 +505,30 @@ class ApiClient:
         deadline: float | None = None,
         rate_limiter: RateLimiter | None = None,
         data: bytes | None = None,
+        url_label: str | None = None,
     ) -> requests.Response:
         """Send with retries; return a 1xx-3xx response, or raise ApiError (AuthError for no token).
 
         `scope` adds "Authorization: Bearer <token for scope>". `deadline` is a `clock.monotonic()`
         value after which no retry starts (the first attempt always goes). `rate_limiter.acquire()` is
         called before every attempt. `data` sends these exact bytes (for a signed body) instead of `json`.
+        `url_label` marks `url` as a secret: logs and errors show the label instead, and the ApiError
+        chains no exception (whose text would hold the URL).
         """
-        call = _Call(method.upper(), url, scope, params, headers, json, rate_limiter, deadline, data)
+        call = _Call(
+            method.upper(), url, scope, params, headers, json, rate_limiter, deadline, data, url_label
+        )
         try:
             response: requests.Response = self._retrying(call)(self._attempt, call)
         except RetryError as exhausted:
             last = exhausted.last_attempt
             if last.failed:
                 error = last.exception()
-                raise self._fail(
-                    ApiError(None, type(error).__name__, str(error), url, call.retry_after)
-                ) from error
+                raise self._fail(self._error_from_exception(call, error)) from (None if url_label else error)
             raise self._fail(self._error_from_response(call, last.result())) from None
         except requests.RequestException as error:  # not retryable: bad URL, too many redirects...
-            raise self._fail(ApiError(None, type(error).__name__, str(error), url)) from error
+            call.retry_after = None
+            raise self._fail(self._error_from_exception(call, error)) from (None if url_label else error)
         if response.status_code >= 400:
             raise self._fail(self._error_from_response(call, response))
         return response
@@ -494,8 +541,9 @@ class ApiClient:
         try:
             return response.json()
         except ValueError as error:
+            shown = kwargs.get("url_label") or url
             raise self._fail(
-                ApiError(response.status_code, "InvalidJson", f"the answer is not JSON: {error}", url)
+                ApiError(response.status_code, "InvalidJson", f"the answer is not JSON: {error}", shown)
             ) from error
 
     def close(self) -> None:

@@ -68,7 +68,7 @@ class IngestService:
         ingested_at = utc_iso(now)
         tenant_id = message.tenant_id or self._tenant_id
         documents: dict[str, dict[str, Any]] = {}
-        quarantined = records = 0
+        quarantined = newly_quarantined = records = 0
         try:
             lines = list(self._archive.read_lines(message.blob))
         except ResourceNotFoundError as exc:
@@ -87,8 +87,9 @@ class IngestService:
                 )
             except (json.JSONDecodeError, NormalizationError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                self._archive.quarantine(message.source, message.blob, line_number, reason, line, now)
+                kept = self._archive.quarantine(message.source, message.blob, line_number, reason, line, now)
                 quarantined += 1
+                newly_quarantined += kept.new
                 continue
             documents[document["id"]] = document  # a page may repeat a record; one id, one write
 
@@ -98,9 +99,13 @@ class IngestService:
         new_ids = {d["id"] for d in new}
         existing = [d for d in stored if d["id"] not in new_ids]
         self._store.update_facets(tenant_id, new, existing, ingested_at, shard_key=message.blob)
+        if newly_quarantined:
+            self._watermarks.add_counts(_state_key(message), quarantined=newly_quarantined)
         if quarantined:
-            self._watermarks.add_counts(_state_key(message), quarantined=quarantined)
-            logger.warning("%s: %d of %d records quarantined", message.blob, quarantined, records)
+            logger.warning(
+                "%s: %d of %d records quarantined (%d seen before)",
+                message.blob, quarantined, records, quarantined - newly_quarantined,
+            )  # fmt: skip
 
         refs = [EventRef(id=d["id"], pk=d["pk"]) for d in stored]
         alert_messages = [

@@ -14,6 +14,11 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(?P<keep>[?&](?:sig|code|token)=)[^&\s\"']+"),
     re.compile(r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
     re.compile(r"(?P<keep>)eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+    # webhook URLs whose path is the secret: Slack, Office 365 connectors, Discord
+    re.compile(
+        r"(?i)(?P<keep>\b(?:hooks\.slack\.com|[a-z0-9-]+\.webhook\.office\.com|discord(?:app)?\.com/api/webhooks)"
+        r"(?::\d+)?/)[^\s\"'<>]+"
+    ),
 )
 
 

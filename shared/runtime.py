@@ -187,14 +187,25 @@ def probe_service() -> ProbeService:
 @cache
 def pipeline_trigger_service() -> PipelineTriggerService:
     s = get_settings()
+    # One attempt per POST: the service retries only what Azure DevOps certainly did not act on.
+    api = ApiClient(
+        token_provider(),
+        timeout=(s.http_connect_timeout_seconds, s.http_read_timeout_seconds),
+        max_attempts=1,
+    )
     if s.devops_auth_mode == "pat":
         if not s.devops_pat:
             raise ValueError("DEVOPS_AUTH_MODE is pat but DEVOPS_PAT is not set")
-        devops = DevOpsClient(api_client(), s.devops_base_url, pat=s.devops_pat.get_secret_value())
+        devops = DevOpsClient(api, s.devops_base_url, pat=s.devops_pat.get_secret_value())
     else:
-        devops = DevOpsClient(api_client(), s.devops_base_url, token_scope=s.devops_token_scope)
+        devops = DevOpsClient(api, s.devops_base_url, token_scope=s.devops_token_scope)
+    clients = get_clients()
     return PipelineTriggerService(
-        devops, drift_config(), get_clients().table(Tables.TRIGGER_LOG), app_clock()
+        devops,
+        drift_config(),
+        clients.table(Tables.TRIGGER_LOG),
+        app_clock(),
+        clients.queue(Queues.BACKUP_TRIGGER),
     )
 
 

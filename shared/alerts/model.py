@@ -52,6 +52,7 @@ class HistoryEntry(BaseModel):
     to_status: str | None = None
     classification: str | None = None
     comment: str | None = None
+    request_id: str | None = None  # set by an update sent with an Idempotency-Key, to spot its retries
 
 
 class Delivery(BaseModel):
@@ -59,7 +60,7 @@ class Delivery(BaseModel):
 
     channel: str
     round: int
-    status: Literal["queued", "sent", "retrying", "failed"]
+    status: Literal["queued", "sent", "retrying", "gave_up", "failed"]
     attempts: int = 0
     http_status: int | None = None
     reason: str | None = None

@@ -46,6 +46,14 @@ MAX_GENERATIONS = 20
 SYSTEM_ACTOR = "aoc-functions"
 
 
+def _holds(alert: dict[str, Any], row: MatchRow) -> bool:
+    """Whether a closed alert already counted this match: redelivery and poll overlap replay old events."""
+    if any(ref["id"] == row.event_id for ref in alert.get("events", [])):
+        return True
+    capped = len(alert.get("events", [])) >= MAX_EVENT_REFS
+    return capped and alert["first_seen"] <= row.timestamp <= alert["last_seen"]
+
+
 @dataclass
 class AlertReport:
     events: int = 0
@@ -333,6 +341,15 @@ class AlertService:
                 if existing is not None and existing.get("status") in ACTIVE_STATUSES:
                     plan.document, plan.is_new = existing, False
                     break
+                if existing is not None:
+                    unseen = [row for row in plan.rows if not _holds(existing, row)]
+                    if not unseen:
+                        logger.info("alert %s is %s and already holds these matches", existing["id"],
+                                    existing.get("status"))  # fmt: skip
+                        return None
+                    plan.rows = unseen
+                    first = unseen[0].timestamp
+                    document.update(events=[], first_seen=first, last_seen=first, occurrences=1)
             else:
                 raise RuntimeError(f"rule {rule_id}: no free alert id after {MAX_GENERATIONS} generations")
         if stored is None:

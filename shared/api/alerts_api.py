@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.alerts.model import AlertStatus
 from shared.api.events_query import SensitivityPolicy
 from shared.api.paging import ContinuationSigner, iso_time_or_none, query_hash
+from shared.clock import parse_utc, utc_iso
 from shared.rules.model import SEVERITY_ORDER, Severity
 
 
@@ -64,7 +65,7 @@ class AlertSearch:
             params.append({"name": "@rule", "value": query.rule})
         if query.since:
             where.append("c.last_seen >= @since")
-            params.append({"name": "@since", "value": query.since})
+            params.append({"name": "@since", "value": utc_iso(parse_utc(query.since))})
         hidden, hidden_params = _hidden_conditions(hide)
         where += hidden
         params += hidden_params

@@ -104,6 +104,11 @@ CORE_ROUTES: list[RouteDoc] = [
         body=AlertUpdate,
         response=AlertView,
         path_params=(ALERT_ID,),
+        description=(
+            "With an Idempotency-Key header (at most 100 characters) a retried request changes the alert "
+            "once: the replay answers 200 with the alert as it is, adding no second comment or history "
+            "entry. Recorded in the audit log."
+        ),
     ),
     RouteDoc(
         "GET",

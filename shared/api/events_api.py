@@ -48,7 +48,7 @@ from shared.api.models import EventView
 from shared.api.openapi import PathParam, RouteDoc
 from shared.api.paging import query_hash
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, json_response, not_found
+from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
 from shared.archive import RawArchive
 from shared.clock import Clock, utc_iso
 from shared.event_store import FACET_FIELDS, EventStore
@@ -59,7 +59,6 @@ SEARCH_PAGE_SIZE = 200  # the largest page EventSearch serves
 MAX_TAGS_PER_EVENT = 50
 MAX_TAGS_PER_REQUEST = 20
 MAX_COMMENTS_PER_EVENT = 100  # keeps an event well under Cosmos DB's 2 MB item limit
-MAX_IDEMPOTENCY_KEY = 100
 MAX_UPDATE_RETRIES = 8
 BULK_CONCURRENCY = 8
 PAGING_FIELDS = ("page_size", "continuation")
@@ -258,11 +257,6 @@ def _parse_query(model: type[M], params: Mapping[str, Any]) -> M:
         raise from_validation_error(exc) from None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
 # -- the routes -------------------------------------------------------------------------------------
 
 
@@ -404,12 +398,7 @@ class EventActions:
 
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ANALYST)
-            raw_key = _header(headers, "Idempotency-Key")
-            key = raw_key.strip() if raw_key is not None else None
-            if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-                raise bad_request(
-                    f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
-                )
+            key = idempotency_key(headers)
             request = _parse_body(CommentBody, body)
             event = self._visible(event_id, principal)
             comment = {

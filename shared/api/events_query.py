@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from azure.cosmos import ContainerProxy
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.api.paging import ContinuationSigner, query_hash
+from shared.api.paging import ContinuationSigner, TimeOutOfRangeError, parse_query_time, query_hash
 from shared.api.problems import bad_request, from_validation_error
 from shared.clock import parse_utc, utc_iso
 from shared.events import OperationType, Result, Service
@@ -58,7 +58,9 @@ class EventQuery(BaseModel):
         if value is None or RELATIVE.match(value):
             return value
         try:
-            parse_utc(value)
+            parse_query_time(value)
+        except TimeOutOfRangeError:
+            raise
         except ValueError:
             raise ValueError(
                 "use ISO 8601 (2026-11-01T00:00:00Z) or a relative time such as 24h or 7d"

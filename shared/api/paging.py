@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -17,6 +18,10 @@ from shared.api.problems import bad_request
 from shared.clock import parse_utc
 
 TOKEN_VERSION = 1
+# Query times are bounded well inside datetime's range, so window arithmetic (`end - 30 days`) and the
+# conversion to UTC never overflow.
+MIN_QUERY_YEAR = 1970
+MAX_QUERY_YEAR = 9999
 
 
 def _b64(data: bytes) -> str:
@@ -65,11 +70,29 @@ def query_hash(filters: dict[str, Any]) -> str:
     return hashlib.sha256(normalized.encode("utf-8")).hexdigest()[:24]
 
 
+class TimeOutOfRangeError(ValueError):
+    pass
+
+
+def parse_query_time(value: str) -> dt.datetime:
+    """An ISO 8601 query value as aware UTC.
+
+    Raises ValueError, which pydantic turns into a 400, for text that is not a time and for times
+    outside the accepted years (OverflowError, which pydantic would let escape as a 500, included).
+    """
+    try:
+        moment = parse_utc(value)
+    except OverflowError:
+        moment = None
+    except ValueError:
+        raise ValueError("use ISO 8601, e.g. 2026-11-01T00:00:00Z") from None
+    if moment is None or not MIN_QUERY_YEAR <= moment.year <= MAX_QUERY_YEAR:
+        raise TimeOutOfRangeError(f"times must fall between the years {MIN_QUERY_YEAR} and {MAX_QUERY_YEAR}")
+    return moment
+
+
 def iso_time_or_none(value: str | None) -> str | None:
     """A pydantic field check for optional ISO 8601 query values such as `since`."""
     if value is not None:
-        try:
-            parse_utc(value)
-        except ValueError:
-            raise ValueError("use ISO 8601, e.g. 2026-11-01T00:00:00Z") from None
+        parse_query_time(value)
     return value

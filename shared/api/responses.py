@@ -9,7 +9,9 @@ from typing import Any
 
 from shared.api.auth import Authenticator, AuthError, Principal, Role
 from shared.api.events_query import SensitivityPolicy
-from shared.api.problems import MEDIA_TYPE, ApiProblem
+from shared.api.problems import MEDIA_TYPE, ApiProblem, bad_request
+
+MAX_IDEMPOTENCY_KEY = 100
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,22 @@ def answer(path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
         return handler()
     except ApiProblem as problem:
         return problem_response(problem, path)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def idempotency_key(headers: Mapping[str, str]) -> str | None:
+    """The Idempotency-Key header, trimmed; a 400 when it is blank or longer than 100 characters."""
+    raw = header(headers, "Idempotency-Key")
+    key = raw.strip() if raw is not None else None
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise bad_request(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
+        )
+    return key
 
 
 def not_found(what: str, identifier: str) -> ApiProblem:

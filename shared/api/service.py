@@ -13,7 +13,14 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 from pydantic import ValidationError
 
-from shared.alerts.lifecycle import AlertNotFoundError, AlertUpdate, InvalidTransitionError, update_alert
+from shared.alerts.lifecycle import (
+    AlertNotFoundError,
+    AlertUpdate,
+    InvalidTransitionError,
+    already_applied,
+    update_alert,
+    update_id,
+)
 from shared.alerts.store import AlertStore
 from shared.api.alerts_api import AlertQuery, AlertSearch, public_alert
 from shared.api.audit import AuditLog, AuditQuery
@@ -27,7 +34,7 @@ from shared.api.events_query import (
 )
 from shared.api.paging import ContinuationSigner
 from shared.api.problems import bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, json_response, not_found
+from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
 from shared.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -129,16 +136,27 @@ class ApiService:
         return self._answer(path, handle)
 
     def patch_alert(self, alert_id: str, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
+        """With an Idempotency-Key, a retry answers with the alert as it is and changes nothing."""
+
         def handle() -> ApiResponse:
             principal = self._guard(headers, Role.ANALYST)
+            key = idempotency_key(headers)
             try:
                 update = AlertUpdate.model_validate_json(body or b"{}")
             except ValidationError as exc:
                 raise from_validation_error(exc, location="body") from None
             before = self._visible_alert(alert_id, principal)
+            if key is not None and already_applied(before, update_id(alert_id, principal.name, key)):
+                return json_response(public_alert(before))
             try:
                 stored = update_alert(
-                    self._alert_store, self._clock, self._tenant_id, alert_id, update, principal.name
+                    self._alert_store,
+                    self._clock,
+                    self._tenant_id,
+                    alert_id,
+                    update,
+                    principal.name,
+                    idempotency_key=key,
                 )
             except InvalidTransitionError as exc:
                 raise bad_request(str(exc), field="status") from None
@@ -155,7 +173,7 @@ class ApiService:
                     "classification": stored.get("classification"),
                     "comment": update.comment,
                 },
-                request_id=headers.get("idempotency-key") or headers.get("Idempotency-Key"),
+                request_id=key,
             )
             logger.info("alert %s updated by %s", alert_id, principal.name)
             return json_response(public_alert(stored))

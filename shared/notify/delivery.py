@@ -1,12 +1,14 @@
 """Sends one queued notification, exactly once per (alert, channel, round).
 
 A `DeliveryLog` row is claimed before the webhook call and marked sent or failed after it, so a
-redelivered notify message never posts twice. 429 and 5xx answers are retried in process (honouring
-Retry-After, bounded); when those retries run out the claim is released and the message goes back to
-the queue, which retries it; on the last dequeue the delivery is marked failed and the message moves
-to `notify-poison`. Any other 4xx is final: the
-delivery is marked failed with the answer's reason and never retried. The alert document shows each
-channel's delivery status.
+redelivered notify message never posts twice; a copy that arrives while another worker holds the claim
+is dropped (the holder's own message is retried by the queue if it fails). 429 and 5xx answers are
+retried in process (honouring Retry-After, bounded); when those retries run out the claim is released
+and the message goes back to the queue, which retries it; on the last dequeue the delivery is marked
+`gave_up` (not done, so a replay from `notify-poison` sends it) and the message moves to
+`notify-poison`. Any other 4xx is final: the delivery is marked failed with the answer's reason and
+never retried. The alert document shows each channel's delivery status. The webhook URL is a secret:
+logs, errors and stored reasons name the channel instead.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.alerts.model import NotifyMessage
 from shared.alerts.store import AlertStore
-from shared.clock import Clock, SystemClock, parse_utc, utc_iso
+from shared.clock import Clock, SystemClock, utc_iso
 from shared.http_client import ApiClient, ApiError
 from shared.notify.channels import ChannelConfig
 from shared.notify.payloads import (
@@ -34,6 +35,7 @@ from shared.notify.payloads import (
     webhook_payload,
 )
 from shared.rate_limit import RateLimiter, SlidingWindowRateLimiter
+from shared.table_claim import ClaimBusyError, RowClaimer
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +45,6 @@ MAX_REASON_LENGTH = 300
 IDEMPOTENCY_HEADER = "X-AOC-Delivery-Id"
 
 Outcome = Literal["sent", "failed", "duplicate", "skipped"]
-
-
-class DeliveryBusyError(RuntimeError):
-    """Another worker holds the claim; the queue will bring the message back."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,7 @@ class DeliveryLog:
 
     def __init__(self, table: TableClient, clock: Clock) -> None:
         self._table = table
+        self._claimer = RowClaimer(table, "sending", {"sent", "failed"}, CLAIM_TIMEOUT)
         self._clock = clock
 
     @staticmethod
@@ -90,33 +89,20 @@ class DeliveryLog:
     def claim(self, message: NotifyMessage) -> tuple[Literal["claimed", "done"], int]:
         """("claimed", attempts so far) or ("done", attempts) when it was already sent or failed."""
         partition, row = self._keys(message)
-        now = self._clock.now()
-        entity = {"PartitionKey": partition, "RowKey": row, "status": "sending", "claimed_at": utc_iso(now)}
-        try:
-            self._table.create_entity({**entity, "attempts": 0})
-            return "claimed", 0
-        except ResourceExistsError:
-            existing = self._table.get_entity(partition, row)
-        attempts = int(existing.get("attempts") or 0)
-        if existing.get("status") in ("sent", "failed"):
-            return "done", attempts
-        if existing.get("status") == "sending" and now - parse_utc(existing["claimed_at"]) < CLAIM_TIMEOUT:
-            raise DeliveryBusyError(f"{message.delivery_key} is being delivered by another worker")
-        try:
-            self._table.update_entity(
-                {**entity, "attempts": attempts},
-                mode=UpdateMode.REPLACE,
-                etag=existing.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        except ResourceModifiedError as exc:
-            raise DeliveryBusyError(f"{message.delivery_key} was claimed concurrently") from exc
-        return "claimed", attempts
+        claim = self._claimer.claim(
+            partition,
+            row,
+            self._clock.now(),
+            new_fields={"attempts": 0},
+            takeover_fields=lambda existing: {"attempts": int(existing.get("attempts") or 0)},
+            label=message.delivery_key,
+        )
+        return claim.state, int(claim.existing.get("attempts") or 0)
 
     def record(
         self,
         message: NotifyMessage,
-        status: Literal["sent", "failed", "retrying"],
+        status: Literal["sent", "failed", "retrying", "gave_up"],
         attempts: int,
         http_status: int | None,
         reason: str | None,
@@ -209,7 +195,13 @@ class NotificationService:
         if channel is None:
             logger.warning("notification %s: channel no longer configured; dropped", message.delivery_key)
             return DeliveryResult("skipped", message.channel, reason="channel not configured")
-        state, attempts = self._log.claim(message)
+        try:
+            state, attempts = self._log.claim(message)
+        except ClaimBusyError:
+            logger.info(
+                "notification %s: another worker holds the delivery; dropping this copy", message.delivery_key
+            )
+            return DeliveryResult("duplicate", channel.name)
         if state == "done":
             logger.info("notification %s was already delivered; not posting again", message.delivery_key)
             return DeliveryResult("duplicate", channel.name, attempts)
@@ -231,6 +223,7 @@ class NotificationService:
                 headers=headers,
                 data=body,
                 rate_limiter=counter,
+                url_label=f"{channel.type} channel {channel.name!r}",
             )
         except ApiError as error:
             attempts += counter.attempts
@@ -246,8 +239,9 @@ class NotificationService:
                     "notification %s to %s will be retried: %s", message.delivery_key, channel.name, reason
                 )
                 raise
-            self._log.record(message, "failed", attempts, error.status, reason)
-            self._mark_alert(message, "failed", attempts, error.status, reason)
+            status: Literal["failed", "gave_up"] = "gave_up" if retryable else "failed"
+            self._log.record(message, status, attempts, error.status, reason)
+            self._mark_alert(message, status, attempts, error.status, reason)
             logger.error("notification %s to %s failed: %s", message.delivery_key, channel.name, reason)
             if retryable:
                 raise  # the last dequeue: the message moves to the poison queue for a replay

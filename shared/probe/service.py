@@ -58,6 +58,7 @@ class ProbeService:
         self.drift = drift
         self._queue = trigger_queue
         self._windows = windows
+        self._pipelines = {scope.name: scope.pipeline is not None for scope in drift.scopes}
 
     def advance(self, changes: dict[str, list[Change]], now: dt.datetime) -> list[ScopeResult]:
         results = []
@@ -65,7 +66,13 @@ class ProbeService:
             scope_changes = changes.get(scope.name, [])
             state, trigger = self._store.transition(scope.name, scope_changes, now, self._windows)
             self.flush_outbox(state)
-            if trigger is not None:
+            if trigger is not None and scope.pipeline is None:
+                logger.warning(
+                    "probe %s: %d change(s) settled, but the scope has no pipeline (set DEVOPS_ORGANIZATION, "
+                    "DEVOPS_PROJECT and DEVOPS_PIPELINE_ID, or its pipeline in drift.yaml); no backup queued",
+                    scope.name, trigger.summary.count,
+                )  # fmt: skip
+            elif trigger is not None:
                 logger.info(
                     "probe %s: %d change(s) settled; queued backup trigger %s",
                     scope.name, trigger.summary.count, trigger.trigger_id,
@@ -78,10 +85,12 @@ class ProbeService:
         return results
 
     def flush_outbox(self, state: ProbeState) -> None:
+        """Queue the outbox's trigger, unless its scope has no pipeline: that trigger could only fail."""
         if not state.outbox:
             return
         trigger = Trigger.model_validate_json(state.outbox)
-        self._queue.send_message(state.outbox)
+        if self._pipelines.get(state.scope, False):
+            self._queue.send_message(state.outbox)
         self._store.clear_outbox(state.scope, trigger.trigger_id)
 
     def status(self) -> list[ProbeState]:

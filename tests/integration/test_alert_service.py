@@ -147,20 +147,29 @@ def test_an_acknowledged_alert_still_absorbs_the_incident(harness: Harness) -> N
 
 
 def test_a_resolved_alert_no_longer_suppresses(harness: Harness) -> None:
-    harness.service.process(harness.message([_ga(harness, 0)]))
+    first = _ga(harness, 0)
+    harness.service.process(harness.message([first]))
     [alert] = harness.alerts("entra.global-admin-added")
 
     update_alert(
         harness.store, harness.clock, harness.tenant, alert["id"], AlertUpdate(status="resolved"), "ana"
     )
-    report = harness.service.process(harness.message([_ga(harness, 2)]))  # same time bucket
+    # The same event again (a redelivered batch, or the next poll's overlap window) is not a new incident.
+    replay = harness.service.process(harness.message([first]))
+    assert (replay.created, replay.notify_messages) == ([], [])
+    assert [a["id"] for a in harness.alerts("entra.global-admin-added")] == [alert["id"]]
+
+    report = harness.service.process(harness.message([first, _ga(harness, 2)]))  # same time bucket
     alerts = harness.alerts("entra.global-admin-added")
     assert len(alerts) == 2
     assert report.created
     assert report.created[0] != alert["id"]
+    assert len(report.notify_messages) == 2
     reopened = next(a for a in alerts if a["id"] != alert["id"])
     assert reopened["generation"] == 1
     assert reopened["status"] == "open"
+    assert reopened["occurrences"] == 1
+    assert first["id"] not in {ref["id"] for ref in reopened["events"]}
 
 
 def _deletions(h: Harness, count: int, spacing_seconds: float, actor: str) -> list[dict[str, Any]]:

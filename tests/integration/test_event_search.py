@@ -114,6 +114,8 @@ def test_a_forged_or_foreign_continuation_token_is_a_400(corpus: Corpus) -> None
         ({"page_size": "500"}, "page_size"),
         ({"colour": "red"}, "colour"),
         ({"start": "yesterday"}, "start"),
+        ({"end": "0001-01-02T00:00:00Z"}, "end"),
+        ({"start": "0001-01-01T00:00:00+14:00"}, "start"),
         ({"service": ["Mail"]}, "service.0"),
     ],
 )

@@ -347,6 +347,8 @@ def test_export_stops_at_the_cap_and_says_so(world: World) -> None:
         ("?format=xlsx", "format"),
         ("?colour=red", "colour"),
         ("?start=yesterday", "start"),
+        ("?end=0001-01-02T00:00:00Z", "end"),
+        ("?start=0001-01-01T00:00:00%2B14:00", "start"),
     ],
 )
 def test_export_refuses_bad_parameters(world: World, query: str, field: str) -> None:

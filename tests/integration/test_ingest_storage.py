@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 
@@ -92,9 +93,21 @@ def test_raw_archive_round_trips_non_ascii_lines_and_quarantines(app_environment
     assert "田中 太郎" in lines[1][1]
 
     quarantined = archive.quarantine("entra_audit", name, 2, "NormalizationError: no id", lines[1][1], NOW)
-    body = get_clients().blob_container("quarantine").download_blob(quarantined).readall().decode()
+    assert quarantined.new
+    body = get_clients().blob_container("quarantine").download_blob(quarantined.name).readall().decode()
     assert "no id" in body
     assert "田中 太郎" in body
+
+    later = NOW + dt.timedelta(hours=1)
+    again = archive.quarantine(
+        "entra_audit", "other-page", 7, "NormalizationError: no id", lines[1][1], later
+    )
+    assert (again.name, again.new) == (quarantined.name, False)
+    kept = json.loads(get_clients().blob_container("quarantine").download_blob(quarantined.name).readall())
+    assert (kept["blob"], kept["line"]) == (name, 2), "the first sighting is kept"
+    other = archive.quarantine("entra_audit", name, 1, "NormalizationError: no id", lines[0][1], NOW)
+    assert other.new
+    assert other.name != quarantined.name
 
 
 def _event(event_id: str, tenant: str, operation: str = "Add user") -> dict[str, object]:

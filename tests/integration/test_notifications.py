@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -172,8 +174,111 @@ def test_server_errors_go_back_to_the_queue_until_the_last_attempt(setup: Setup)
     assert setup.delivery("slack")["status"] == "retrying"
     assert len(setup.sim.webhook_deliveries(setup.names["slack"])) == 3  # bounded in-process retries
 
-    with pytest.raises(ApiError):  # the last dequeue: marked failed, and the message goes to poison
+    with pytest.raises(ApiError):  # the last dequeue: the message goes to poison, to be replayed
         setup.service.deliver(setup.message("slack"), last_attempt=True)
-    assert setup.delivery("slack")["status"] == "failed"
-    assert setup.service.deliver(setup.message("slack")).outcome == "duplicate"
+    assert setup.delivery("slack")["status"] == "gave_up"
+    assert setup.log.get(setup.message("slack"))["status"] == "gave_up"
     assert setup.delivery("slack")["attempts"] == 6
+
+
+def test_a_replay_from_poison_after_the_outage_posts_once(setup: Setup) -> None:
+    setup.sim.script_webhook(setup.names["slack"], [], then={"status": 503})
+    with pytest.raises(ApiError):
+        setup.service.deliver(setup.message("slack"), last_attempt=True)
+    assert setup.delivery("slack")["status"] == "gave_up"
+    setup.sim.reset_webhook(setup.names["slack"])  # Slack is back: every POST answers 200
+
+    result = setup.service.deliver(setup.message("slack"))  # moved from notify-poison back to notify
+
+    assert result.outcome == "sent"
+    [posted] = setup.sim.webhook_deliveries(setup.names["slack"])
+    assert posted["accepted"]
+    assert setup.delivery("slack")["status"] == "sent"
+    assert setup.delivery("slack")["attempts"] == 4
+    assert setup.log.get(setup.message("slack"))["status"] == "sent"
+    assert setup.service.deliver(setup.message("slack")).outcome == "duplicate"
+    assert len(setup.sim.webhook_deliveries(setup.names["slack"])) == 1
+
+
+def test_a_final_4xx_is_not_replayed(setup: Setup) -> None:
+    setup.sim.script_webhook(setup.names["teams"], [{"status": 404}])
+    assert setup.service.deliver(setup.message("teams"), last_attempt=True).outcome == "failed"
+    assert setup.service.deliver(setup.message("teams")).outcome == "duplicate"
+    assert len(setup.sim.webhook_deliveries(setup.names["teams"])) == 1
+
+
+def test_a_copy_of_a_delivery_another_worker_is_sending_is_dropped(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shared.notify.delivery")
+    assert setup.log.claim(setup.message("teams"))[0] == "claimed"  # another worker, still sending
+
+    result = setup.service.deliver(setup.message("teams"))
+
+    assert result.outcome == "duplicate"
+    assert setup.sim.webhook_deliveries(setup.names["teams"]) == []
+    assert setup.log.get(setup.message("teams"))["status"] == "sending"
+    assert any("another worker" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_secret_webhook_path_reaches_no_log_error_or_stored_reason(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)  # host.json's level; urllib3 logs every request path at DEBUG
+    secret = f"T000-B000-{uuid.uuid4().hex}"
+    refused_secret = f"refused{uuid.uuid4().hex}"
+    channels = [
+        {"name": "secops-slack", "type": "slack", "url": setup.sim.webhook_url(secret)},
+        {
+            "name": "secops-hook",
+            "type": "webhook",
+            "url": f"http://127.0.0.1:{_closed_loopback_port()}/services/T000/B000/{refused_secret}?k=v",
+        },
+    ]
+    client = ApiClient(None, timeout=(2, 5), max_attempts=2, sleep=lambda s: None)
+    service = NotificationService(
+        setup.store,
+        setup.log,
+        parse_channels(json.dumps(channels)),
+        client,
+        setup.clock,
+        link_base_url=None,
+    )
+    setup.sim.script_webhook(secret, [], then={"status": 503})
+    errors: list[ApiError] = []
+    for channel in ("secops-slack", "secops-hook"):
+        message = NotifyMessage(alert_id=setup.alert["id"], pk=setup.tenant, channel=channel, round=1)
+        with pytest.raises(ApiError) as caught:
+            service.deliver(message, last_attempt=True)
+        errors.append(caught.value)
+
+    assert len(setup.sim.webhook_deliveries(secret)) == 2
+    assert errors[0].status == 503
+    assert errors[1].status is None
+    assert "Connection" in (errors[1].code or "")
+    assert errors[1].url == "webhook channel 'secops-hook'"
+    stored = setup.store.get(setup.tenant, setup.alert["id"])
+    rows = [
+        setup.log.get(NotifyMessage(alert_id=setup.alert["id"], pk=setup.tenant, channel=c, round=1))
+        for c in ("secops-slack", "secops-hook")
+    ]
+    assert stored is not None
+    assert stored["deliveries"]["secops-hook"]["reason"].startswith("no response: ")
+    seen = "\n".join(
+        [
+            *(r.getMessage() for r in caplog.records),
+            *(caplog.handler.formatter.formatException(r.exc_info) for r in caplog.records if r.exc_info),
+            *(f"{e} {e.message} {e.url} {e.__cause__} {e.__context__}" for e in errors),
+            json.dumps(stored["deliveries"]),
+            json.dumps(rows, default=str),
+        ]
+    )
+    assert "secops-hook" in seen
+    for leaked in (secret, refused_secret, "/services/", "/webhooks/", "k=v"):
+        assert leaked not in seen

@@ -16,16 +16,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from devtools.simulator import SimulatorConfig, TenantSimulator
+from tests.support.simulator_client import GRAPH_SCOPE, client_token, simulator_at
 
 EPOCH = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 DAY = 86_400.0
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 MANAGE_SCOPE = "https://manage.office.com/.default"
 GRAPH_APIS = {
     "entra_audit": ("auditLogs/directoryAudits", "activityDateTime"),
@@ -40,30 +39,6 @@ CONTENT_TYPES = (
     "DLP.All",
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def simulator_at(sim_offset_seconds: float, **overrides: Any) -> TenantSimulator:
-    """A started simulator whose sim clock reads EPOCH + sim_offset_seconds now (speed 1 unless given)."""
-    values: dict[str, Any] = {"epoch": EPOCH, "seed": 11, "events_per_day": 2000}
-    values.update(overrides)
-    speed = float(values.get("speed", 1.0))
-    values["started_at_unix"] = time.time() - sim_offset_seconds / speed
-    return TenantSimulator(SimulatorConfig(**values)).start()
-
-
-def token(sim: TenantSimulator, scope: str = GRAPH_SCOPE) -> str:
-    response = requests.post(
-        f"{sim.base_url}/{sim.config.tenant_id}/oauth2/v2.0/token",
-        data={
-            "client_id": "aoc-app",
-            "client_secret": "s3cret",
-            "grant_type": "client_credentials",
-            "scope": scope,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 def graph_pages(
@@ -111,19 +86,19 @@ def session_for(bearer: str) -> requests.Session:
 @pytest.fixture(scope="module")
 def sim() -> Iterator[TenantSimulator]:
     """Sim time is EPOCH + 4.5 days: every record of the day, and every content blob, is published."""
-    simulator = simulator_at(4.5 * DAY, malformed_rate=0.02)
+    simulator = simulator_at(EPOCH, 4.5 * DAY, malformed_rate=0.02)
     yield simulator
     simulator.stop()
 
 
 @pytest.fixture(scope="module")
 def graph(sim: TenantSimulator) -> requests.Session:
-    return session_for(token(sim, GRAPH_SCOPE))
+    return session_for(client_token(sim, GRAPH_SCOPE))
 
 
 @pytest.fixture(scope="module")
 def manage(sim: TenantSimulator) -> requests.Session:
-    session = session_for(token(sim, MANAGE_SCOPE))
+    session = session_for(client_token(sim, MANAGE_SCOPE))
     tenant = sim.config.tenant_id
     for content_type in CONTENT_TYPES:
         response = session.post(
@@ -291,9 +266,9 @@ def test_graph_paging_returns_every_visible_record_exactly_once(
 
 
 def test_graph_honours_the_availability_time() -> None:
-    half_day = simulator_at(0.5 * DAY, graph_max_delay_seconds=600)
+    half_day = simulator_at(EPOCH, 0.5 * DAY, graph_max_delay_seconds=600)
     try:
-        session = session_for(token(half_day))
+        session = session_for(client_token(half_day))
         pages = graph_pages(
             session, f"{half_day.graph_base_url}/v1.0/auditLogs/directoryAudits", {"$top": "1000"}
         )
@@ -317,9 +292,9 @@ def test_graph_honours_the_availability_time() -> None:
 
 
 def test_duplicate_records_across_page_boundaries() -> None:
-    duplicating = simulator_at(2 * DAY, duplicate_across_pages_rate=1.0)
+    duplicating = simulator_at(EPOCH, 2 * DAY, duplicate_across_pages_rate=1.0)
     try:
-        session = session_for(token(duplicating))
+        session = session_for(client_token(duplicating))
         pages = graph_pages(session, f"{duplicating.graph_base_url}/v1.0/auditLogs/signIns", {"$top": "50"})
         assert len(pages) > 3
         assert all(len(p) <= 50 for p in pages)
@@ -390,6 +365,7 @@ def test_get_by_ids_resolves_objects_referenced_by_id_only(
 
 def test_throttling_and_server_errors_at_the_configured_rates() -> None:
     faulty = simulator_at(
+        EPOCH,
         2 * DAY,
         throttle_rate=0.3,
         throttle_without_retry_after=0.5,
@@ -400,9 +376,9 @@ def test_throttling_and_server_errors_at_the_configured_rates() -> None:
         tenant = faulty.config.tenant_id
         # The token endpoint and the control endpoints are never faulted.
         for _ in range(20):
-            token(faulty)
+            client_token(faulty)
         assert all(requests.get(f"{faulty.base_url}/_sim/health", timeout=10).ok for _ in range(20))
-        graph = session_for(token(faulty))
+        graph = session_for(client_token(faulty))
         responses = [
             graph.get(
                 f"{faulty.graph_base_url}/v1.0/auditLogs/directoryAudits", params={"$top": "1"}, timeout=10
@@ -418,7 +394,7 @@ def test_throttling_and_server_errors_at_the_configured_rates() -> None:
         with_header = [r for r in throttled if "Retry-After" in r.headers]
         assert 0.3 < len(with_header) / len(throttled) < 0.7
         assert {r.headers["Retry-After"] for r in with_header} == {"2"}
-        manage = session_for(token(faulty, MANAGE_SCOPE))
+        manage = session_for(client_token(faulty, MANAGE_SCOPE))
         listing = [
             manage.get(
                 f"{faulty.base_url}/manage/api/v1.0/{tenant}/activity/feed/subscriptions/list",
@@ -448,7 +424,7 @@ def test_throttling_and_server_errors_at_the_configured_rates() -> None:
 
 
 def test_subscriptions(sim: TenantSimulator) -> None:
-    session = session_for(token(sim, MANAGE_SCOPE))
+    session = session_for(client_token(sim, MANAGE_SCOPE))
     tenant = sim.config.tenant_id
     base = f"{sim.base_url}/manage/api/v1.0/{tenant}/activity/feed/subscriptions"
     params = {"contentType": "Audit.General", "PublisherIdentifier": tenant}
@@ -550,9 +526,9 @@ def test_content_listing_pages_and_blob_download(sim: TenantSimulator, manage: r
 
 
 def test_expired_content_is_af20051() -> None:
-    late = simulator_at(9 * DAY, management_max_delay_seconds=3600)
+    late = simulator_at(EPOCH, 9 * DAY, management_max_delay_seconds=3600)
     try:
-        session = session_for(token(late, MANAGE_SCOPE))
+        session = session_for(client_token(late, MANAGE_SCOPE))
         now_us = int(late.now().timestamp() * 1e6)
         expired = next(b for b in late.tenant.blob_by_id.values() if b.expires_us < now_us)
         tenant = late.config.tenant_id

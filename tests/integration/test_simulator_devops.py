@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from devtools.simulator import DEVOPS_SCOPE, SimulatorConfig, TenantSimulator
-from devtools.simulator.timefmt import parse_time
+from devtools.simulator import DEVOPS_SCOPE, TenantSimulator
+from tests.support.simulator_client import client_token, graph_records, sim_time_us, simulator_at
 
 EPOCH = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 PAT = "local-devops-pat"
 TF400813_HEADER = "TF400813%3a+The+user+%27%27+is+not+authorized+to+access+this+resource."
 
@@ -23,34 +21,11 @@ TF400813_HEADER = "TF400813%3a+The+user+%27%27+is+not+authorized+to+access+this+
 @pytest.fixture
 def sim() -> Iterator[TenantSimulator]:
     """A started simulator whose sim clock reads EPOCH + 10 h (speed 1), on a free port."""
-    config = SimulatorConfig(
-        epoch=EPOCH, seed=17, events_per_day=3000, started_at_unix=time.time() - 10 * 3600
-    )
-    simulator = TenantSimulator(config).start()
+    simulator = simulator_at(EPOCH, 10 * 3600, seed=17, events_per_day=3000)
     try:
         yield simulator
     finally:
         simulator.stop()
-
-
-def at(text: str) -> int:
-    """An ISO or Graph timestamp in microseconds."""
-    return parse_time(text, require_zone=True)[0]
-
-
-def token(sim: TenantSimulator, scope: str) -> str:
-    response = requests.post(
-        f"{sim.authority}/oauth2/v2.0/token",
-        data={
-            "client_id": "aoc-app",
-            "client_secret": "s3cret",
-            "grant_type": "client_credentials",
-            "scope": scope,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
 
 
 def runs_url(sim: TenantSimulator, pipeline: int = 1, version: str = "7.1") -> str:
@@ -61,23 +36,12 @@ def pat_auth(pat: str = PAT, user: str = "") -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{pat}".encode()).decode()}
 
 
-def graph_ids(sim: TenantSimulator, path: str, time_field: str, lo: str, hi: str) -> list[dict[str, Any]]:
-    """Every record of a Graph listing with lo <= time <= hi, following @odata.nextLink."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token(sim, GRAPH_SCOPE)}"
-    response = session.get(
-        f"{sim.graph_base_url}/v1.0/{path}",
-        params={"$filter": f"{time_field} ge {lo} and {time_field} le {hi}", "$top": "50"},
-        timeout=30,
-    )
-    values: list[dict[str, Any]] = []
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        values.extend(body["value"])
-        if "@odata.nextLink" not in body:
-            return values
-        response = session.get(body["@odata.nextLink"], timeout=30)
+def intune_audits(sim: TenantSimulator, lo: str, hi: str) -> list[dict[str, Any]]:
+    return graph_records(sim, "deviceManagement/auditEvents", "activityDateTime", lo, hi)
+
+
+def directory_audits(sim: TenantSimulator, lo: str, hi: str) -> list[dict[str, Any]]:
+    return graph_records(sim, "auditLogs/directoryAudits", "activityDateTime", lo, hi)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,7 +74,7 @@ def test_run_pipeline_with_pat_and_with_a_devops_bearer_token(sim: TenantSimulat
     assert run["name"].startswith("20261122.")
     assert run["templateParameters"] == {"scope": "tenant-config", "changes": "40"}
 
-    bearer = token(sim, DEVOPS_SCOPE)
+    bearer = client_token(sim, DEVOPS_SCOPE)
     second = requests.post(
         runs_url(sim, pipeline=3),
         json={
@@ -221,7 +185,7 @@ def test_intune_burst_appears_in_the_next_audit_events_query_and_ground_truth(si
     burst = response.json()
     assert len(burst["ids"]) == 40
     assert all(i.startswith("intune_audit:") for i in burst["ids"])
-    values = graph_ids(sim, "deviceManagement/auditEvents", "activityDateTime", burst["from"], burst["to"])
+    values = intune_audits(sim, burst["from"], burst["to"])
     by_id = {f"intune_audit:{v['id']}": v for v in values}
     assert set(burst["ids"]) <= set(by_id)
     for truth_id in burst["ids"]:
@@ -230,7 +194,9 @@ def test_intune_burst_appears_in_the_next_audit_events_query_and_ground_truth(si
         assert event["category"] in {"DeviceConfiguration", "Compliance", "Application"}
         assert event["activityResult"] == "Success"
         assert event["actor"]["userPrincipalName"] == "zoe.lukasz@contoso.onmicrosoft.com"
-        assert at(burst["from"]) <= at(event["activityDateTime"]) <= at(burst["to"])
+        assert (
+            sim_time_us(burst["from"]) <= sim_time_us(event["activityDateTime"]) <= sim_time_us(burst["to"])
+        )
     truth = requests.get(f"{sim.base_url}/_sim/ground-truth", timeout=10).json()
     assert set(burst["ids"]) <= set(truth["ids"])
     assert truth["bursts"] == 1
@@ -238,7 +204,7 @@ def test_intune_burst_appears_in_the_next_audit_events_query_and_ground_truth(si
 
 def test_conditional_access_burst_appears_in_directory_audits(sim: TenantSimulator) -> None:
     burst = sim.add_burst("conditional_access", 12, spread_seconds=30)
-    values = graph_ids(sim, "auditLogs/directoryAudits", "activityDateTime", burst["from"], burst["to"])
+    values = directory_audits(sim, burst["from"], burst["to"])
     by_id = {f"entra_audit:{v['id']}": v for v in values}
     assert set(burst["ids"]) <= set(by_id)
     audits = [by_id[i] for i in burst["ids"]]
@@ -256,6 +222,6 @@ def test_conditional_access_burst_appears_in_directory_audits(sim: TenantSimulat
 
 def test_a_delayed_burst_is_invisible_until_its_delay_passes(sim: TenantSimulator) -> None:
     burst = sim.add_burst("intune", 5, spread_seconds=10, delay_seconds=3600)
-    values = graph_ids(sim, "deviceManagement/auditEvents", "activityDateTime", burst["from"], burst["to"])
+    values = intune_audits(sim, burst["from"], burst["to"])
     assert not {f"intune_audit:{v['id']}" for v in values} & set(burst["ids"])
     assert set(burst["ids"]) <= set(sim.ground_truth()["ids"])  # the truth has it already

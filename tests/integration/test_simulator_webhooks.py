@@ -5,71 +5,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from devtools.simulator import SimulatorConfig, TenantSimulator
-from devtools.simulator.timefmt import parse_time
+from devtools.simulator import TenantSimulator
+from tests.support.simulator_client import graph_records, sim_time_us, simulator_at
 
 EPOCH = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GLOBAL_ADMIN_TEMPLATE_ID = "62e90394-69f5-4237-9190-012177145e10"
 
 
 @pytest.fixture
 def sim() -> Iterator[TenantSimulator]:
     """A started simulator whose sim clock reads EPOCH + 10 h (speed 1), on a free port."""
-    config = SimulatorConfig(
-        epoch=EPOCH, seed=23, events_per_day=2000, started_at_unix=time.time() - 10 * 3600
-    )
-    simulator = TenantSimulator(config).start()
+    simulator = simulator_at(EPOCH, 10 * 3600, seed=23, events_per_day=2000)
     try:
         yield simulator
     finally:
         simulator.stop()
 
 
-def at(text: str) -> int:
-    """An ISO or Graph timestamp in microseconds."""
-    return parse_time(text, require_zone=True)[0]
-
-
 def control(sim: TenantSimulator, path: str) -> str:
     return f"{sim.base_url}/_sim/{path}"
 
 
-def graph_audits(sim: TenantSimulator, lo: str, hi: str) -> list[dict[str, Any]]:
-    """Every directoryAudit with lo <= activityDateTime <= hi, following @odata.nextLink."""
-    response = requests.post(
-        f"{sim.authority}/oauth2/v2.0/token",
-        data={
-            "client_id": "aoc-app",
-            "client_secret": "s3cret",
-            "grant_type": "client_credentials",
-            "scope": GRAPH_SCOPE,
-        },
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-    response = session.get(
-        f"{sim.graph_base_url}/v1.0/auditLogs/directoryAudits",
-        params={"$filter": f"activityDateTime ge {lo} and activityDateTime le {hi}", "$top": "50"},
-        timeout=30,
-    )
-    values: list[dict[str, Any]] = []
-    while True:
-        assert response.status_code == 200, response.text
-        body = response.json()
-        values.extend(body["value"])
-        if "@odata.nextLink" not in body:
-            return values
-        response = session.get(body["@odata.nextLink"], timeout=30)
+def directory_audits(sim: TenantSimulator, lo: str, hi: str) -> list[dict[str, Any]]:
+    return graph_records(sim, "auditLogs/directoryAudits", "activityDateTime", lo, hi)
 
 
 def modified(target: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -104,7 +68,7 @@ def test_a_post_is_answered_ok_and_recorded(sim: TenantSimulator) -> None:
     received = dt.datetime.fromisoformat(first["received_at"].replace("Z", "+00:00"))
     assert first["received_at"].endswith("Z")
     assert abs((dt.datetime.now(dt.UTC) - received).total_seconds()) < 60
-    assert abs(at(first["sim_time"]) - at(sim.now().isoformat())) < 60 * 1_000_000
+    assert abs(sim_time_us(first["sim_time"]) - sim_time_us(sim.now().isoformat())) < 60 * 1_000_000
     assert second["body"] == "Zoë: not JSON"
     assert second["json"] is None
 
@@ -286,7 +250,7 @@ def test_global_admin_burst_renders_role_assignments(sim: TenantSimulator) -> No
     assert response.status_code == 200, response.text
     burst = response.json()
     assert burst["kind"] == "global_admin"
-    by_id = {f"entra_audit:{v['id']}": v for v in graph_audits(sim, burst["from"], burst["to"])}
+    by_id = {f"entra_audit:{v['id']}": v for v in directory_audits(sim, burst["from"], burst["to"])}
     assert set(burst["ids"]) <= set(by_id)
     for truth_id in burst["ids"]:
         audit = by_id[truth_id]
@@ -306,14 +270,16 @@ def test_global_admin_burst_renders_role_assignments(sim: TenantSimulator) -> No
         assert role_target["type"] == "Role"
         assert role_target["displayName"] == "Global Administrator"
         assert role_target["id"] == GLOBAL_ADMIN_TEMPLATE_ID
-        assert at(burst["from"]) <= at(audit["activityDateTime"]) <= at(burst["to"])
+        assert (
+            sim_time_us(burst["from"]) <= sim_time_us(audit["activityDateTime"]) <= sim_time_us(burst["to"])
+        )
     assert set(burst["ids"]) <= set(sim.ground_truth()["ids"])
 
 
 def test_user_deletion_burst_renders_delete_user_records(sim: TenantSimulator) -> None:
     admin = sim.tenant.directory.admins[0]
     burst = sim.add_burst("user_deletion", 8, spread_seconds=20, actor=admin.upn)
-    by_id = {f"entra_audit:{v['id']}": v for v in graph_audits(sim, burst["from"], burst["to"])}
+    by_id = {f"entra_audit:{v['id']}": v for v in directory_audits(sim, burst["from"], burst["to"])}
     assert set(burst["ids"]) <= set(by_id)
     for truth_id in burst["ids"]:
         audit = by_id[truth_id]
@@ -325,7 +291,7 @@ def test_user_deletion_burst_renders_delete_user_records(sim: TenantSimulator) -
         assert audit["initiatedBy"]["user"]["id"] == admin.id
         assert audit["targetResources"][0]["type"] == "User"
     without_actor = sim.add_burst("user_deletion", 3)
-    audits = graph_audits(sim, without_actor["from"], without_actor["to"])
+    audits = directory_audits(sim, without_actor["from"], without_actor["to"])
     deletions = [a for a in audits if f"entra_audit:{a['id']}" in set(without_actor["ids"])]
     assert len(deletions) == 3
     assert all(a["activityDisplayName"] == "Delete user" and a["result"] == "success" for a in deletions)

@@ -23,7 +23,7 @@ from shared.api.status_api import StatusApi
 from shared.clients import get_clients
 from shared.clock import utc_iso
 from shared.poller import Poller, PollReport
-from shared.probe.scopes import DriftConfig, DriftRule, DriftScope
+from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService, ScopeResult
 from shared.probe.state import Change, ProbeWindows
 from shared.probe.store import ProbeStateStore
@@ -44,6 +44,9 @@ def body(response: ApiResponse) -> Any:
     return json.loads(response.body)
 
 
+PIPELINE = PipelineTarget(organization="contoso", project="aoc", pipeline_id=1)
+
+
 class Harness:
     def __init__(self, run_poll: Callable[[], PollReport] | None = None) -> None:
         clients = get_clients()
@@ -54,7 +57,8 @@ class Harness:
         self.scopes = [f"status-{tag}-idle", f"status-{tag}-armed", f"status-{tag}-cooldown"]
         drift = DriftConfig(
             scopes=[
-                DriftScope(name=name, rules=[DriftRule(operations=["Set-Thing"])]) for name in self.scopes
+                DriftScope(name=name, rules=[DriftRule(operations=["Set-Thing"])], pipeline=PIPELINE)
+                for name in self.scopes
             ]
         )
         self.trigger_queue_name = f"status-trigger-{tag}"

@@ -6,8 +6,9 @@ import base64
 import json
 
 import pytest
+from pydantic import BaseModel, ValidationError, field_validator
 
-from shared.api.paging import ContinuationSigner, query_hash
+from shared.api.paging import ContinuationSigner, iso_time_or_none, parse_query_time, query_hash
 from shared.api.problems import ApiProblem
 
 SIGNER = ContinuationSigner(b"0123456789abcdef-test-secret")
@@ -52,3 +53,41 @@ def test_bad_tokens_are_a_400_naming_the_parameter(make: object) -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 16 bytes"):
         ContinuationSigner(b"short")
+
+
+class SinceQuery(BaseModel):
+    since: str | None = None
+
+    _since = field_validator("since")(iso_time_or_none)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "",
+        "0001-01-02T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:00:00-14:00",
+        "1969-12-31T23:59:59Z",
+    ],
+)
+def test_unreadable_or_out_of_range_times_are_a_validation_error(value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SinceQuery.model_validate({"since": value})
+    assert caught.value.errors()[0]["loc"] == ("since",)
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2026-11-20T12:00:00+02:00", "2026-11-20T10:00:00+00:00"),
+        ("2026-11-20T12:00:00", "2026-11-20T12:00:00+00:00"),
+        ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00+00:00"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00"),
+    ],
+)
+def test_readable_times_in_range_are_accepted_as_utc(value: str, utc: str) -> None:
+    assert parse_query_time(value).isoformat() == utc
+    assert SinceQuery.model_validate({"since": value}).since == value

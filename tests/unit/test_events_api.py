@@ -307,7 +307,13 @@ def test_csv_export_is_a_header_then_guarded_rows() -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("page_size=10", "page_size"), ("continuation=abc", "continuation"), ("format=xml", "format")],
+    [
+        ("page_size=10", "page_size"),
+        ("continuation=abc", "continuation"),
+        ("format=xml", "format"),
+        ("end=0001-01-02T00:00:00Z", "end"),
+        ("start=0001-01-01T00:00:00%2B14:00", "start"),
+    ],
 )
 def test_export_refuses_paging_and_unknown_formats(query: str, field: str) -> None:
     response = _actions(ScriptedSearch([([], False)])).export(

@@ -16,7 +16,14 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from shared.http_client import ApiClient, ApiError, iter_graph_pages, parse_error_body, parse_retry_after
+from shared.http_client import (
+    ApiClient,
+    ApiError,
+    iter_graph_pages,
+    parse_error_body,
+    parse_retry_after,
+    redact_url,
+)
 
 SCOPE = "https://graph.microsoft.com/.default"
 URL = "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits"
@@ -395,6 +402,74 @@ def test_error_url_and_message_are_redacted() -> None:
     assert "top=1" in caught.value.url
     assert "hunter2" not in caught.value.message
     assert "hunter2" not in str(caught.value)
+
+
+def test_redact_url_drops_a_slack_webhook_path() -> None:
+    assert redact_url("https://hooks.slack.com/services/T000/B000/XXXXXXXX") == "https://hooks.slack.com/***"
+    assert (
+        redact_url("https://HOOKS.slack.com:443/services/T0/B0/X?a=1#f") == "https://HOOKS.slack.com:443/***"
+    )
+    assert (
+        redact_url("https://graph.microsoft.com/v1.0/users?top=1")
+        == "https://graph.microsoft.com/v1.0/users?top=1"
+    )
+
+
+SECRET_URL = "https://hooks.example.test/services/T000/B000/pathsecret?k=querysecret"
+
+
+def _all_text(caplog: pytest.LogCaptureFixture, error: ApiError) -> str:
+    return "\n".join(
+        [
+            *(r.getMessage() for r in caplog.records),
+            *(caplog.handler.formatter.formatException(r.exc_info) for r in caplog.records if r.exc_info),
+            str(error),
+            error.message,
+            error.url,
+            repr(error.__cause__),
+        ]
+    )
+
+
+def test_a_url_label_hides_a_secret_url_from_retries_and_the_error(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    refused = requests.ConnectionError(
+        "HTTPSConnectionPool(host='hooks.example.test', port=443): Max retries exceeded with url: "
+        "/services/T000/B000/pathsecret?k=querysecret (Caused by NewConnectionError('refused'))"
+    )
+    client, _, _, _ = make_client([Answer(503), Answer(401), refused], max_attempts=2)
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", SECRET_URL, scope=SCOPE, url_label="webhook channel 'ops'")
+    error = caught.value
+    assert error.status is None
+    assert error.url == "webhook channel 'ops'"
+    assert "refused" in error.message
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+    text = _all_text(caplog, error)
+    assert "webhook channel 'ops'" in text
+    assert "server error (503)" in text
+    assert "answered 401" in text
+    for leaked in ("pathsecret", "querysecret", "/services/"):
+        assert leaked not in text
+
+
+def test_a_url_label_hides_a_secret_url_echoed_in_an_error_body(caplog: pytest.LogCaptureFixture) -> None:
+    client, _, _, _ = make_client([Answer(404, f"no hook at {SECRET_URL}")])
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", SECRET_URL, url_label="slack channel 'ops'")
+    assert caught.value.status == 404
+    assert "pathsecret" not in _all_text(caplog, caught.value)
+    assert caught.value.message.startswith("no hook at ")
+
+
+def test_a_url_label_hides_the_url_of_a_non_retryable_request_error() -> None:
+    client, _, _, _ = make_client([requests.TooManyRedirects(f"Exceeded 30 redirects: {SECRET_URL}")])
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", SECRET_URL, url_label="hook")
+    assert caught.value.code == "TooManyRedirects"
+    assert "pathsecret" not in str(caught.value)
+    assert caught.value.__cause__ is None
 
 
 def test_parse_error_body_shapes() -> None:

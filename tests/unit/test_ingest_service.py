@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from shared.archive import QuarantinedRecord
 from shared.ingest import IngestService
 from shared.messages import AlertWorkMessage, IngestMessage
 
@@ -24,13 +25,18 @@ class Archive:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.quarantined: list[tuple[int, str]] = []
+        self.kept: set[str] = set()
 
     def read_lines(self, blob: str) -> list[tuple[int, str]]:
         return list(enumerate(self.lines, start=1))
 
-    def quarantine(self, source: str, blob: str, line: int, reason: str, raw: str, now: dt.datetime) -> str:
+    def quarantine(
+        self, source: str, blob: str, line: int, reason: str, raw: str, now: dt.datetime
+    ) -> QuarantinedRecord:
         self.quarantined.append((line, reason))
-        return f"q-{line}"
+        new = raw not in self.kept
+        self.kept.add(raw)
+        return QuarantinedRecord(f"q-{len(self.kept)}", new)
 
 
 class Store:
@@ -78,6 +84,19 @@ def test_page_tenant_wins_bad_lines_are_quarantined_and_repeats_are_written_once
     assert (report.records, report.stored, report.quarantined) == (5, 2, 2)
     refs = [r.id for m in report.alert_messages for r in AlertWorkMessage.model_validate_json(m).events]
     assert refs == ["entra_audit:a", "entra_audit:b"]
+
+
+def test_bad_records_seen_again_are_reported_but_counted_once() -> None:
+    """A redelivered page, or the next poll's overlap window, brings the same malformed records back."""
+    archive = Archive(["{not json", _audit("a"), json.dumps({"no": "id"})])
+    watermarks = Watermarks()
+    service = IngestService(archive, Store(), watermarks, "t", Clock())  # type: ignore[arg-type]
+    message = IngestMessage(source="entra_audit", blob="p1", count=3, run_id="r")
+
+    reports = [service.process(message), service.process(message.model_copy(update={"blob": "p2"}))]
+
+    assert [r.quarantined for r in reports] == [2, 2]
+    assert watermarks.quarantined == 2
 
 
 def test_a_message_without_a_tenant_uses_the_workers() -> None:

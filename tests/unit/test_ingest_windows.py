@@ -57,14 +57,29 @@ class FakeResponse:
         return self._payload
 
 
+class SteppingClock(FixedClock):
+    """A monotonic clock that FakeApi moves on with each call, as a slow Graph would."""
+
+    def __init__(self) -> None:
+        self.seconds = 100.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+
 class FakeApi:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, seconds_per_call: float = 0.0) -> None:
         self.calls: list[list[str]] = []
+        self.deadlines: list[float | None] = []
         self.fail = fail
+        self.clock = SteppingClock()
+        self.seconds_per_call = seconds_per_call
 
     def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
         ids = kwargs["json"]["ids"]
         self.calls.append(ids)
+        self.deadlines.append(kwargs.get("deadline"))
+        self.clock.seconds += self.seconds_per_call
         if self.fail:
             raise RuntimeError("graph is down")
         return FakeResponse(
@@ -107,6 +122,20 @@ def test_enrichment_resolves_in_chunks_of_1000_and_caches() -> None:
     assert filled == 2400
     assert [len(c) for c in api.calls] == [GET_BY_IDS_LIMIT, GET_BY_IDS_LIMIT, 400]
     assert documents[0]["actor"]["display"] == "User 0000"
+
+
+def test_enrichment_stops_at_its_time_budget() -> None:
+    """A slow or throttled Graph must not hold an ingest message past the function timeout."""
+    api = FakeApi(seconds_per_call=20)
+    resolver = DirectoryNameResolver(api, "http://g", "s", MemoryTable(), FixedClock(), 60, budget_seconds=30)  # type: ignore[arg-type]
+    documents = [{"actor": {"id": _guid(n)}, "targets": []} for n in range(3500)]
+
+    filled = resolver.enrich(documents)
+
+    assert [len(c) for c in api.calls] == [GET_BY_IDS_LIMIT, GET_BY_IDS_LIMIT]
+    assert api.deadlines == [130.0, 130.0], "each call's retries stop at the same deadline"
+    assert filled == 2 * GET_BY_IDS_LIMIT
+    assert "display" not in documents[-1]["actor"]
 
 
 def test_failed_lookup_leaves_ids_and_never_raises() -> None:

@@ -136,3 +136,22 @@ def test_redact_is_idempotent() -> None:
 )
 def test_secrets_in_json_or_dict_form_are_masked(text: str) -> None:
     assert "secret-function-key" not in redact(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "POST https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX failed",
+            "POST https://hooks.slack.com/*** failed",
+        ),
+        (
+            "url='https://contoso.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d'",
+            "url='https://contoso.webhook.office.com/***'",
+        ),
+        ("https://discord.com/api/webhooks/123/tok", "https://discord.com/api/webhooks/***"),
+    ],
+)
+def test_webhook_urls_with_the_secret_in_the_path(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(expected) == expected

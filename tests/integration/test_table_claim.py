@@ -1,0 +1,94 @@
+"""RowClaimer against real Azurite: the claim that guards pipeline runs and notifications."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from azure.data.tables import TableClient
+
+from shared.clients import get_clients
+from shared.table_claim import ClaimBusyError, RowClaimer
+
+NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
+STALE_AFTER = dt.timedelta(minutes=5)
+
+
+@pytest.fixture
+def table(app_environment: dict[str, str]) -> Iterator[TableClient]:
+    client = get_clients().table_service.create_table(f"claims{uuid.uuid4().hex[:12]}")
+    yield client
+    client.delete_table()
+
+
+@pytest.fixture
+def claimer(table: TableClient) -> RowClaimer:
+    return RowClaimer(table, "working", {"done"}, STALE_AFTER)
+
+
+def test_the_first_claim_creates_the_row_with_its_new_fields(claimer: RowClaimer, table: TableClient) -> None:
+    claim = claimer.claim("p", "r", NOW, new_fields={"attempts": 0}, label="job r")
+    assert claim.state == "claimed"
+    assert claim.existing == {}
+    row = table.get_entity("p", "r")
+    assert (row["status"], row["claimed_at"], row["attempts"]) == ("working", "2026-11-22T09:00:00.000Z", 0)
+
+
+def test_a_held_claim_is_busy_until_it_goes_stale(claimer: RowClaimer, table: TableClient) -> None:
+    claimer.claim("p", "r", NOW, label="job r")
+    with pytest.raises(ClaimBusyError, match="job r is being handled by another worker"):
+        claimer.claim("p", "r", NOW + STALE_AFTER - dt.timedelta(seconds=1), label="job r")
+
+    later = NOW + STALE_AFTER
+    claim = claimer.claim("p", "r", later, takeover_fields=lambda existing: {"retried": True}, label="job r")
+    assert claim.state == "claimed"
+    assert claim.existing["claimed_at"] == "2026-11-22T09:00:00.000Z"
+    row = table.get_entity("p", "r")
+    assert row["claimed_at"] == "2026-11-22T09:05:00.000Z"
+    assert row["retried"] is True
+
+
+def test_a_done_row_is_reported_with_what_it_recorded(claimer: RowClaimer, table: TableClient) -> None:
+    table.create_entity({"PartitionKey": "p", "RowKey": "r", "status": "done", "run_id": 42})
+    claim = claimer.claim("p", "r", NOW + dt.timedelta(days=30), label="job r")
+    assert claim.state == "done"
+    assert claim.existing["run_id"] == 42
+    assert table.get_entity("p", "r")["status"] == "done"
+
+
+def test_a_row_in_another_status_is_taken_over_at_once(claimer: RowClaimer, table: TableClient) -> None:
+    table.create_entity(
+        {"PartitionKey": "p", "RowKey": "r", "status": "retrying", "claimed_at": "2026-11-22T09:00:00.000Z"}
+    )
+    claim = claimer.claim("p", "r", NOW, label="job r")
+    assert claim.state == "claimed"
+    assert table.get_entity("p", "r")["status"] == "working"
+
+
+def test_workers_racing_for_a_stale_claim_leave_exactly_one_winner(
+    claimer: RowClaimer, table: TableClient
+) -> None:
+    claimer.claim("p", "r", NOW, label="job r")
+    later = NOW + STALE_AFTER + dt.timedelta(minutes=1)
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        start.wait()
+        try:
+            result = claimer.claim("p", "r", later, label="job r").state
+        except ClaimBusyError:
+            result = "busy"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["busy"] * 7 + ["claimed"]
