@@ -1,4 +1,5 @@
 import json
+from urllib.parse import quote
 
 import azure.functions as func
 
@@ -25,6 +26,13 @@ bp = func.Blueprint()
 API_AUTH_LEVEL = (
     func.AuthLevel.FUNCTION if get_settings().api_auth_mode == "keys" else func.AuthLevel.ANONYMOUS
 )
+
+
+def _segment(value: str) -> str:
+    """A route parameter as one percent-encoded URI path segment, for a problem's `instance`: the
+    host hands it over decoded, so it may hold '/', '?', '#', controls, or be '.' or '..'."""
+    segment = quote(value, safe=":@!$&'()*+,;=")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
 
 
 def _http(response: ApiResponse, req: func.HttpRequest) -> func.HttpResponse:
@@ -90,21 +98,25 @@ def bulk_tag_events(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="events/{id}", methods=["GET"], auth_level=API_AUTH_LEVEL)
 def get_event(req: func.HttpRequest) -> func.HttpResponse:
     event_id = req.route_params["id"]
-    return _http(api_service().get_event(event_id, dict(req.headers), f"/api/events/{event_id}"), req)
+    return _http(
+        api_service().get_event(event_id, dict(req.headers), f"/api/events/{_segment(event_id)}"), req
+    )
 
 
 @bp.function_name("get_event_raw")
 @bp.route(route="events/{id}/raw", methods=["GET"], auth_level=API_AUTH_LEVEL)
 def get_event_raw(req: func.HttpRequest) -> func.HttpResponse:
     event_id = req.route_params["id"]
-    return _http(event_actions().raw(event_id, dict(req.headers), f"/api/events/{event_id}/raw"), req)
+    return _http(
+        event_actions().raw(event_id, dict(req.headers), f"/api/events/{_segment(event_id)}/raw"), req
+    )
 
 
 @bp.function_name("tag_event")
 @bp.route(route="events/{id}/tags", methods=["PATCH"], auth_level=API_AUTH_LEVEL)
 def tag_event(req: func.HttpRequest) -> func.HttpResponse:
     event_id = req.route_params["id"]
-    path = f"/api/events/{event_id}/tags"
+    path = f"/api/events/{_segment(event_id)}/tags"
     return _http(event_actions().patch_tags(event_id, req.get_body(), dict(req.headers), path), req)
 
 
@@ -112,7 +124,7 @@ def tag_event(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="events/{id}/comments", methods=["POST"], auth_level=API_AUTH_LEVEL)
 def comment_event(req: func.HttpRequest) -> func.HttpResponse:
     event_id = req.route_params["id"]
-    path = f"/api/events/{event_id}/comments"
+    path = f"/api/events/{_segment(event_id)}/comments"
     return _http(event_actions().add_comment(event_id, req.get_body(), dict(req.headers), path), req)
 
 
@@ -132,7 +144,9 @@ def alerts_summary(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="alerts/{id}", methods=["GET"], auth_level=API_AUTH_LEVEL)
 def get_alert(req: func.HttpRequest) -> func.HttpResponse:
     alert_id = req.route_params["id"]
-    return _http(api_service().get_alert(alert_id, dict(req.headers), f"/api/alerts/{alert_id}"), req)
+    return _http(
+        api_service().get_alert(alert_id, dict(req.headers), f"/api/alerts/{_segment(alert_id)}"), req
+    )
 
 
 @bp.function_name("patch_alert")
@@ -140,7 +154,7 @@ def get_alert(req: func.HttpRequest) -> func.HttpResponse:
 def patch_alert(req: func.HttpRequest) -> func.HttpResponse:
     alert_id = req.route_params["id"]
     response = api_service().patch_alert(
-        alert_id, req.get_body(), dict(req.headers), f"/api/alerts/{alert_id}"
+        alert_id, req.get_body(), dict(req.headers), f"/api/alerts/{_segment(alert_id)}"
     )
     return _http(response, req)
 
@@ -162,7 +176,7 @@ def list_rules(req: func.HttpRequest) -> func.HttpResponse:
 def put_rule(req: func.HttpRequest) -> func.HttpResponse:
     rule_id = req.route_params["id"]
     response = rules_api().put_rule(
-        rule_id, req.url, req.get_body(), dict(req.headers), f"/api/rules/{rule_id}"
+        rule_id, req.url, req.get_body(), dict(req.headers), f"/api/rules/{_segment(rule_id)}"
     )
     return _http(response, req)
 

@@ -1,4 +1,8 @@
-"""The raw archive: every fetched page as gzip JSON lines in Blob, plus the quarantine."""
+"""The raw archive: every fetched page as gzip JSON lines in Blob, plus the quarantine.
+
+Blob names are checked with shared.ids.storage_blob_name before any call: a name that an event's
+`raw_ref` carries is read back by the API, and `..` in it would address another container.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared.clock import utc_iso
+from shared.ids import storage_blob_name
 from shared.resources import BlobContainers
 
 
@@ -40,15 +45,19 @@ class RawArchive:
 
     def write_page(self, blob_name: str, records: list[Any]) -> None:
         self._raw.upload_blob(
-            blob_name,
+            storage_blob_name(blob_name),
             encode_lines(records),
             overwrite=True,
             content_settings=ContentSettings(content_type="application/gzip"),
         )
 
     def read_lines(self, blob_name: str) -> Iterator[tuple[int, str]]:
-        """(line number starting at 1, raw line text) for each line of an archived page."""
-        data = gzip.decompress(self._raw.download_blob(blob_name).readall()).decode("utf-8")
+        """(line number starting at 1, raw line text) for each line of an archived page.
+
+        Raises shared.ids.UnsafeStorageIdError for a name the app would not have written."""
+        data = gzip.decompress(self._raw.download_blob(storage_blob_name(blob_name)).readall()).decode(
+            "utf-8"
+        )
         for number, line in enumerate(data.split("\n"), start=1):
             if line.strip():
                 yield number, line

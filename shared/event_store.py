@@ -9,6 +9,9 @@ DISTINCT, which neither cosmosdb-server nor cheap Azure queries offer.
 Each (tenant, facet) is spread over a few shard documents holding value -> count maps, updated under
 their ETag: a page of 1,000 events costs a handful of facet writes, and parallel pages rarely collide.
 Writes run through a bounded pool; the SDK itself retries 429 responses, honouring x-ms-retry-after-ms.
+
+Every id is checked with shared.ids.storage_id before it reaches a request path: `write_events` refuses
+the whole batch (UnsafeStorageIdError) before writing any of it when one event's id is unsafe.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError, CosmosResourceExistsError
 
-from shared.alerts.store import read_or_none
+from shared.alerts.store import read_or_none, replace_unchanged
+from shared.ids import storage_id
 
 FACET_FIELDS = ("service", "operation", "result", "actor", "source")
 FACET_SHARDS = 8
@@ -79,12 +82,7 @@ class EventStore:
                 continue
             merged = {**document, **{k: current[k] for k in ANNOTATION_FIELDS if k in current}}
             try:
-                self._events.replace_item(
-                    document["id"],
-                    merged,
-                    etag=current.get("_etag"),
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                replace_unchanged(self._events, merged, current.get("_etag"))
                 return False
             except CosmosAccessConditionFailedError:
                 continue  # annotated meanwhile: read it again
@@ -98,8 +96,12 @@ class EventStore:
             return False
 
     def write_events(self, documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store every event (idempotent); returns the ones that are new."""
+        """Store every event (idempotent); returns the ones that are new.
+
+        Raises shared.ids.UnsafeStorageIdError, before writing anything, when an id is unsafe."""
         documents = list(documents)
+        for document in documents:
+            storage_id(document.get("id"))
         created = list(self._pool.map(self._write, documents))
         return [doc for doc, new in zip(documents, created, strict=True) if new]
 
@@ -124,7 +126,7 @@ class EventStore:
         list(self._pool.map(lambda job: self._apply(tenant_id, job[0], shard, job[1], seen_at), jobs))
 
     def _apply(self, tenant_id: str, facet: str, shard: int, counts: Counter[str], seen_at: str) -> None:
-        doc_id = facet_document_id(tenant_id, facet, shard)
+        doc_id = storage_id(facet_document_id(tenant_id, facet, shard))
         values = {v: {"count": n, "last_seen": seen_at} for v, n in counts.items()}
         try:
             # Create first: cosmosdb-server answers a read of a missing item with 500, not 404.
@@ -150,9 +152,7 @@ class EventStore:
             if not changed:
                 return
             try:
-                self._facets.replace_item(
-                    doc_id, current, etag=current.get("_etag"), match_condition=MatchConditions.IfNotModified
-                )
+                replace_unchanged(self._facets, current, current.get("_etag"))
                 return
             except CosmosAccessConditionFailedError:
                 continue

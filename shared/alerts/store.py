@@ -1,4 +1,8 @@
-"""Alert documents in Cosmos DB: create-if-absent, ETag-guarded read-modify-write, parameterized queries."""
+"""Alert documents in Cosmos DB: create-if-absent, ETag-guarded read-modify-write, parameterized queries.
+
+`read_or_none` and `replace_unchanged` are the Cosmos point reads and replaces of the whole app: both put
+the id into the request path, so both refuse an unsafe id (shared.ids.storage_id) before any call.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from azure.cosmos.exceptions import (
     CosmosResourceNotFoundError,
 )
 
+from shared.ids import storage_id
+
 logger = logging.getLogger(__name__)
 
 MAX_WRITE_RETRIES = 10
@@ -29,8 +35,10 @@ def read_or_none(container: ContainerProxy, item_id: str, partition_key: str) ->
     """A point read (1 RU in Azure); None when the item does not exist.
 
     cosmosdb-server answers a read of a missing item with 500 instead of 404; a 500 is therefore
-    confirmed with a query, which is also a sound second try against Azure.
+    confirmed with a query, which is also a sound second try against Azure. Raises
+    shared.ids.UnsafeStorageIdError for an id that is not safe in a request path.
     """
+    storage_id(item_id)
     try:
         return dict(container.read_item(item_id, partition_key=partition_key))
     except CosmosResourceNotFoundError:
@@ -48,6 +56,17 @@ def read_or_none(container: ContainerProxy, item_id: str, partition_key: str) ->
     return items[0] if items else None
 
 
+def replace_unchanged(
+    container: ContainerProxy, document: dict[str, Any], etag: str | None
+) -> dict[str, Any]:
+    """Replace the item `document["id"]` if its ETag is still `etag`: CosmosAccessConditionFailedError
+    when it changed meanwhile. Raises shared.ids.UnsafeStorageIdError for an unsafe id."""
+    item_id = storage_id(document.get("id"))
+    return dict(
+        container.replace_item(item_id, document, etag=etag, match_condition=MatchConditions.IfNotModified)
+    )
+
+
 class AlertStore:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
@@ -57,6 +76,7 @@ class AlertStore:
 
     def create(self, document: dict[str, Any]) -> bool:
         """Store a new alert; False when one with this id already exists."""
+        storage_id(document.get("id"))
         try:
             self._container.create_item(document)
             return True
@@ -75,12 +95,7 @@ class AlertStore:
             if not mutate(current):
                 return current
             try:
-                return self._container.replace_item(
-                    alert_id,
-                    current,
-                    etag=current.get("_etag"),
-                    match_condition=MatchConditions.IfNotModified,
-                )
+                return replace_unchanged(self._container, current, current.get("_etag"))
             except CosmosAccessConditionFailedError:
                 logger.info("alert %s changed while updating it; retrying", alert_id)
         raise ConcurrentUpdateError(f"alert {alert_id}: too many concurrent updates")

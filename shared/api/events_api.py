@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosAccessConditionFailedError
@@ -33,9 +32,10 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from shared.alerts.store import read_or_none
+from shared.alerts.store import read_or_none, replace_unchanged
 from shared.api.audit import AuditLog
 from shared.api.auth import Principal, Role
+from shared.api.bodies import parse_json_body
 from shared.api.events_query import (
     REPEATABLE,
     EventQuery,
@@ -48,10 +48,19 @@ from shared.api.models import EventView
 from shared.api.openapi import PathParam, RouteDoc
 from shared.api.paging import query_hash
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
+from shared.api.responses import (
+    ApiGuard,
+    ApiResponse,
+    answer,
+    idempotency_key,
+    json_response,
+    not_found,
+    require_id,
+)
 from shared.archive import RawArchive
 from shared.clock import Clock, utc_iso
 from shared.event_store import FACET_FIELDS, EventStore
+from shared.ids import UnsafeStorageIdError, is_event_id
 
 logger = logging.getLogger(__name__)
 
@@ -243,13 +252,6 @@ def find_event(events: ContainerProxy, tenant_id: str, event_id: str) -> dict[st
     return found[0] if found else None
 
 
-def _parse_body(model: type[M], body: bytes) -> M:
-    try:
-        return model.model_validate_json(body or b"{}")
-    except ValidationError as exc:
-        raise from_validation_error(exc, location="body") from None
-
-
 def _parse_query(model: type[M], params: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(dict(params))
@@ -370,7 +372,8 @@ class EventActions:
     def patch_tags(self, event_id: str, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ANALYST)
-            change = _parse_body(TagChange, body)
+            require_id("event", event_id, is_event_id)
+            change = parse_json_body(TagChange, body, headers)
             event = self._visible(event_id, principal)
             seen: dict[str, list[str]] = {}
 
@@ -398,8 +401,9 @@ class EventActions:
 
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ANALYST)
+            require_id("event", event_id, is_event_id)
             key = idempotency_key(headers)
-            request = _parse_body(CommentBody, body)
+            request = parse_json_body(CommentBody, body, headers)
             event = self._visible(event_id, principal)
             comment = {
                 "id": comment_id(principal.subject, key),
@@ -434,7 +438,7 @@ class EventActions:
     def bulk_tag(self, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ANALYST)
-            request = _parse_body(BulkTagBody, body)
+            request = parse_json_body(BulkTagBody, body, headers)
             targets: list[tuple[str, str]] = []
             matched, truncated = self._walk(
                 request.filter.search_query(),
@@ -476,6 +480,7 @@ class EventActions:
     # -- helpers ------------------------------------------------------------------------------------
 
     def _visible(self, event_id: str, principal: Principal) -> dict[str, Any]:
+        require_id("event", event_id, is_event_id)
         event = find_event(self._events, self._tenant_id, event_id)
         hide = self._guard.hide_for(principal)
         if event is None or (hide is not None and hide.hides(event)):
@@ -488,6 +493,9 @@ class EventActions:
         try:
             text = next((t for number, t in self._archive.read_lines(blob) if number == line), None)
         except ResourceNotFoundError:
+            return None
+        except UnsafeStorageIdError:
+            logger.warning("an event's raw_ref names a blob the app would not write: not read")
             return None
         if text is None:
             return None
@@ -514,13 +522,7 @@ class EventActions:
             if not mutate(current):
                 return current, False
             try:
-                stored = self._events.replace_item(
-                    current["id"],
-                    current,
-                    etag=current.get("_etag"),
-                    match_condition=MatchConditions.IfNotModified,
-                )
-                return dict(stored), True
+                return replace_unchanged(self._events, current, current.get("_etag")), True
             except CosmosAccessConditionFailedError:
                 logger.info("event %s changed while updating it; retrying", event["id"])
         raise ApiProblem(

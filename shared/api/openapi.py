@@ -184,6 +184,8 @@ def openapi_document(routes: Iterable[RouteDoc], *, title: str, version: str) ->
             responses["404"] = _problem("Not found, or hidden from this caller")
         if route.method.upper() in ("PUT", "PATCH", "POST") and route.body is not None:
             responses["409"] = _problem("Changed by someone else meanwhile: read it again and retry")
+            responses["413"] = _problem("The body is larger than this route accepts")
+            responses["415"] = _problem("The body is not JSON (application/json, UTF-8)")
         operation["responses"] = responses
         paths.setdefault(f"/api/{route.path}", {})[route.method.lower()] = operation
     return {

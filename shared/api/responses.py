@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from shared.api.auth import Authenticator, AuthError, Principal, Role
 from shared.api.events_query import SensitivityPolicy
 from shared.api.problems import MEDIA_TYPE, ApiProblem, bad_request
+from shared.ids import MAX_STORAGE_ID_LENGTH, UnsafeStorageIdError, is_idempotency_key
+
+logger = logging.getLogger(__name__)
 
 MAX_IDEMPOTENCY_KEY = 100
 
@@ -33,10 +37,23 @@ def problem_response(problem: ApiProblem, instance: str | None = None) -> ApiRes
 
 
 def answer(path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
-    """Run a handler; an `ApiProblem` it raises becomes its problem response."""
+    """Run a handler; an `ApiProblem` it raises becomes its problem response.
+
+    An id that reached the storage layer's check (shared.ids.storage_id) unchecked is a 404. Any other
+    exception is a bug or an outage: logged, and answered as a 500 problem that tells nothing of it.
+    """
     try:
         return handler()
     except ApiProblem as problem:
+        return problem_response(problem, path)
+    except UnsafeStorageIdError:
+        logger.warning("%s: an unsafe id reached the storage layer", path[:200])
+        return problem_response(ApiProblem(404, "Not Found", "no such item", kind="not-found"), path)
+    except Exception:
+        logger.exception("%s: unexpected error", path[:200])
+        problem = ApiProblem(
+            500, "Internal Server Error", "the request failed unexpectedly", kind="internal-error"
+        )
         return problem_response(problem, path)
 
 
@@ -46,18 +63,29 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def idempotency_key(headers: Mapping[str, str]) -> str | None:
-    """The Idempotency-Key header, trimmed; a 400 when it is blank or longer than 100 characters."""
+    """The Idempotency-Key header, trimmed; a 400 unless it is 1 to 100 printable ASCII characters."""
     raw = header(headers, "Idempotency-Key")
     key = raw.strip() if raw is not None else None
-    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+    if key is not None and not is_idempotency_key(key):
         raise bad_request(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="Idempotency-Key"
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+            field="Idempotency-Key",
         )
     return key
 
 
 def not_found(what: str, identifier: str) -> ApiProblem:
-    return ApiProblem(404, "Not Found", f"no {what} {identifier!r}", kind="not-found")
+    return ApiProblem(404, "Not Found", f"no {what} {identifier[:MAX_STORAGE_ID_LENGTH]!r}", kind="not-found")
+
+
+def require_id(what: str, identifier: str, is_valid: Callable[[object], bool]) -> str:
+    """`identifier` if it has the grammar of a `what` id (shared.ids); otherwise a 404, before any
+    storage call, that does not echo it."""
+    if not is_valid(identifier):
+        raise ApiProblem(
+            404, "Not Found", f"no {what} has this id: it is not a valid {what} id", kind="not-found"
+        )
+    return identifier
 
 
 class ApiGuard:

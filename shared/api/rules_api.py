@@ -25,14 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.api.audit import AuditLog
 from shared.api.auth import Principal, Role
+from shared.api.bodies import read_json_object
 from shared.api.events_query import EventQuery, EventSearch, parse_query_string
 from shared.api.openapi import PathParam, RouteDoc
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, json_response, not_found
+from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
 from shared.clock import Clock
+from shared.ids import is_rule_id
 from shared.rules.engine import BusinessHours, RuleSet, compile_rule
 from shared.rules.model import (
-    RULE_ID,
     Condition,
     Rule,
     RuleError,
@@ -42,6 +43,7 @@ from shared.rules.model import (
     parse_rule,
 )
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader, compile_rules
+from shared.yaml_bounded import load_yaml_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -232,9 +234,11 @@ class RulesFileError(ApiProblem):
 
 
 def load_rule_document(text: str, origin: str) -> dict[str, Any]:
-    """A rule file's text as an editable document: a mapping with a `rules` list."""
+    """A rule file's text as an editable document: a mapping with a `rules` list.
+
+    Loaded with bounds on nesting and alias expansion: a YAML bomb in the blob is a 409, not a hang."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml_bounded(text)
     except yaml.YAMLError:
         raise RulesFileError(f"{origin} is not valid YAML: fix or delete it") from None
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
@@ -342,22 +346,9 @@ def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _json_body(body: bytes) -> Any:
-    if len(body) > MAX_BODY_BYTES:
-        raise ApiProblem(
-            413, "Content Too Large", f"the body may be at most {MAX_BODY_BYTES} bytes", kind="too-large"
-        )
-    if not body.strip():
-        raise bad_request("a JSON body is required", field="body")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise bad_request("the body is not valid JSON", field="body") from None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+def _json_body(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
+    """The body as one JSON object (400, 413, 415 otherwise: shared.api.bodies)."""
+    return read_json_object(body, headers, max_bytes=MAX_BODY_BYTES, required=True)
 
 
 def _no_query(url: str) -> None:
@@ -435,11 +426,10 @@ class RulesApi:
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ADMIN)
             _no_query(url)
-            if not RULE_ID.match(rule_id):
+            if not is_rule_id(rule_id):
                 raise bad_request("an id is 3-80 lower-case letters, digits, '.', '_' or '-'", field="id")
-            definition = _json_body(body)
-            if not isinstance(definition, dict):
-                raise bad_request("the body must be a JSON object: one rule definition", field="body")
+            key = idempotency_key(headers)
+            definition = _json_body(body, headers)
             if "id" in definition and definition["id"] != rule_id:
                 raise bad_request(f"the body's id must equal the path's id {rule_id!r}", field="id")
             toggle_only = set(definition) <= {"id", "enabled"} and "enabled" in definition
@@ -471,7 +461,7 @@ class RulesApi:
                 rule_id,
                 _json_safe(before) if before is not None else None,
                 saved,
-                request_id=_header(headers, "idempotency-key"),
+                request_id=key,
             )
             logger.info("rule %s saved by %s", rule_id, principal.name)
             return json_response(saved)
@@ -541,7 +531,7 @@ class RulesApi:
             principal = self._guard.require(headers, Role.ADMIN)
             _no_query(url)
             try:
-                request = RuleTestRequest.model_validate(_json_body(body))
+                request = RuleTestRequest.model_validate(_json_body(body, headers))
             except ValidationError as exc:
                 raise from_validation_error(exc, location="body") from None
             return json_response(self._evaluate(request, principal).model_dump(mode="json"))

@@ -25,6 +25,7 @@ from shared.alerts.store import AlertStore
 from shared.api.alerts_api import AlertQuery, AlertSearch, public_alert
 from shared.api.audit import AuditLog, AuditQuery
 from shared.api.auth import Principal, Role
+from shared.api.bodies import parse_json_body
 from shared.api.events_query import (
     EventSearch,
     SensitivityPolicy,
@@ -34,8 +35,17 @@ from shared.api.events_query import (
 )
 from shared.api.paging import ContinuationSigner
 from shared.api.problems import bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
+from shared.api.responses import (
+    ApiGuard,
+    ApiResponse,
+    answer,
+    idempotency_key,
+    json_response,
+    not_found,
+    require_id,
+)
 from shared.clock import Clock
+from shared.ids import is_alert_id, is_event_id
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +93,7 @@ class ApiService:
     def get_event(self, event_id: str, headers: Mapping[str, str], path: str) -> ApiResponse:
         def handle() -> ApiResponse:
             principal = self._guard(headers, Role.READER)
+            require_id("event", event_id, is_event_id)
             found = list(
                 self._events.query_items(
                     "SELECT * FROM c WHERE c.tenant_id = @tenant AND c.id = @id",
@@ -103,6 +114,7 @@ class ApiService:
     # -- alerts ----------------------------------------------------------------------------------
 
     def _visible_alert(self, alert_id: str, principal: Principal) -> dict[str, Any]:
+        require_id("alert", alert_id, is_alert_id)
         alert = self._alert_store.get(self._tenant_id, alert_id)
         hide = self._hide_for(principal)
         if alert is None or (hide is not None and hide.hides(alert.get("sample") or {})):
@@ -140,11 +152,9 @@ class ApiService:
 
         def handle() -> ApiResponse:
             principal = self._guard(headers, Role.ANALYST)
+            require_id("alert", alert_id, is_alert_id)
             key = idempotency_key(headers)
-            try:
-                update = AlertUpdate.model_validate_json(body or b"{}")
-            except ValidationError as exc:
-                raise from_validation_error(exc, location="body") from None
+            update = parse_json_body(AlertUpdate, body, headers)
             before = self._visible_alert(alert_id, principal)
             if key is not None and already_applied(before, update_id(alert_id, principal.name, key)):
                 return json_response(public_alert(before))

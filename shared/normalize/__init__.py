@@ -5,8 +5,14 @@ normalization, and every dict it returns validates with Event.model_validate (th
 
 Ids are deterministic: "{namespace}:{native id}" with the native id exactly as received; a record without
 one gets "{namespace}:h:" + the first 32 hex digits of a sha256 over source, timestamp, operation, actor
-id/upn and target ids. A record without a parseable timestamp is rejected (quarantined): stamping it with
-the ingestion time would put a redelivered copy in another month's partition, as a second document.
+id/upn and target ids.
+
+Rejected (quarantined, counted) rather than stored:
+- a record whose native id makes an unsafe storage id (shared.ids.storage_id: a slash or backslash,
+  `?`, `#`, `%`, control characters, a blank at either end, over 255 characters). EventStore.write_events
+  refuses a page holding such an id, so letting it through would send the whole page to poison;
+- a record without a parseable timestamp: stamping it with the ingestion time would put a redelivered
+  copy in another month's partition, as a second document.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.events import RawRef, partition_key
+from shared.ids import EVENT_ID, UnsafeStorageIdError, storage_id
 from shared.normalize import entra_audit, entra_signin, intune_audit, o365
 from shared.normalize._common import NormalizationError, hash_id, parse_timestamp, text
 from shared.normalize.mappings import Mappings, clear_mappings_cache, load_mappings
@@ -54,6 +61,19 @@ def _ingested_at(value: str) -> str:
     return normalized
 
 
+def _native_event_id(namespace: str, native_id: str) -> str:
+    """`{namespace}:{native id}`; NormalizationError when that is not a safe storage id."""
+    identifier = f"{namespace}:{native_id}"
+    if EVENT_ID.fullmatch(identifier) is not None:  # the usual shape, and always safe: skip the full check
+        return identifier
+    try:
+        return storage_id(identifier)
+    except UnsafeStorageIdError as exc:
+        raise NormalizationError(
+            f"the native id {native_id[:100]!r} makes an unsafe event id: {exc}"
+        ) from None
+
+
 def _fields(source: str, record: Any, mappings: Mappings) -> tuple[str, dict[str, Any]]:
     """The id and the source-specific fields; raises NormalizationError."""
     if type(record) is not dict:
@@ -64,7 +84,7 @@ def _fields(source: str, record: Any, mappings: Mappings) -> tuple[str, dict[str
         raise NormalizationError(f"unknown source {source!r}") from None
     native_id, doc = normalizer(record, mappings)
     if native_id is not None:
-        return f"{namespace}:{native_id}", doc
+        return _native_event_id(namespace, native_id), doc
     if doc["timestamp"] is None or not doc["operation"]:
         raise NormalizationError("record has no id and no parseable timestamp and operation")
     return hash_id(namespace, source, doc["timestamp"], doc["operation"], doc), doc
@@ -111,5 +131,5 @@ def event_id(source: str, record: dict[str, Any]) -> str:
     if type(record) is dict and source in _NORMALIZERS:
         native_id = text(record.get(_NATIVE_ID_FIELDS[source]))
         if native_id is not None:
-            return f"{_NORMALIZERS[source][0]}:{native_id}"
+            return _native_event_id(_NORMALIZERS[source][0], native_id)
     return _fields(source, record, load_mappings())[0]

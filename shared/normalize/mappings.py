@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from shared.normalize._common import derive_operation_type, operation_key
+from shared.yaml_bounded import load_yaml_bounded
 
 DEFAULT_MAPPINGS_PATH = Path(__file__).resolve().parent.parent / "mappings.yaml"
 MISSING = "?"
@@ -262,8 +261,7 @@ def parse_mappings(data: Any) -> Mappings:
 
 @functools.lru_cache(maxsize=8)
 def _load(path: Path) -> Mappings:
-    with path.open(encoding="utf-8") as handle:
-        return parse_mappings(yaml.safe_load(handle))
+    return parse_mappings(load_yaml_bounded(path.read_text(encoding="utf-8")))
 
 
 _default: Mappings | None = None

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.probe.state import Change
+from shared.yaml_bounded import load_yaml_bounded
 
 DEFAULT_DRIFT_FILE = Path(__file__).resolve().parents[1] / "drift.yaml"
 _SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
@@ -119,7 +120,15 @@ def _resolve_settings(value: Any) -> Any:
 
 
 def parse_drift_config(text: str, source: str = "drift.yaml") -> DriftConfig:
-    document = _resolve_settings(yaml.safe_load(text) or {})
+    """drift.yaml's text as a DriftConfig; DriftConfigError for invalid YAML (including a document past
+    shared.yaml_bounded's bounds), a top level that is not a mapping, or scopes that do not validate."""
+    try:
+        loaded = load_yaml_bounded(text)
+    except yaml.YAMLError as exc:
+        raise DriftConfigError(f"{source}: not valid YAML: {str(exc)[:300]}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise DriftConfigError(f"{source}: the top level must be a mapping with a 'scopes' list")
+    document = _resolve_settings(loaded or {})
     for scope in document.get("scopes") or []:
         pipeline = scope.get("pipeline")
         if isinstance(pipeline, dict) and not all(

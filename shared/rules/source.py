@@ -23,6 +23,7 @@ from azure.storage.blob import ContainerClient
 from shared.clock import Clock
 from shared.rules.engine import BusinessHours, RuleSet
 from shared.rules.model import RuleError, Scalar, parse_rule_file
+from shared.yaml_bounded import load_yaml_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +61,14 @@ def compile_rules(
     origin: str,
     extra_lists: dict[str, list[Scalar]] | None = None,
 ) -> RuleSet:
-    """Parse and compile a rule file's text; RuleError lists every problem."""
+    """Parse and compile a rule file's text; RuleError lists every problem.
+
+    The YAML is loaded within shared.yaml_bounded's bounds: a "billion laughs" override blob is refused
+    (and the rules in force kept) instead of stalling the alert worker."""
     try:
-        document: Any = yaml.safe_load(text)
+        document: Any = load_yaml_bounded(text)
     except yaml.YAMLError as exc:
-        raise RuleError([f"{origin}: not valid YAML: {exc}"]) from None
+        raise RuleError([f"{origin}: not valid YAML: {str(exc)[:500]}"]) from None
     rule_file = parse_rule_file(document, extra_lists)
     version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     return RuleSet(rule_file, hours, origin=origin, version=version)

@@ -167,7 +167,8 @@ def test_since_with_an_offset_is_compared_in_utc(world: World) -> None:
 
 
 def _patch(world: World, alert_id: str, body: dict[str, Any], key: str | None) -> ApiResponse:
-    headers = {**ANALYST, **({"Idempotency-Key": key} if key is not None else {})}
+    headers = {**ANALYST, "Content-Type": "application/json"}
+    headers |= {"Idempotency-Key": key} if key is not None else {}
     return world.service.patch_alert(alert_id, json.dumps(body).encode(), headers, f"/api/alerts/{alert_id}")
 
 

@@ -37,6 +37,7 @@ POLICY = SensitivityPolicy(services=["Exchange"], operations=["Delete user"])
 READER = {"x-ms-client-principal": swa_principal(["reader"])}
 ANALYST = {"x-ms-client-principal": swa_principal(["analyst"], user="ana@contoso.com")}
 PRIVACY = {"x-ms-client-principal": swa_principal(["analyst", "privacy"], user="pia@contoso.com")}
+JSON = {"Content-Type": "application/json"}  # a body route answers 415 to anything not labelled JSON
 EXPORT = "https://aoc.example/api/events/export"
 
 
@@ -372,7 +373,7 @@ def test_tags_are_added_and_removed_under_audit(world: World) -> None:
     _, [event] = world.fresh(1)
     path = f"/api/events/{event['id']}/tags"
     added = world.actions.patch_tags(
-        event["id"], b'{"add": ["case:42", "reviewed", "case:42"]}', ANALYST, path
+        event["id"], b'{"add": ["case:42", "reviewed", "case:42"]}', ANALYST | JSON, path
     )
     assert added.status == 200, added.body
     assert _json(added)["tags"] == ["case:42", "reviewed"]
@@ -381,7 +382,7 @@ def test_tags_are_added_and_removed_under_audit(world: World) -> None:
 
     world.clock.advance(1)
     removed = world.actions.patch_tags(
-        event["id"], b'{"add": ["triaged"], "remove": ["case:42"]}', ANALYST, path
+        event["id"], b'{"add": ["triaged"], "remove": ["case:42"]}', ANALYST | JSON, path
     )
     assert _json(removed)["tags"] == ["reviewed", "triaged"]
 
@@ -395,7 +396,7 @@ def test_tags_are_added_and_removed_under_audit(world: World) -> None:
     }
 
     # nothing to change: no write, no audit record
-    again = world.actions.patch_tags(event["id"], b'{"remove": ["not-there"]}', ANALYST, path)
+    again = world.actions.patch_tags(event["id"], b'{"remove": ["not-there"]}', ANALYST | JSON, path)
     assert _json(again)["tags"] == ["reviewed", "triaged"]
     assert len(world.audit("event.tags", event["id"])) == 2
 
@@ -413,7 +414,7 @@ def test_tags_are_added_and_removed_under_audit(world: World) -> None:
 )
 def test_bad_tag_requests_are_a_400(world: World, body: bytes, field: str) -> None:
     event = _visible_graph(world)
-    response = world.actions.patch_tags(event["id"], body, ANALYST, "/p")
+    response = world.actions.patch_tags(event["id"], body, ANALYST | JSON, "/p")
     assert response.status == 400, response.body
     assert _json(response)["errors"][0]["field"] == field
 
@@ -423,28 +424,36 @@ def test_an_event_holds_at_most_50_tags(world: World) -> None:
     for start in range(0, MAX_TAGS_PER_EVENT, 20):
         tags = [f"t{i}" for i in range(start, min(start + 20, MAX_TAGS_PER_EVENT))]
         assert (
-            world.actions.patch_tags(event["id"], json.dumps({"add": tags}).encode(), ANALYST, "/p").status
+            world.actions.patch_tags(
+                event["id"], json.dumps({"add": tags}).encode(), ANALYST | JSON, "/p"
+            ).status
             == 200
         )
-    full = world.actions.patch_tags(event["id"], b'{"add": ["one-more"]}', ANALYST, "/p")
+    full = world.actions.patch_tags(event["id"], b'{"add": ["one-more"]}', ANALYST | JSON, "/p")
     assert full.status == 400
     assert _json(full)["errors"][0]["field"] == "add"
     assert len(world.stored(event)["tags"]) == MAX_TAGS_PER_EVENT
-    swap = world.actions.patch_tags(event["id"], b'{"add": ["one-more"], "remove": ["t0"]}', ANALYST, "/p")
+    swap = world.actions.patch_tags(
+        event["id"], b'{"add": ["one-more"], "remove": ["t0"]}', ANALYST | JSON, "/p"
+    )
     assert swap.status == 200
 
 
 def test_tag_writes_need_the_analyst_role_and_a_visible_event(world: World) -> None:
     event = _visible_graph(world)
-    forbidden = world.actions.patch_tags(event["id"], b'{"add": ["x"]}', READER, "/p")
+    forbidden = world.actions.patch_tags(event["id"], b'{"add": ["x"]}', READER | JSON, "/p")
     assert forbidden.status == 403
+    for unlabelled in ({}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        assert (
+            world.actions.patch_tags(event["id"], b'{"add": ["x"]}', ANALYST | unlabelled, "/p").status == 415
+        )
     assert "x" not in world.stored(event)["tags"]
     hidden = _hidden_graph(world)
-    assert world.actions.patch_tags(hidden["id"], b'{"add": ["x"]}', ANALYST, "/p").status == 404
-    assert world.actions.patch_tags("entra_audit:nope", b'{"add": ["x"]}', ANALYST, "/p").status == 404
-    assert world.actions.patch_tags(hidden["id"], b'{"add": ["seen"]}', PRIVACY, "/p").status == 200
-    assert world.actions.add_comment(event["id"], b'{"text": "hi"}', READER, "/p").status == 403
-    assert world.actions.bulk_tag(b'{"filter": {}, "add": ["x"]}', READER, "/p").status == 403
+    assert world.actions.patch_tags(hidden["id"], b'{"add": ["x"]}', ANALYST | JSON, "/p").status == 404
+    assert world.actions.patch_tags("entra_audit:nope", b'{"add": ["x"]}', ANALYST | JSON, "/p").status == 404
+    assert world.actions.patch_tags(hidden["id"], b'{"add": ["seen"]}', PRIVACY | JSON, "/p").status == 200
+    assert world.actions.add_comment(event["id"], b'{"text": "hi"}', READER | JSON, "/p").status == 403
+    assert world.actions.bulk_tag(b'{"filter": {}, "add": ["x"]}', READER | JSON, "/p").status == 403
 
 
 # -- comments -----------------------------------------------------------------------------------------
@@ -453,7 +462,9 @@ def test_tag_writes_need_the_analyst_role_and_a_visible_event(world: World) -> N
 def test_a_retried_comment_with_an_idempotency_key_is_added_once(world: World) -> None:
     _, [event] = world.fresh(1)
     headers = {**ANALYST, "Idempotency-Key": "retry-me-1"}
-    first = world.actions.add_comment(event["id"], b'{"text": "looks like a test tenant"}', headers, "/p")
+    first = world.actions.add_comment(
+        event["id"], b'{"text": "looks like a test tenant"}', headers | JSON, "/p"
+    )
     assert first.status == 201, first.body
     comment = _json(first)
     assert comment["text"] == "looks like a test tenant"
@@ -462,13 +473,17 @@ def test_a_retried_comment_with_an_idempotency_key_is_added_once(world: World) -
         "u1",
         utc_iso(world.clock.now()),
     )
-    replay = world.actions.add_comment(event["id"], b'{"text": "looks like a test tenant"}', headers, "/p")
+    replay = world.actions.add_comment(
+        event["id"], b'{"text": "looks like a test tenant"}', headers | JSON, "/p"
+    )
     assert replay.status == 201  # answered as the first request was
     assert _json(replay) == comment
     assert world.stored(event)["comments"] == [comment]
     assert [r["after"] for r in world.audit("event.comment", event["id"])] == [comment]
 
-    plain = [world.actions.add_comment(event["id"], b'{"text": "again"}', ANALYST, "/p") for _ in range(2)]
+    plain = [
+        world.actions.add_comment(event["id"], b'{"text": "again"}', ANALYST | JSON, "/p") for _ in range(2)
+    ]
     assert [r.status for r in plain] == [201, 201]
     assert len({_json(r)["id"] for r in plain}) == 2
     assert [c["text"] for c in world.stored(event)["comments"]] == [
@@ -479,12 +494,13 @@ def test_a_retried_comment_with_an_idempotency_key_is_added_once(world: World) -
     assert len(world.audit("event.comment", event["id"])) == 3
 
     too_long = {**ANALYST, "Idempotency-Key": "k" * 101}
-    bad = world.actions.add_comment(event["id"], b'{"text": "x"}', too_long, "/p")
+    bad = world.actions.add_comment(event["id"], b'{"text": "x"}', too_long | JSON, "/p")
     assert bad.status == 400
     assert _json(bad)["errors"][0]["field"] == "Idempotency-Key"
-    assert world.actions.add_comment(event["id"], b'{"text": ""}', ANALYST, "/p").status == 400
+    assert world.actions.add_comment(event["id"], b'{"text": ""}', ANALYST | JSON, "/p").status == 400
     assert (
-        world.actions.add_comment(_hidden_graph(world)["id"], b'{"text": "x"}', ANALYST, "/p").status == 404
+        world.actions.add_comment(_hidden_graph(world)["id"], b'{"text": "x"}', ANALYST | JSON, "/p").status
+        == 404
     )
 
 
@@ -494,7 +510,7 @@ def test_concurrent_comments_are_all_kept(world: World) -> None:
 
     def comment(n: int) -> None:
         body = json.dumps({"text": f"note {n}"}).encode()
-        statuses.append(world.actions.add_comment(event["id"], body, ANALYST, "/p").status)
+        statuses.append(world.actions.add_comment(event["id"], body, ANALYST | JSON, "/p").status)
 
     threads = [threading.Thread(target=comment, args=(n,)) for n in range(6)]
     for thread in threads:
@@ -513,7 +529,7 @@ def test_bulk_tagging_touches_visible_matches_newest_first_up_to_the_cap(world: 
     visible = [d for d in documents if d["operation"] != "Delete user"]
     body = json.dumps({"filter": {"correlation_id": correlation}, "add": ["bulk"]}).encode()
 
-    result = world.actions.bulk_tag(body, ANALYST, "/api/events/tags")
+    result = world.actions.bulk_tag(body, ANALYST | JSON, "/api/events/tags")
     assert result.status == 200, result.body
     assert _json(result) == {
         "matched": 5,
@@ -525,12 +541,12 @@ def test_bulk_tagging_touches_visible_matches_newest_first_up_to_the_cap(world: 
     }
     assert {d["id"] for d in documents if "bulk" in world.stored(d)["tags"]} == {d["id"] for d in visible}
 
-    again = _json(world.actions.bulk_tag(body, ANALYST, "/p"))
+    again = _json(world.actions.bulk_tag(body, ANALYST | JSON, "/p"))
     assert (again["matched"], again["updated"]) == (5, 0)
 
     capped = world.make_actions(bulk_max=3)
     remove = json.dumps({"filter": {"correlation_id": correlation}, "remove": ["bulk"]}).encode()
-    assert _json(capped.bulk_tag(remove, ANALYST, "/p")) == {
+    assert _json(capped.bulk_tag(remove, ANALYST | JSON, "/p")) == {
         "matched": 3,
         "updated": 3,
         "skipped": 0,
@@ -548,7 +564,7 @@ def test_bulk_tagging_touches_visible_matches_newest_first_up_to_the_cap(world: 
     assert record["after"]["truncated"] is True
 
     everything = json.dumps({"filter": {"correlation_id": correlation}, "add": ["all"]}).encode()
-    assert _json(world.actions.bulk_tag(everything, PRIVACY, "/p"))["updated"] == 7
+    assert _json(world.actions.bulk_tag(everything, PRIVACY | JSON, "/p"))["updated"] == 7
 
 
 def test_bad_bulk_requests_are_a_400(world: World) -> None:
@@ -558,7 +574,7 @@ def test_bad_bulk_requests_are_a_400(world: World) -> None:
         (b'{"filter": {"service": ["Mail"]}, "add": ["x"]}', "filter.service.0"),
         (b'{"filter": {}}', "body"),
     ]:
-        response = world.actions.bulk_tag(body, ANALYST, "/p")
+        response = world.actions.bulk_tag(body, ANALYST | JSON, "/p")
         assert response.status == 400, body
         assert _json(response)["errors"][0]["field"] == field
 
@@ -568,8 +584,8 @@ def test_bad_bulk_requests_are_a_400(world: World) -> None:
 
 def test_a_redelivered_event_keeps_its_tags_and_comments(world: World) -> None:
     _, [event] = world.fresh(1)
-    world.actions.patch_tags(event["id"], b'{"add": ["keep-me"]}', ANALYST, "/p")
-    world.actions.add_comment(event["id"], b'{"text": "do not lose this"}', ANALYST, "/p")
+    world.actions.patch_tags(event["id"], b'{"add": ["keep-me"]}', ANALYST | JSON, "/p")
+    world.actions.add_comment(event["id"], b'{"text": "do not lose this"}', ANALYST | JSON, "/p")
     annotated = world.stored(event)
 
     redelivered = {**event, "summary": "renormalized summary", "tags": [], "ingested_at": utc_iso(NOW)}

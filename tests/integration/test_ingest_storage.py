@@ -199,3 +199,55 @@ def test_a_handed_off_page_carries_its_tenant(app_environment: dict[str, str]) -
         assert IngestMessage.model_validate_json(message.content).tenant_id == "tenant-of-this-poller"
     finally:
         queue.delete_queue()
+
+
+def test_records_whose_native_id_is_unsafe_are_quarantined_and_the_page_is_stored(
+    app_environment: dict[str, str],
+) -> None:
+    """A native id holding '/' or '\\' would make an unsafe Cosmos id, and EventStore.write_events
+    refuses a page that holds one: normalization quarantines those records (counted), the rest is stored."""
+    from shared.ingest import IngestService
+    from shared.messages import IngestMessage
+    from tests.support.clock import ManualClock
+
+    clients = get_clients()
+    archive = RawArchive(clients.blob_service)
+    store = EventStore(
+        clients.cosmos_container(CosmosContainers.EVENTS.name),
+        clients.cosmos_container(CosmosContainers.FACETS.name),
+        concurrency=4,
+    )
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    watermarks = WatermarkStore(clients.table(Tables.WATERMARKS), tenant)
+    tag = uuid.uuid4().hex[:8]
+
+    def record(native_id: str) -> dict[str, object]:
+        return {
+            "id": native_id,
+            "activityDateTime": "2026-11-20T11:00:00Z",
+            "activityDisplayName": "Add user",
+        }
+
+    unsafe = [f"../../dbs/{tag}", f"{tag}/..", f"..\\{tag}", f"{tag}?x", f"{tag}\n"]
+    page = [record(f"good-1-{tag}"), *(record(native) for native in unsafe), record(f"good-2-{tag}")]
+    name = raw_blob_name("entra_audit", NOW, f"run-{tag}", 1)
+    archive.write_page(name, page)
+    service = IngestService(archive, store, watermarks, tenant, ManualClock(NOW))
+    message = IngestMessage(source="entra_audit", blob=name, count=len(page), run_id=f"run-{tag}")
+
+    report = service.process(message)
+    again = service.process(message)  # redelivered: the same records, stored and counted once
+
+    assert (report.records, report.stored, report.new, report.quarantined) == (7, 2, 2, 5)
+    assert (again.stored, again.new, again.quarantined) == (2, 0, 5)
+    assert event_ids(tenant, ["2026-11"]) == {f"entra_audit:good-1-{tag}", f"entra_audit:good-2-{tag}"}
+    assert watermarks.get("entra_audit").quarantined == 5
+    quarantine = clients.blob_container("quarantine")
+    reasons = [
+        json.loads(quarantine.download_blob(blob.name).readall())
+        for blob in quarantine.list_blobs(name_starts_with="entra_audit/")
+    ]
+    mine = [r for r in reasons if r["blob"] == name]
+    assert sorted(r["line"] for r in mine) == [2, 3, 4, 5, 6]
+    assert all("unsafe event id" in r["reason"] for r in mine)
+    store.close()

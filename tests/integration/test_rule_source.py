@@ -233,6 +233,52 @@ def test_an_invalid_first_override_keeps_the_default_pack(
     assert source.last_error.startswith("blob:rules.yaml: not valid YAML")
 
 
+# A "billion laughs" rule file: nine levels of nine aliases, 9^9 nodes once expanded, from about 400 bytes.
+YAML_BOMB = "\n".join(
+    [
+        "version: 1",
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(
+            f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "rules: [*i]",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("hostile", "reason"),
+    [
+        (YAML_BOMB, "expands to more than 200000 nodes"),
+        ("version: 1\nrules: &r [*r]", "recursive alias"),
+        ("version: 1\nrules:" + " [" * 100 + " ]" * 100, "nests deeper than 64 levels"),
+    ],
+)
+def test_a_yaml_bomb_in_the_override_is_refused_before_it_is_built(
+    source: RuleSource, container: ContainerClient, clock: ManualClock, hostile: str, reason: str
+) -> None:
+    """The blob is writable by whoever holds the storage account: a bomb planted there must not stall
+    the alert worker. It is refused from the parser's events and the rules in force stay."""
+    default = source.current()
+    upload(container, hostile)
+    source.invalidate()
+    assert source.current() is default
+    assert source.last_error is not None
+    assert source.last_error.startswith("blob:rules.yaml: not valid YAML")
+    assert reason in source.last_error
+
+    upload(container, OVERRIDE)
+    source.invalidate()
+    good = source.current()
+    assert [c.id for c in good.compiled] == ["custom.watched-operation"]
+    upload(container, hostile)
+    clock.advance(TTL)
+    assert source.current() is good  # a bomb over a good override keeps the good override
+    assert reason in (source.last_error or "")
+    assert [c.id for c in source.current().match(EVENT)] == ["custom.watched-operation"]
+
+
 def test_deleting_the_blob_returns_to_the_default_pack(
     source: RuleSource, container: ContainerClient, clock: ManualClock
 ) -> None:

@@ -42,6 +42,7 @@ HOURS = BusinessHours.parse("08:00-18:00", "Mon-Fri", "Europe/London")
 ADMIN = {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")}
 PRIVACY_ADMIN = {"x-ms-client-principal": swa_principal(["admin", "privacy"], user="dpo@contoso.com")}
 READER = {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")}
+JSON_TYPE = "application/json"
 DEFAULT_DOCUMENT = yaml.safe_load(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))
 DEFAULT_IDS = [r["id"] for r in DEFAULT_DOCUMENT["rules"]]
 
@@ -165,14 +166,18 @@ class Harness:
     def get(self, headers: dict[str, str] = READER, url: str = "http://h/api/rules") -> ApiResponse:
         return self.api.list_rules(url, headers, "/api/rules")
 
-    def put(self, rule_id: str, document: Any, headers: dict[str, str] = ADMIN) -> ApiResponse:
+    def put(
+        self, rule_id: str, document: Any, headers: dict[str, str] = ADMIN, content_type: str = JSON_TYPE
+    ) -> ApiResponse:
         raw = document if isinstance(document, bytes) else json.dumps(document).encode()
+        headers = {**headers, "Content-Type": content_type}
         return self.api.put_rule(
             rule_id, f"http://h/api/rules/{rule_id}", raw, headers, f"/api/rules/{rule_id}"
         )
 
     def test(self, document: Any, headers: dict[str, str] = ADMIN) -> ApiResponse:
         raw = json.dumps(document).encode()
+        headers = {**headers, "Content-Type": JSON_TYPE}
         return self.api.test_rule("http://h/api/rules/test", raw, headers, "/api/rules/test")
 
     def blob_text(self) -> str | None:
@@ -351,6 +356,8 @@ def test_an_invalid_put_names_the_fields_and_leaves_the_blob_alone(harness: Harn
         assert response.status == 400, (rule_id, document)
         assert field in [e["field"] for e in body(response)["errors"]], body(response)
     assert harness.put("entra.app-registered", b"{not json").status == 400
+    for refused in ("application/x-www-form-urlencoded", "text/plain", ""):  # "": no label at all
+        assert harness.put("entra.app-registered", {"enabled": False}, content_type=refused).status == 415
     assert harness.blob_etag() == etag
     assert harness.blob_text() == text
 

@@ -84,6 +84,37 @@ def test_a_bad_rule_names_the_scope_rule_and_field() -> None:
         parse_drift_config(text)
 
 
+DRIFT_BOMB = "\n".join(
+    [
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(
+            f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "scopes:\n  - name: s1\n    rules: [{source: intune_audit, x: *i}]",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (DRIFT_BOMB, "more than 200000 nodes"),  # 9^9 nodes once expanded: refused before it is built
+        ("scopes: &s [*s]", "recursive alias"),
+        ("scopes:" + " [" * 100 + " ]" * 100, "deeper than 64"),
+        ("scopes: [", "not valid YAML"),
+        ("- just\n- a list", "must be a mapping"),
+    ],
+)
+def test_a_hostile_drift_file_is_a_drift_config_error(tmp_path: Path, text: str, reason: str) -> None:
+    """drift.yaml is a file an admin edits: it is loaded within shared.yaml_bounded's bounds."""
+    drift_file = tmp_path / "drift.yaml"
+    drift_file.write_text(text, encoding="utf-8")
+    with pytest.raises(DriftConfigError, match=reason) as refused:
+        load_drift_config(str(drift_file))
+    assert str(drift_file) in str(refused.value)
+
+
 def test_app_settings_override_host_json(tmp_path: Path) -> None:
     (tmp_path / "host.json").write_text(
         '{"version": "2.0", "extensions": {"queues": {"maxDequeueCount": 5}}}'

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from shared.archive import QuarantinedRecord
+from shared.ids import storage_id
 from shared.ingest import IngestService
 from shared.messages import AlertWorkMessage, IngestMessage
 
@@ -45,6 +46,8 @@ class Store:
         self.facet_tenants: list[str] = []
 
     def write_events(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for document in documents:  # as EventStore does: one unsafe id refuses the whole page
+            storage_id(document["id"])
         self.written.extend(documents)
         return list(documents)
 
@@ -104,3 +107,20 @@ def test_a_message_without_a_tenant_uses_the_workers() -> None:
     service = IngestService(Archive([_audit("x")]), store, Watermarks(), "worker-tenant", Clock())  # type: ignore[arg-type]
     service.process(IngestMessage(source="entra_audit", blob="p", count=1, run_id="r"))
     assert store.written[0]["tenant_id"] == "worker-tenant"
+
+
+def test_records_whose_native_id_is_unsafe_for_storage_are_quarantined_not_the_page() -> None:
+    """One record with a native id of '../x' or 'a/b' must not send its whole page to poison."""
+    archive = Archive(
+        [_audit("ok-1"), _audit("../../dbs/aoc"), _audit("a/b"), _audit("c\\d"), _audit("ok-2")]
+    )
+    store, watermarks = Store(), Watermarks()
+    service = IngestService(archive, store, watermarks, "t", Clock())  # type: ignore[arg-type]
+
+    report = service.process(IngestMessage(source="entra_audit", blob="p", count=5, run_id="r"))
+
+    assert [d["id"] for d in store.written] == ["entra_audit:ok-1", "entra_audit:ok-2"]
+    assert [line for line, _ in archive.quarantined] == [2, 3, 4]
+    assert all("unsafe event id" in reason for _, reason in archive.quarantined)
+    assert (report.records, report.stored, report.quarantined) == (5, 2, 3)
+    assert watermarks.quarantined == 3

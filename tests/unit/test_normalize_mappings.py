@@ -303,3 +303,24 @@ def test_parse_timestamp(value: Any, expected: str | None) -> None:
 )
 def test_derive_operation_type(operation: str, native: str | None, expected: str) -> None:
     assert derive_operation_type(operation, native) == expected
+
+
+def test_a_yaml_bomb_in_a_mappings_file_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    """mappings.yaml is edited by admins: it is loaded within shared.yaml_bounded's bounds."""
+    from shared.yaml_bounded import YamlTooLargeError
+
+    laughs = [
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(
+            f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "default: *i",
+    ]
+    bomb = tmp_path / "mappings.yaml"
+    bomb.write_text("\n".join(laughs), encoding="utf-8")
+    with pytest.raises(YamlTooLargeError, match="more than 200000 nodes"):
+        load_mappings(bomb)
+    assert load_mappings(DEFAULT_MAPPINGS_PATH) is load_mappings(
+        DEFAULT_MAPPINGS_PATH
+    )  # the shipped file loads

@@ -1,0 +1,467 @@
+"""Hostile ids and hostile bodies through the local host, as Reader, Analyst and Admin.
+
+Every route that takes an id gets a table of ids that are not of the app's grammar (path traversal,
+separators, controls, percent-encoded variants, over-long values), and the valid ids of another
+tenant's and of hidden (API_SENSITIVE_SERVICES) alerts and events. Every route that takes a body gets a
+table of hostile bodies. Each answer must be the expected 4xx problem, no answer may show another
+tenant's or hidden data, and storage (every Cosmos container with its definition, the rules blob, the
+raw archive) must hold exactly what it held before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.services import PROJECT_ROOT
+from shared.alerts.model import alert_fingerprint
+from shared.clients import AzureClients
+from shared.clock import utc_iso
+from shared.event_store import EventStore
+from shared.events import partition_key
+from shared.resources import BlobContainers, CosmosContainers
+from shared.rules.source import RULES_BLOB
+from tests.support.host_process import HostProcess
+from tests.support.own_database import own_cosmos_database
+from tests.support.principals import swa_principal
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+TENANT = str(uuid.uuid4())
+OTHER_TENANT = str(uuid.uuid4())
+FOREIGN_MARKER = f"foreign-{uuid.uuid4().hex}"
+HIDDEN_MARKER = f"hidden-{uuid.uuid4().hex}"
+HIDDEN_OPERATION = f"Set-Hidden{uuid.uuid4().hex[:8]}"
+
+VISIBLE_EVENT = f"entra_audit:Directory_{uuid.uuid4()}_AB12C_1"
+HIDDEN_EVENT = f"o365:{uuid.uuid4()}"
+FOREIGN_EVENT = f"entra_audit:Directory_{uuid.uuid4()}_ZZ99Q_7"
+VISIBLE_ALERT = alert_fingerprint(TENANT, "entra.visible", "g", 1)
+HIDDEN_ALERT = alert_fingerprint(TENANT, "exchange.hidden", "g", 1)
+FOREIGN_ALERT = alert_fingerprint(OTHER_TENANT, "entra.visible", "g", 1)
+RULE_ID = "entra.app-registered"  # a rule of the shipped file
+
+ROLES = {
+    "reader": {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")},
+    "analyst": {"x-ms-client-principal": swa_principal(["analyst"], user="ana@contoso.com")},
+    "admin": {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")},
+}
+RANK = {"reader": 0, "analyst": 1, "admin": 2}
+
+# (label, the path segment as sent on the wire). None of them is an id of any kind the app makes.
+HOSTILE_SEGMENTS = [
+    ("slash", "%2F"),
+    ("dot-dot", ".."),
+    ("dot", "."),
+    ("encoded dot-dot", "%2E%2E"),
+    ("encoded dot", "%2e"),
+    ("backslash", "%5C"),
+    ("question mark", "%3F"),
+    ("hash", "%23"),
+    ("double-encoded slash", "%252F"),
+    ("traversal to the database", "a%2F..%2F.."),
+    ("traversal to another container", "..%2Faudit"),
+    ("backslash traversal", "..%5C..%5C"),
+    ("nul", "%00"),
+    ("newline", "%0A"),
+    ("delete", "x%7F"),
+    ("C1 control", "x%C2%85"),
+    ("over-long", "a" * 300),
+    ("over-long alert-shaped", "alert-" + "a" * 200),
+    ("valid alert id plus newline", urllib.parse.quote(VISIBLE_ALERT + "\n", safe="")),
+    ("valid alert id plus traversal", urllib.parse.quote(VISIBLE_ALERT + "/..", safe="")),
+    ("valid event id plus traversal", urllib.parse.quote(VISIBLE_EVENT + "/..", safe="")),
+    ("blank around a valid id", urllib.parse.quote(f" {VISIBLE_ALERT} ", safe="")),
+    ("valid rule id plus newline", urllib.parse.quote(RULE_ID + "\n", safe="")),
+    ("non-ASCII", "%C3%A9v%C3%A9nement"),
+    ("invalid UTF-8 escape", "%FF%FE"),
+]
+# Ids of the app's grammar that name what this caller must not see.
+OUT_OF_REACH_EVENTS = [("another tenant's event", FOREIGN_EVENT), ("a hidden event", HIDDEN_EVENT)]
+OUT_OF_REACH_ALERTS = [("another tenant's alert", FOREIGN_ALERT), ("a hidden alert", HIDDEN_ALERT)]
+
+RAW_RECORD = {"id": "raw-visible", "note": "the original record"}
+
+
+@dataclass(frozen=True)
+class IdRoute:
+    method: str
+    template: str  # {id} is replaced by the segment
+    role: str  # the least role that may call it
+    body: dict[str, Any] | None
+    refused: int  # the status for an id outside the grammar, once the role is granted
+
+
+ID_ROUTES = [
+    IdRoute("GET", "/api/events/{id}", "reader", None, 404),
+    IdRoute("GET", "/api/events/{id}/raw", "reader", None, 404),
+    IdRoute("PATCH", "/api/events/{id}/tags", "analyst", {"add": ["checked"]}, 404),
+    IdRoute("POST", "/api/events/{id}/comments", "analyst", {"text": "checked"}, 404),
+    IdRoute("GET", "/api/alerts/{id}", "reader", None, 404),
+    IdRoute("PATCH", "/api/alerts/{id}", "analyst", {"status": "closed", "comment": "x"}, 404),
+    IdRoute("PUT", "/api/rules/{id}", "admin", {"enabled": False}, 400),
+]
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def call(
+    host: HostProcess, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+) -> Answer:
+    """One request with the path sent byte for byte as given (no client-side normalization)."""
+    connection = http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def _event(
+    event_id: str, tenant: str, service: str, operation: str, summary: str, minutes: int
+) -> dict[str, Any]:
+    timestamp = utc_iso(NOW - dt.timedelta(minutes=minutes))
+    return {
+        "id": event_id,
+        "pk": partition_key(tenant, timestamp),
+        "tenant_id": tenant,
+        "source": "entra_audit",
+        "service": service,
+        "category": None,
+        "operation": operation,
+        "operation_type": "update",
+        "result": "success",
+        "actor": {"type": "user", "id": None, "upn": "user@contoso.com", "display": None, "ip": None},
+        "targets": [],
+        "timestamp": timestamp,
+        "ingested_at": timestamp,
+        "correlation_id": None,
+        "summary": summary,
+        "tags": [],
+        "raw_ref": None,
+        "raw": RAW_RECORD if event_id == VISIBLE_EVENT else {"secret": summary},
+    }
+
+
+def _alert(alert_id: str, tenant: str, service: str, title: str) -> dict[str, Any]:
+    seen = utc_iso(NOW - dt.timedelta(minutes=5))
+    return {
+        "id": alert_id,
+        "pk": tenant,
+        "type": "alert",
+        "tenant_id": tenant,
+        "rule_id": "test.rule",
+        "title": title,
+        "description": title,
+        "severity": "high",
+        "status": "open",
+        "occurrences": 1,
+        "first_seen": seen,
+        "last_seen": seen,
+        "group_key": "g",
+        "sample": {"service": service, "operation": "Op"},
+        "history": [],
+    }
+
+
+def _seed(clients: AzureClients) -> None:
+    events = {
+        TENANT: [
+            _event(VISIBLE_EVENT, TENANT, "Directory", "Add user", "a visible event", 1),
+            _event(HIDDEN_EVENT, TENANT, "Exchange", HIDDEN_OPERATION, HIDDEN_MARKER, 2),
+        ],
+        OTHER_TENANT: [_event(FOREIGN_EVENT, OTHER_TENANT, "Directory", FOREIGN_MARKER, FOREIGN_MARKER, 3)],
+    }
+    store = EventStore(
+        clients.cosmos_container(CosmosContainers.EVENTS.name),
+        clients.cosmos_container(CosmosContainers.FACETS.name),
+        2,
+    )
+    try:
+        for tenant, documents in events.items():
+            store.write_events(documents)
+            store.update_facets(tenant, documents, [], utc_iso(NOW), shard_key="hostile")
+    finally:
+        store.close()
+    alerts = clients.cosmos_container(CosmosContainers.ALERTS.name)
+    alerts.create_item(_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"))
+    alerts.create_item(_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER))
+    alerts.create_item(_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER))
+
+
+def storage_snapshot(clients: AzureClients, database: str) -> dict[str, Any]:
+    """Every container of the database (definition and documents, system fields included, so a
+    replace shows as a new _etag) and the blobs of the config and raw containers."""
+    snapshot: dict[str, Any] = {}
+    db = clients.cosmos.get_database_client(database)
+    for properties in sorted(db.list_containers(), key=lambda p: p["id"]):
+        container = db.get_container_client(properties["id"])
+        items = container.query_items("SELECT * FROM c", enable_cross_partition_query=True)
+        snapshot[f"cosmos:{properties['id']}"] = {
+            "definition": dict(properties),
+            "items": sorted((dict(i) for i in items), key=lambda d: (str(d.get("pk")), d["id"])),
+        }
+    for name in (BlobContainers.CONFIG, BlobContainers.RAW):
+        container = clients.blob_service.get_container_client(name)
+        blobs = {b.name: b.etag for b in container.list_blobs()}
+        snapshot[f"blob:{name}"] = blobs
+    rules = clients.blob_service.get_container_client(BlobContainers.CONFIG).get_blob_client(RULES_BLOB)
+    snapshot["rules.yaml"] = rules.download_blob().readall() if rules.exists() else None
+    return snapshot
+
+
+@dataclass
+class Stack:
+    host: HostProcess
+    clients: AzureClients
+    database: str
+
+    def snapshot(self) -> dict[str, Any]:
+        return storage_snapshot(self.clients, self.database)
+
+
+@pytest.fixture(scope="module")
+def stack(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with own_cosmos_database("aoc-hostile") as (database, clients):
+        _seed(clients)
+        settings = {
+            **app_environment,
+            "COSMOS_DATABASE": database,
+            "M365_TENANT_ID": TENANT,
+            "API_AUTH_MODE": "swa",
+            # SWA mode without a platform in front: the local development switch (finding 3).
+            "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER": "1",
+            "API_SENSITIVE_SERVICES": "Exchange",
+            "API_SENSITIVE_OPERATIONS": HIDDEN_OPERATION,
+            "API_CONTINUATION_SECRET": "hostile-continuation-secret-0123456789",
+            "PROBE_ENABLED": "false",
+        }
+        work_dir: Path = tmp_path_factory.mktemp("hostile-host")
+        host = HostProcess(app_dir=PROJECT_ROOT, work_dir=work_dir, environment=settings).start(timeout=60)
+        try:
+            yield Stack(host, clients, database)
+        finally:
+            host.stop()
+
+
+def assert_nothing_out_of_reach(answer: Answer, context: str, sent: str | None = None) -> None:
+    """No marker, id or tenant of data out of the caller's reach in the answer (other than the id the
+    caller sent itself, which a 404 names)."""
+    text = answer.body.decode("utf-8", "replace")
+    secrets = (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT)
+    for secret in (*secrets, FOREIGN_EVENT, HIDDEN_EVENT, FOREIGN_ALERT, HIDDEN_ALERT):
+        if secret != sent:
+            assert secret not in text, f"{context}: {secret} in the answer"
+
+
+def assert_problem(answer: Answer, status: int, context: str) -> None:
+    assert answer.status == status, f"{context}: {answer.status} {answer.body[:300]!r}"
+    assert answer.headers.get("content-type", "").startswith("application/problem+json"), context
+    problem = json.loads(answer.body)
+    assert problem["status"] == status, context
+
+
+def _json_body(route: IdRoute) -> tuple[bytes | None, dict[str, str]]:
+    if route.body is None:
+        return None, {}
+    return json.dumps(route.body).encode(), {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stack: Stack, role: str) -> None:
+    before = stack.snapshot()
+    calls = 0
+    for route in ID_ROUTES:
+        body, content_type = _json_body(route)
+        headers = {**ROLES[role], **content_type}
+        granted = RANK[role] >= RANK[route.role]
+        table = list(HOSTILE_SEGMENTS)
+        if "/events/" in route.template:
+            table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_EVENTS]
+        if "/alerts/" in route.template:
+            table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_ALERTS]
+        for label, segment in table:
+            path = route.template.replace("{id}", segment)
+            context = f"{role} {route.method} {path} ({label})"
+            answer = call(stack.host, route.method, path, headers, body)
+            out_of_reach = any(label == other for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS)
+            expected = 403 if not granted else (404 if out_of_reach else route.refused)
+            assert_problem(answer, expected, context)
+            assert_nothing_out_of_reach(answer, context, sent=urllib.parse.unquote(segment))
+            calls += 1
+    assert calls == 7 * len(HOSTILE_SEGMENTS) + 4 * len(OUT_OF_REACH_EVENTS) + 2 * len(OUT_OF_REACH_ALERTS)
+    assert stack.snapshot() == before
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack, role: str) -> None:
+    """The control for the table above: the same routes with the visible ids answer 200, and no list,
+    facet, export or summary shows another tenant's or hidden data."""
+    before = stack.snapshot()
+    headers = ROLES[role]
+    event = urllib.parse.quote(VISIBLE_EVENT, safe="")
+    found = call(stack.host, "GET", f"/api/events/{event}", headers)
+    assert found.status == 200, found.body
+    assert json.loads(found.body)["id"] == VISIBLE_EVENT
+    raw = call(stack.host, "GET", f"/api/events/{event}/raw", headers)
+    assert (raw.status, json.loads(raw.body)) == (200, RAW_RECORD)
+    alert = call(stack.host, "GET", f"/api/alerts/{VISIBLE_ALERT}", headers)
+    assert alert.status == 200, alert.body
+    assert json.loads(alert.body)["id"] == VISIBLE_ALERT
+    for path in (
+        "/api/events?start=1d&page_size=200",
+        "/api/events/facets",
+        "/api/events/export?start=1d",
+        "/api/events/export?start=1d&format=csv",
+        "/api/alerts?page_size=200",
+        "/api/alerts/summary",
+    ):
+        answer = call(stack.host, "GET", path, headers)
+        assert answer.status == 200, (path, answer.body[:300])
+        assert_nothing_out_of_reach(answer, f"{role} GET {path}")
+    listed = json.loads(call(stack.host, "GET", "/api/events?start=1d", headers).body)["items"]
+    assert [e["id"] for e in listed] == [VISIBLE_EVENT]
+    alerts = json.loads(call(stack.host, "GET", "/api/alerts", headers).body)["items"]
+    assert [a["id"] for a in alerts] == [VISIBLE_ALERT]
+    assert stack.snapshot() == before
+
+
+# -- bodies -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BodyRoute:
+    method: str
+    path: str
+    cap: int  # bytes: a larger body is a 413
+
+
+EVENT = urllib.parse.quote(VISIBLE_EVENT, safe="")
+BODY_ROUTES = [
+    BodyRoute("PATCH", f"/api/events/{EVENT}/tags", 64 * 1024),
+    BodyRoute("POST", f"/api/events/{EVENT}/comments", 64 * 1024),
+    BodyRoute("POST", "/api/events/tags", 64 * 1024),
+    BodyRoute("PATCH", f"/api/alerts/{VISIBLE_ALERT}", 64 * 1024),
+    BodyRoute("PUT", f"/api/rules/{RULE_ID}", 256 * 1024),
+    BodyRoute("POST", "/api/rules/test", 256 * 1024),
+    BodyRoute("POST", "/api/probe/run", 1024),
+]
+JSON_TYPE = {"Content-Type": "application/json"}
+FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}  # `curl -d`, urllib, an HTML form
+YAML_BOMB = "\n".join(
+    [
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(
+            f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]"
+            for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "enabled: false",
+    ]
+).encode()
+# (label, body, headers, status when the body fits the route's size cap)
+HOSTILE_BODIES: list[tuple[str, bytes, dict[str, str], int]] = [
+    ("arrays nested 3,000 deep", b"[" * 3000 + b"]" * 3000, JSON_TYPE, 400),
+    ("objects nested 3,000 deep", b'{"a":' * 3000 + b"1" + b"}" * 3000, JSON_TYPE, 400),
+    ("a rule nested 3,000 deep", b'{"when": {"not": ' * 1500 + b"1" + b"}}" * 1500, JSON_TYPE, 400),
+    ("20 MB", b'{"text": "' + b"x" * (20 * 1024 * 1024) + b'"}', JSON_TYPE, 413),
+    # What a page on another site can send with the user's cookies and no CORS preflight (CSRF):
+    # text/plain, multipart, form-encoded or no Content-Type at all. Each is refused, even when empty.
+    ("text/plain", b'{"text": "hi"}', {"Content-Type": "text/plain"}, 415),
+    ("multipart", b'{"text": "hi"}', {"Content-Type": "multipart/form-data; boundary=b"}, 415),
+    ("form-encoded JSON", b'{"text": "hi", "add": ["x"]}', FORM_TYPE, 415),
+    ("form-encoded fields", b"text=hi&add=x&enabled=false", FORM_TYPE, 415),
+    ("an empty form post", b"", FORM_TYPE, 415),
+    ("JSON without a Content-Type", b'{"text": "hi", "add": ["x"], "enabled": false}', {}, 415),
+    ("xml", b"<text>hi</text>", {"Content-Type": "application/xml"}, 415),
+    ("latin-1", b'{"text": "hi"}', {"Content-Type": "application/json; charset=iso-8859-1"}, 415),
+    ("invalid UTF-8", b'{"text": "\xff\xfe\xfd"}', JSON_TYPE, 400),
+    ("UTF-16", '{"text": "hi"}'.encode("utf-16"), JSON_TYPE, 400),
+    ("duplicate keys", b'{"text": "a", "text": "b", "add": ["x"], "add": ["y"]}', JSON_TYPE, 400),
+    ("top-level array", b'[{"text": "hi"}]', JSON_TYPE, 400),
+    ("top-level string", b'"hi"', JSON_TYPE, 400),
+    ("top-level number", b"42", JSON_TYPE, 400),
+    ("top-level null", b"null", JSON_TYPE, 400),
+    ("NaN", b'{"text": NaN, "last": NaN}', JSON_TYPE, 400),
+    ("lone surrogate", b'{"text": "\\udc00"}', JSON_TYPE, 400),
+    ("not JSON", b"{text: hi", JSON_TYPE, 400),
+    ("YAML bomb as YAML", YAML_BOMB, {"Content-Type": "application/yaml"}, 415),
+    ("YAML bomb as text/yaml", YAML_BOMB, {"Content-Type": "text/yaml"}, 415),
+    ("YAML bomb without a media type", YAML_BOMB, {}, 415),
+    ("YAML bomb labelled JSON", YAML_BOMB, JSON_TYPE, 400),
+]
+
+
+def test_hostile_bodies_on_every_body_route_are_400_413_or_415(stack: Stack) -> None:
+    before = stack.snapshot()
+    seen: dict[int, int] = {}
+    for route in BODY_ROUTES:
+        for label, body, content_type, status in HOSTILE_BODIES:
+            expected = 413 if status == 400 and len(body) > route.cap else status
+            context = f"{route.method} {route.path} ({label})"
+            answer = call(stack.host, route.method, route.path, {**ROLES["admin"], **content_type}, body)
+            assert_problem(answer, expected, context)
+            assert_nothing_out_of_reach(answer, context)
+            seen[expected] = seen.get(expected, 0) + 1
+    assert set(seen) == {400, 413, 415}
+    assert sum(seen.values()) == len(BODY_ROUTES) * len(HOSTILE_BODIES)
+    assert stack.snapshot() == before
+
+
+def test_the_body_routes_accept_well_formed_bodies(stack: Stack) -> None:
+    """The control for the table above: the same routes, ids and roles with a well-formed body."""
+    admin = {**ROLES["admin"], **JSON_TYPE}
+    rule = {
+        "title": "Try",
+        "description": "Directory changes",
+        "severity": "low",
+        "when": {"field": "operation", "eq": "Add user"},
+    }
+    tested = call(
+        stack.host, "POST", "/api/rules/test", admin, json.dumps({"rule": rule, "last": 10}).encode()
+    )
+    assert tested.status == 200, tested.body
+    assert json.loads(tested.body)["matched"] == 1
+    analyst = {**ROLES["analyst"], "Content-Type": "application/json; charset=utf-8"}
+    tagged = call(stack.host, "PATCH", f"/api/events/{EVENT}/tags", analyst, b'{"add": ["ok"]}')
+    assert tagged.status == 200, tagged.body
+    assert json.loads(tagged.body)["tags"] == ["ok"]
+    merge_patch = {**ROLES["analyst"], "Content-Type": "application/merge-patch+json"}
+    commented = call(stack.host, "POST", f"/api/events/{EVENT}/comments", merge_patch, b'{"text": "ok"}')
+    assert commented.status == 201, commented.body
+    patched = call(stack.host, "PATCH", f"/api/alerts/{VISIBLE_ALERT}", admin, b'{"comment": "ok"}')
+    assert patched.status == 200, patched.body
+
+
+def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: Stack) -> None:
+    """The override blob is YAML: a bomb planted there makes a rule edit a 409, not a hang."""
+    rules = stack.clients.blob_service.get_container_client(BlobContainers.CONFIG).get_blob_client(RULES_BLOB)
+    saved = rules.download_blob().readall() if rules.exists() else None
+    bomb = YAML_BOMB.replace(b"enabled: false", b"rules: [*i, *i, *i]")
+    rules.upload_blob(bomb, overwrite=True)
+    try:
+        etag = rules.get_blob_properties().etag
+        answer = call(
+            stack.host, "PUT", f"/api/rules/{RULE_ID}", {**ROLES["admin"], **JSON_TYPE}, b'{"enabled": false}'
+        )
+        assert_problem(answer, 409, "PUT over a YAML bomb")
+        assert json.loads(answer.body)["type"].endswith("/rules-file-unreadable")
+        assert rules.get_blob_properties().etag == etag
+    finally:
+        if saved is None:
+            rules.delete_blob()
+        else:
+            rules.upload_blob(saved, overwrite=True)
