@@ -30,6 +30,7 @@ from shared.rules.model import (
     SomeOf,
     parse_time_operand,
 )
+from shared.rules.regex import LinearRegex
 
 EventDict = dict[str, Any]
 Test = Callable[[EventDict], bool]
@@ -37,7 +38,8 @@ Resolver = Callable[[EventDict], list[Any]]
 
 MAX_MATCH_TEXT = 10_000
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# RE2 like rule regexes: `re` would rescan a long run of address characters from every start (quadratic)
+_ADDRESS = LinearRegex(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)", capture=True)
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,8 @@ def _domains(values: Iterable[Scalar]) -> tuple[str, ...]:
 def _external_domains(text: str, internal: tuple[str, ...]) -> bool:
     """True when an e-mail address in `text` (any form: `smtp:a@b`, `"Name" [SMTP:a@b]`, `a@b; c@d`)
     has a domain outside `internal` and its subdomains."""
-    for match in _ADDRESS.finditer(text):
-        domain = match.group(1).casefold()
+    for address_domain in _ADDRESS.captures(text):
+        domain = address_domain.casefold()
         if not any(domain == d or domain.endswith("." + d) for d in internal):
             return True
     return False
@@ -285,7 +287,7 @@ def _compile_predicate(predicate: Predicate, lists: dict[str, list[Scalar]], hou
             return lambda event: any(v != "" and v != [] for v in values_of(event))
         return lambda event: not any(v != "" and v != [] for v in values_of(event))
     if operator == "regex":
-        pattern = re.compile(operand, 0 if predicate.case_sensitive else re.IGNORECASE)
+        pattern = LinearRegex(operand, case_sensitive=predicate.case_sensitive)
         return lambda event: any(pattern.search(_text(v)[:MAX_MATCH_TEXT]) for v in values_of(event))
     if operator in ("gt", "lt"):
         greater = operator == "gt"

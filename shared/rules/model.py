@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.rules.regex import RegexError, check_rule_regex
+
 Severity = Literal["informational", "low", "medium", "high", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -102,8 +104,8 @@ class Predicate(BaseModel):
         if len(value) > MAX_REGEX_LENGTH:
             raise ValueError(f"a regex may be at most {MAX_REGEX_LENGTH} characters")
         try:
-            re.compile(value)
-        except re.error as exc:
+            check_rule_regex(value)
+        except RegexError as exc:
             raise ValueError(f"invalid regex: {exc}") from None
         return value
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.alerts.staleness import stale_source_events
 from shared.clock import parse_utc
@@ -22,6 +25,7 @@ from shared.events import Event
 from shared.normalize import SOURCES, normalize_record
 from shared.rules.engine import BusinessHours, RuleSet
 from shared.rules.model import RuleError, parse_rule_file
+from shared.rules.regex import LinearRegex
 from shared.rules.source import DEFAULT_RULES_FILE
 from shared.watermarks import SourceState
 
@@ -206,6 +210,103 @@ def test_after_hours_uses_the_business_time_zone() -> None:
     assert HOURS.is_after_hours(saturday)
     assert tuesday.weekday() == 1
     assert not HOURS.is_after_hours(tuesday)
+
+
+# --- the consent-permission regex: RE2 has no lookaround ---------------------------------------------------
+
+CONSENT_RULE = "entra.oauth-consent"
+NOT_AFTER_WORD_OR_DOT, NOT_BEFORE_WORD_OR_DOT = r"(?:^|[^\w.])", r"(?:[^\w.]|$)"
+
+
+def _regexes(condition: Any) -> Iterator[str]:
+    if isinstance(condition, dict):
+        if "regex" in condition:
+            yield condition["regex"]
+        for value in condition.values():
+            yield from _regexes(value)
+    elif isinstance(condition, list):
+        for item in condition:
+            yield from _regexes(item)
+
+
+def _consent_regex() -> str:
+    (rule,) = [r for r in PACK_DOCUMENT["rules"] if r["id"] == CONSENT_RULE]
+    (pattern,) = _regexes(rule["when"])
+    return pattern
+
+
+CONSENT_REGEX = _consent_regex()
+# The pack's regex as it was written for `re`, with lookaround: the oracle the RE2 form must agree with.
+# ASCII, because RE2's \w is ASCII (README "Rule format").
+LOOKAROUND_ORACLE = re.compile(
+    CONSENT_REGEX.replace(NOT_AFTER_WORD_OR_DOT, r"(?<![\w.])", 1).replace(
+        NOT_BEFORE_WORD_OR_DOT, r"(?![\w.])", 1
+    ),
+    re.IGNORECASE | re.ASCII,
+)
+PERMISSION_TOKENS = [
+    "Mail.ReadWrite",
+    "Mail.Send",
+    "Directory.ReadWrite.All",
+    "Sites.FullControl.All",
+    "full_access_as_app",
+    "User.Read",
+    "mail.readwrite",
+    ".",
+    " ",
+    ",",
+    "_",
+    "-",
+    "x",
+    "All",
+    "\n",
+    "é",
+    '"',
+]
+
+
+def test_the_consent_regex_is_its_lookaround_form_rewritten_for_re2() -> None:
+    assert CONSENT_REGEX.startswith(NOT_AFTER_WORD_OR_DOT)
+    assert CONSENT_REGEX.endswith(NOT_BEFORE_WORD_OR_DOT)
+    assert LOOKAROUND_ORACLE.pattern.startswith(r"(?<![\w.])(Directory\.ReadWrite\.All|")
+    assert LOOKAROUND_ORACLE.pattern.endswith(r"|full_access_as_app)(?![\w.])")
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(text=st.lists(st.sampled_from(PERMISSION_TOKENS), max_size=12).map("".join))
+def test_the_consent_regex_under_re2_agrees_with_its_lookaround_form(text: str) -> None:
+    assert LinearRegex(CONSENT_REGEX, case_sensitive=False).search(text) is bool(
+        LOOKAROUND_ORACLE.search(text)
+    )
+
+
+def _consent_with_scope(scope: str) -> dict[str, Any]:
+    """The pack's "one user consents to Mail.ReadWrite" case, with `scope` in place of Mail.ReadWrite."""
+    (case,) = [c for c in CASES[CONSENT_RULE]["fires"] if "consents to Mail.ReadWrite" in c["name"]]
+    record = copy.deepcopy(case["record"])
+    for prop in record["targetResources"][0]["modifiedProperties"]:
+        if prop["displayName"] == "ConsentAction.Permissions":
+            assert " Mail.ReadWrite " in prop["newValue"]
+            prop["newValue"] = prop["newValue"].replace(" Mail.ReadWrite ", f" {scope} ")
+    return {**case, "record": record}
+
+
+@pytest.mark.parametrize(
+    ("scope", "fires"),
+    [
+        ("Mail.ReadWrite", True),
+        ("MAIL.READWRITE", True),
+        ("Mail.ReadWrite,Mail.Send", True),
+        ("Mail.ReadWrite.Shared", False),  # a different, narrower-named permission
+        ("Mail.ReadWriteX", False),
+        ("XMail.ReadWrite", False),
+        ("Contoso.Mail.ReadWrite", False),
+        ("Mail.Read", False),
+    ],
+)
+def test_consent_rule_fires_on_whole_permission_names_only(scope: str, fires: bool) -> None:
+    (event,) = _events(_consent_with_scope(scope))
+    assert (CONSENT_RULE in _matched(event)) is fires
 
 
 # --- rule files that must be refused ------------------------------------------------------------------------

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from shared.rules.engine import BusinessHours, RuleSet, compile_path
+from shared.rules.engine import MAX_MATCH_TEXT, BusinessHours, RuleSet, compile_path
 from shared.rules.model import MAX_CONDITION_DEPTH, MAX_REGEX_LENGTH, RuleError, parse_rule_file
+from shared.rules.regex import MAX_PROGRAM_SIZE
 
 HOURS = BusinessHours.parse("08:00-18:00", "Mon-Fri", "Europe/London")
 RULE_ID = "test.rule"
@@ -1011,6 +1012,42 @@ def only_problem(*rules: dict[str, Any], lists: dict[str, list[Any]] | None = No
             id="regex too long",
         ),
         pytest.param(
+            rule({"field": "actor.upn", "regex": r"^(\w+)@\1\."}, "backref.regex"),
+            "rule 'backref.regex': when.regex: ",
+            "backreferences such as \\1 are not supported",
+            id="regex backreference",
+        ),
+        pytest.param(
+            rule({"all": [SUCCESS, {"field": "actor.upn", "regex": "(?P<u>adm)(?P=u)"}]}, "named.backref"),
+            "rule 'named.backref': when.all[1].regex: ",
+            "backreferences such as (?P=name) are not supported",
+            id="regex named backreference",
+        ),
+        pytest.param(
+            rule({"any": [BY_ZOE, {"field": "actor.upn", "regex": "admin(?=@)"}]}, "lookahead.regex"),
+            "rule 'lookahead.regex': when.any[1].regex: ",
+            "lookahead (?=...) is not supported",
+            id="regex lookahead",
+        ),
+        pytest.param(
+            rule({"not": {"field": "actor.upn", "regex": "(?<![a-z])admin"}}, "lookbehind.regex"),
+            "rule 'lookbehind.regex': when.not.regex: ",
+            "lookbehind (?<!...) is not supported",
+            id="regex lookbehind",
+        ),
+        pytest.param(
+            rule({"field": "actor.upn", "regex": "a++b"}, "possessive.regex"),
+            "rule 'possessive.regex': when.regex: ",
+            "possessive quantifiers",
+            id="regex possessive quantifier",
+        ),
+        pytest.param(
+            rule({"field": "actor.upn", "regex": "x.{1000}y"}, "huge.regex"),
+            "rule 'huge.regex': when.regex: ",
+            f"more than {MAX_PROGRAM_SIZE}",
+            id="regex program too large",
+        ),
+        pytest.param(
             rule({"all": [{"field": "operation", "in": "$role_ops"}]}, "unknown.list"),
             "rule 'unknown.list': when.all[0].in: ",
             "no list named 'role_ops'",
@@ -1205,3 +1242,103 @@ def test_events_may_be_dict_subclasses_as_the_cosmos_sdk_returns_them() -> None:
     event = CosmosLikeDict(make_event())
     assert holds({"field": "actor.upn", "eq": event["actor"]["upn"]}, event)
     assert holds({"field": "targets[].type", "exists": True}, event)
+
+
+# --- regex: linear time (RE2) ---------------------------------------------------------------------------
+
+# Exponential under a backtracking engine: `re` took 1.8 s on 24 characters, 4x more per 2 more.
+CATASTROPHIC = r"^(\w+\s?)+$"
+
+
+def catastrophic_rules() -> RuleSet:
+    return build(
+        rule({"all": [SUCCESS, {"field": "targets[].display", "regex": CATASTROPHIC}]}, "redos.rule")
+    )
+
+
+@pytest.mark.timeout(30)  # a hang guard only: with `re` these cases would not finish in a lifetime
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [
+        pytest.param("a" * 5000 + "!", False, id="5000 word characters then !"),
+        pytest.param("a" * 24 + "!", False, id="the 24 characters of the finding"),
+        pytest.param("word " * 999 + "end", True, id="1000 words"),
+        pytest.param("a b " * 1250 + "!", False, id="5000 characters of words then !"),
+    ],
+)
+def test_a_catastrophic_regex_is_evaluated_correctly_on_long_adversarial_values(
+    display: str, expected: bool
+) -> None:
+    event = make_event(targets=[{"type": "User", "id": "u-1", "display": display}])
+    assert [c.id for c in catastrophic_rules().match(event)] == (["redos.rule"] if expected else [])
+
+
+@pytest.mark.timeout(30)
+def test_a_catastrophic_regex_over_many_adversarial_values_of_one_event() -> None:
+    hostile = [{"type": "User", "id": f"u-{i}", "display": "a" * 5000 + "!"} for i in range(200)]
+    rules = catastrophic_rules()
+    assert rules.match(make_event(targets=hostile)) == []
+    last = {"type": "User", "id": "u-last", "display": "Adele Vance"}
+    assert [c.id for c in rules.match(make_event(targets=[*hostile, last]))] == ["redos.rule"]
+
+
+@pytest.mark.timeout(30)
+def test_regex_sees_at_most_max_match_text_characters_of_a_value() -> None:
+    when = {"field": "actor.display", "regex": "!$"}
+    assert holds(when, make_event(actor={"display": "a" * (MAX_MATCH_TEXT - 1) + "!"}))
+    assert not holds(when, make_event(actor={"display": "a" * MAX_MATCH_TEXT + "!"}))
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("address", "external"),
+    [
+        pytest.param("a" * 200_000, False, id="a long run of address characters without @"),
+        pytest.param("a." * 100_000 + "@gmail.com", True, id="a long local part"),
+        pytest.param("a@" + "b" * 200_000 + ".com", True, id="a long domain"),
+        pytest.param("@" * 200_000, False, id="only @"),
+    ],
+)
+def test_domain_not_in_is_linear_in_the_value(address: str, external: bool) -> None:
+    when = {"field": FORWARD_TO, "domain_not_in": ["contoso.com"]}
+    assert holds(when, forwarding(address)) is external
+
+
+@pytest.mark.parametrize(
+    ("predicate", "expected"),
+    [
+        # what RE2 changes, as README "Rule format" states it
+        pytest.param({"field": "actor.display", "regex": r"^Zo\w"}, False, id="\\w is ASCII"),
+        pytest.param({"field": "actor.display", "regex": r"^Zo\pL \pL"}, True, id="\\pL is Unicode"),
+        pytest.param({"field": "actor.display", "regex": r"Łukasz$"}, True, id="$ at the end"),
+        pytest.param({"field": "actor.ip", "regex": r"113\.7$"}, True, id="$ on a plain value"),
+        # Python spellings kept
+        pytest.param({"field": "actor.upn", "regex": r"contoso\.com\Z"}, True, id="\\Z"),
+        pytest.param({"field": "actor.display", "regex": r"Zo\u00eb"}, True, id="\\u escape"),
+        pytest.param({"field": "actor.ip", "regex": r"^\d{,3}\.0"}, True, id="{,n}"),
+        pytest.param({"field": "actor.ip", "regex": r"^\d{,2}\.0"}, False, id="{,n} bounded"),
+        # case: folded unless case_sensitive; an inline (?i) still folds a case-sensitive test
+        pytest.param({"field": "actor.display", "regex": r"^ZOË"}, True, id="Unicode case folding"),
+        pytest.param(
+            {"field": "actor.upn", "regex": r"^ZOE@", "case_sensitive": True}, False, id="case_sensitive"
+        ),
+        pytest.param(
+            {"field": "actor.upn", "regex": r"(?i)^ZOE@", "case_sensitive": True}, True, id="inline (?i)"
+        ),
+    ],
+)
+def test_regex_semantics_under_re2(predicate: dict[str, Any], expected: bool) -> None:
+    assert holds(predicate, make_event()) is expected
+
+
+def test_regex_dollar_matches_only_at_the_very_end_unlike_python_re() -> None:
+    event = make_event(actor={"display": "Adele Vance\n"})
+    assert re.search(r"Vance$", "Adele Vance\n")  # what `re` did
+    assert not holds({"field": "actor.display", "regex": r"Vance$"}, event)
+    assert holds({"field": "actor.display", "regex": r"Vance\s*$"}, event)
+
+
+def test_values_with_lone_surrogates_are_matched_not_crashed_on() -> None:
+    event = make_event(actor={"display": "\ud800admin", "upn": "\udfff adele@gmail.com"})
+    assert holds({"field": "actor.display", "regex": "^.admin$"}, event)
+    assert holds({"field": "actor.upn", "domain_not_in": ["contoso.com"]}, event)
