@@ -34,6 +34,7 @@ class Tables:
     PROBE_STATE = "ProbeState"
     IDEMPOTENCY = "Idempotency"
     HANDED_OFF_CONTENT = "HandedOffContent"
+    FAILED_CONTENT = "FailedContent"
     DIRECTORY_NAMES = "DirectoryNames"
     TRIGGER_LOG = "TriggerLog"
     ALERT_MATCHES = "AlertMatches"

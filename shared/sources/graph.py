@@ -50,6 +50,10 @@ class SourceRunResult(BaseModel):
     pages: int = 0
     records: int = 0
     expired_skipped: int = 0
+    # Management API content blobs: failed in this run, given up in this run, failing ones tried again.
+    failed_blobs: int = 0
+    given_up_blobs: int = 0
+    retried_blobs: int = 0
     error: str | None = None
 
 

@@ -161,6 +161,11 @@ def test_status_reports_sources_with_their_stale_flags(harness: Harness) -> None
         "total_count": 42,
         "quarantined": 1,
         "expired_skipped": 3,
+        "failing_blobs": 0,
+        "given_up_blobs": 0,
+        "last_blob_error": None,
+        "last_blob_error_at": None,
+        "last_full_relist": None,
     }
     assert sources["intune_audit"]["stale"] is True
     assert sources["intune_audit"]["last_error"] == "HTTPError: 503 Service Unavailable"
@@ -174,6 +179,32 @@ def test_status_reports_sources_with_their_stale_flags(harness: Harness) -> None
     # time passes: the fresh source goes stale too
     harness.clock.advance(3 * POLL_INTERVAL)
     assert {s["source"]: s["stale"] for s in body(harness.status())["sources"]}["entra_audit"] is True
+
+
+def test_status_reports_failing_and_given_up_content_blobs(harness: Harness) -> None:
+    source = "o365_management.Audit.Exchange"
+    harness.watermarks.advance(source, NOW, "run-a", 9, NOW, window_start=NOW, full_relist_at=NOW)
+    harness.watermarks.record_content(
+        source, failing=2, given_up=0, last_error="content c1: HTTP 404 AF20050 (attempt 1)", now=NOW
+    )
+    later = NOW + dt.timedelta(hours=11)
+    harness.watermarks.record_content(
+        source,
+        failing=1,
+        given_up=1,
+        last_error="content c1: HTTP 404 AF20050 (attempt 8); given up",
+        now=later,
+    )
+
+    sources = {s["source"]: s for s in body(harness.status())["sources"]}
+
+    assert sources[source]["failing_blobs"] == 1
+    assert sources[source]["given_up_blobs"] == 1
+    assert sources[source]["last_blob_error"] == "content c1: HTTP 404 AF20050 (attempt 8); given up"
+    assert sources[source]["last_blob_error_at"] == utc_iso(later)
+    assert sources[source]["last_full_relist"] == utc_iso(NOW)
+    assert sources[source]["last_error"] is None, "a bad blob is not a failed run"
+    assert sources[source]["watermark"] == utc_iso(NOW)
 
 
 def test_status_reports_each_probe_scope_state(harness: Harness) -> None:
@@ -272,16 +303,25 @@ def test_probe_run_calls_the_runner_and_is_audited(harness: Harness) -> None:
         "triggers": 0,
         "probe_failed": False,
     }
-    assert harness.run(raw=b"{}").status == 200
-    assert len(harness.runs) == 2
-    assert len(harness.audit_records("probe.run")) == 2
+    json_type = {"Content-Type": "application/json"}
+    assert harness.run(headers=ADMIN | json_type, raw=b"{}").status == 200
+    assert harness.run(headers=ADMIN | json_type).status == 200  # no body, labelled JSON
+    assert len(harness.runs) == 3
+    assert len(harness.audit_records("probe.run")) == 3
 
 
 def test_probe_run_is_refused_to_readers_and_with_parameters(harness: Harness) -> None:
     assert harness.run(headers=READER).status == 403
     assert harness.run(headers={}).status == 401
     assert harness.run(url="http://h/api/probe/run?force=1").status == 400
-    assert harness.run(raw=b'{"force": true}').status == 400
+    json_type = {"Content-Type": "application/json"}
+    assert harness.run(headers=ADMIN | json_type, raw=b'{"force": true}').status == 400
+    # What a page on another site can send without a preflight: refused before anything runs.
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert harness.run(headers=ADMIN | form).status == 415  # an empty HTML form post
+    assert harness.run(headers=ADMIN | form, raw=b"{}").status == 415
+    assert harness.run(headers=ADMIN | {"Content-Type": "text/plain"}, raw=b"{}").status == 415
+    assert harness.run(raw=b"{}").status == 415  # a body without a Content-Type
     assert harness.runs == []
     assert harness.audit_records("probe.run") == []
 
