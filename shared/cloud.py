@@ -11,6 +11,13 @@ Sources (checked against Microsoft's documentation):
   "Activity API operations" (manage.office.com, manage.office365.us for GCC High,
   manage.protection.apps.mil for DoD); 21Vianet uses manage.office365.cn.
 
+- Access-token issuers: "Access token claims reference" (learn.microsoft.com/entra/identity-platform/
+  access-token-claims-reference): v1.0 tokens carry `iss` `https://sts.windows.net/{tid}/`, v2.0 tokens
+  `{v2 issuer host}/{tid}/v2.0`. The v1 issuer host is `sts.windows.net` in the global and US Government
+  clouds and `sts.chinacloudapi.cn` for 21Vianet; the v2 issuer host is the authority host, except for
+  21Vianet, whose `login.chinacloudapi.cn` metadata names `login.partner.microsoftonline.cn` as issuer
+  (MSAL's built-in cloud metadata; Microsoft Q&A "token issuers for the sovereign clouds").
+
 GCC (not GCC High) is the global cloud except for the Management API, which is at
 https://manage-gcc.office.com: use `resolve_endpoints("global", management_base=...,
 management_resource=...)` with that URL for both.
@@ -39,6 +46,8 @@ class CloudEndpoints:
 
     `graph_base` and `management_base` are roots without a version (".../v1.0" and "/api/v1.0" are the
     callers' business). `graph_resource` and `management_resource` are what token scopes are made of.
+    `v1_issuer_host` and `v2_issuer_host` are the hosts in the `iss` of the access tokens Entra ID
+    issues for our own API (see `v1_issuer` / `v2_issuer`).
     """
 
     authority_host: str
@@ -46,6 +55,16 @@ class CloudEndpoints:
     management_base: str
     graph_resource: str
     management_resource: str
+    v1_issuer_host: str
+    v2_issuer_host: str
+
+    def v1_issuer(self, tenant_id: str) -> str:
+        """The `iss` of a v1.0 access token issued by `tenant_id`, e.g. "https://sts.windows.net/{tid}/"."""
+        return f"{self.v1_issuer_host}/{tenant_id}/"
+
+    def v2_issuer(self, tenant_id: str) -> str:
+        """The `iss` of a v2.0 access token, e.g. "https://login.microsoftonline.com/{tid}/v2.0"."""
+        return f"{self.v2_issuer_host}/{tenant_id}/v2.0"
 
     @property
     def graph_scope(self) -> str:
@@ -58,13 +77,22 @@ class CloudEndpoints:
         return f"{self.management_resource}/.default"
 
 
-def _cloud(authority_host: str, graph: str, management: str) -> CloudEndpoints:
+def _cloud(
+    authority_host: str,
+    graph: str,
+    management: str,
+    *,
+    v1_issuer_host: str = "https://sts.windows.net",
+    v2_issuer_host: str | None = None,
+) -> CloudEndpoints:
     return CloudEndpoints(
         authority_host=authority_host,
         graph_base=graph,
         management_base=management,
         graph_resource=graph,
         management_resource=management,
+        v1_issuer_host=v1_issuer_host,
+        v2_issuer_host=v2_issuer_host or authority_host,
     )
 
 
@@ -88,6 +116,8 @@ CLOUDS: MappingProxyType[CloudName, CloudEndpoints] = MappingProxyType(
             "https://login.chinacloudapi.cn",
             "https://microsoftgraph.chinacloudapi.cn",
             "https://manage.office365.cn",
+            v1_issuer_host="https://sts.chinacloudapi.cn",
+            v2_issuer_host="https://login.partner.microsoftonline.cn",
         ),
     }
 )
@@ -120,12 +150,16 @@ def resolve_endpoints(
     management_base: str | None = None,
     graph_resource: str | None = None,
     management_resource: str | None = None,
+    v1_issuer_host: str | None = None,
+    v2_issuer_host: str | None = None,
 ) -> CloudEndpoints:
     """The cloud's endpoints, with each given override winning.
 
     Overriding a base does not change the matching resource (see the module docstring); pass
-    `graph_resource` / `management_resource` to change a scope. Empty strings count as "not given", so
-    unset app settings can be passed straight through.
+    `graph_resource` / `management_resource` to change a scope. Overriding the authority with another
+    host (a local simulator) makes that host the v2 token issuer too, as a real authority is its own v2
+    issuer; the v1 issuer stays the cloud's. Empty strings count as "not given", so unset app settings
+    can be passed straight through.
     """
     if cloud not in CLOUDS:
         raise ValueError(f"unknown cloud {cloud!r}: expected one of {', '.join(CLOUD_NAMES)}")
@@ -135,6 +169,12 @@ def resolve_endpoints(
         "management_base": management_base,
         "graph_resource": graph_resource,
         "management_resource": management_resource,
+        "v1_issuer_host": v1_issuer_host,
+        "v2_issuer_host": v2_issuer_host,
     }
     changes = {name: _absolute_url(name, value) for name, value in overrides.items() if value}
-    return replace(CLOUDS[cloud], **changes)
+    base = CLOUDS[cloud]
+    moved_authority = changes.get("authority_host", base.authority_host) != base.authority_host
+    if moved_authority and "v2_issuer_host" not in changes:
+        changes["v2_issuer_host"] = changes["authority_host"]
+    return replace(base, **changes)

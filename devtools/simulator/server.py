@@ -22,7 +22,7 @@ from devtools.http_body import read_request_body
 from devtools.simulator.app import SimulatorApp
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.generator import Tenant
-from devtools.simulator.signing import api_token_claims
+from devtools.simulator.signing import ApiRegistration, api_token_claims
 from devtools.simulator.webhooks import check_name
 
 logger = logging.getLogger("devtools.simulator")
@@ -214,28 +214,56 @@ class TenantSimulator:
     def ground_truth(self) -> dict[str, Any]:
         return self.tenant.ground_truth()
 
+    def register_api(self, api: ApiRegistration, app_roles: dict[str, list[str]] | None = None) -> None:
+        """Register an API in the tenant: the token endpoint then answers a client-credentials request
+        for `{App ID URI or client id}/.default` with a signed JWT in the version the registration asks
+        for, with the app roles `app_roles` assigns to the calling client id."""
+        self.app.register_api(api, app_roles)
+
     def issue_api_token(
         self,
-        audience: str,
+        api: ApiRegistration,
         roles: list[str],
         *,
         name: str = "analyst@contoso.com",
+        requested_resource: str | None = None,
         tenant_id: str | None = None,
         lifetime_seconds: int = 3600,
     ) -> str:
-        """An Entra-style v2.0 access token for the AOC API, signed with the tenant's published key."""
+        """A user's access token for `api` as Entra issues it (v1.0 or v2.0, as `api` asks), signed with
+        the tenant's published key. `requested_resource` is what the client asked for: the App ID URI
+        (default) or the client id; it decides a v1.0 token's `aud`."""
         claims = api_token_claims(
+            api=api,
             authority=self.base_url,
             tenant_id=tenant_id or self.config.tenant_id,
-            audience=audience,
             roles=roles,
             name=name,
+            requested_resource=requested_resource,
             lifetime_seconds=lifetime_seconds,
         )
         return self.app.signing_key.sign(claims)
 
     def requests(self) -> list[dict[str, Any]]:
         return self.app.request_log()
+
+    # ------------------------------------------------------------------------------------------
+    # Management Activity API content faults
+    # ------------------------------------------------------------------------------------------
+    def management_blobs(self) -> list[dict[str, Any]]:
+        """Every published content blob, oldest first: content_type, content_id, content_created,
+        content_expiration, ids (its records' truth ids) and records (its record count)."""
+        return self.app.management_blobs()
+
+    def fail_content(self, content_id: str, kind: str | None, times: int | None = None) -> None:
+        """Make blob `content_id` answer `kind` ("not_found": 404 AF20050, "invalid_id": 400 AF20052,
+        "not_json": 200 with an HTML body) for its next `times` fetches (None: always); None clears."""
+        self.app.content_faults.script(content_id, kind, times)
+
+    def hold_listing(self, content_id: str, held: bool) -> None:
+        """Keep blob `content_id` out of every content listing (a blob Microsoft lists late) until
+        released with held=False."""
+        self.app.content_faults.hold(content_id, held)
 
     def issue_token(self, audience: str = "https://graph.microsoft.com") -> str:
         """A valid bearer token for `audience` without calling the token endpoint.

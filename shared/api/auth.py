@@ -3,10 +3,12 @@
 Three modes, each switched on in settings:
 - function keys (the Azure default): the host has already checked the key; the caller gets the roles
   configured for key holders;
-- Entra ID bearer tokens, verified with pyjwt against the tenant's JWKS: RS256 only, signature, `aud`,
-  `iss` (v1 or v2 endpoint of an allowed tenant), `exp` / `nbf` with a small leeway on the injected
-  clock, an optional `tid` allow-list, and app roles;
-- Static Web Apps linked backend: `x-ms-client-principal`, trusted only when that mode is on.
+- Entra ID bearer tokens, verified with pyjwt against the tenant's JWKS: RS256 only, signature, then
+  the shape Entra issues: a v1.0 token (`iss` the cloud's v1 issuer, `aud` the App ID URI or client
+  id) or a v2.0 token (`iss` ending in /v2.0, `aud` the client id), of an allowed tenant; `exp`, `nbf`
+  and `iat` finite numbers checked with a small leeway on the injected clock; app roles;
+- Static Web Apps linked backend: `x-ms-client-principal`, trusted only when that mode is on, which the
+  settings allow only behind App Service authentication (see shared/settings.py).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import binascii
 import datetime as dt
 import json
 import logging
+import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 import jwt
 
 from shared.clock import Clock
+from shared.cloud import CloudEndpoints
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +81,20 @@ class AuthError(Exception):
 
 
 class JwksCache:
-    """Signing keys by `kid`, cached for `ttl`; an unknown `kid` triggers a refetch at most once per
-    `min_refresh_interval`, so forged kids cannot make the app hammer the key endpoint."""
+    """The tenant's token-signing keys by `kid`, fetched from its JWKS document.
+
+    - Only RSA signature keys are kept (`kty` RSA, `use` absent or `sig`, `alg` absent or RS256): an EC,
+      `oct` or encryption key in the document can never verify a token.
+    - Keys are refreshed after `ttl`. An unknown `kid` triggers a refetch at most once per
+      `min_refresh_interval`, so forged kids cannot make the app hammer the key endpoint.
+    - One refresh runs at a time. While it runs, callers that hold usable keys carry on with them;
+      only a cold start (no keys yet) waits for it.
+    - An outage (the fetch fails, or answers a document without a usable key) keeps the cached keys
+      for up to `max_stale` past their refresh time, and backs off between attempts (`retry_after`
+      doubling up to `max_retry_after`). `key()` never raises: no usable key means None, a 401.
+
+    All times come from the injected clock.
+    """
 
     def __init__(
         self,
@@ -87,51 +103,139 @@ class JwksCache:
         *,
         ttl: dt.timedelta = dt.timedelta(hours=12),
         min_refresh_interval: dt.timedelta = dt.timedelta(minutes=5),
+        max_stale: dt.timedelta = dt.timedelta(hours=24),
+        retry_after: dt.timedelta = dt.timedelta(seconds=30),
+        max_retry_after: dt.timedelta = dt.timedelta(minutes=10),
     ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._ttl = ttl
         self._min_refresh = min_refresh_interval
+        self._max_stale = max_stale
+        self._retry_after = retry_after
+        self._max_retry_after = max_retry_after
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at: dt.datetime | None = None
-        self._lock = threading.Lock()
-        self.fetches = 0
+        self._fetched_at: dt.datetime | None = None  # last successful fetch
+        self._attempted_at: dt.datetime | None = None  # last attempt, successful or not
+        self._failures = 0  # consecutive failed attempts
+        self._next_attempt_at: dt.datetime | None = None  # back-off after a failure
+        self._state = threading.Lock()  # guards the fields above; never held during a fetch
+        self._refreshing = threading.Lock()  # held by the one refresh in flight
+        self.fetches = 0  # attempts, successful or not
 
-    def _refresh(self, now: dt.datetime) -> None:
-        document = self._fetch()
-        self.fetches += 1
+    @staticmethod
+    def usable_keys(document: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
+        """The RS256 signature keys of a JWKS document, by `kid`; anything else is skipped."""
+        entries = document.get("keys") if isinstance(document, Mapping) else None
         keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []):
-            if not isinstance(entry, dict) or not entry.get("kid"):
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            kid = entry.get("kid")
+            if not isinstance(kid, str) or not kid:
+                continue
+            if entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
+                continue
+            if entry.get("alg", "RS256") not in ALLOWED_ALGORITHMS:
                 continue
             try:
-                keys[str(entry["kid"])] = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError):
-                logger.warning("skipping an unusable JWKS key %s", entry.get("kid"))
-        self._keys = keys
-        self._fetched_at = now
+                keys[kid] = jwt.PyJWK(entry, algorithm="RS256")
+            except Exception:  # a malformed key in the document must not break the others
+                logger.warning("skipping an unusable JWKS key %s", kid[:64])
+        return keys
+
+    def _due(self, kid: str, now: dt.datetime) -> bool:
+        """Whether a refresh should be attempted now (call with `_state` held)."""
+        if self._next_attempt_at is not None and now < self._next_attempt_at:
+            return False
+        if self._fetched_at is None or now - self._fetched_at >= self._ttl:
+            return True
+        recently = self._attempted_at is not None and now - self._attempted_at < self._min_refresh
+        return kid not in self._keys and not recently
+
+    def _usable(self, now: dt.datetime) -> bool:
+        """Whether the cached keys may still verify tokens (call with `_state` held)."""
+        return self._fetched_at is not None and now < self._fetched_at + self._ttl + self._max_stale
+
+    def _refresh(self, kid: str) -> None:
+        """Fetch once, unless another thread refreshed while this one waited (`_refreshing` held)."""
+        now = self._clock.now()
+        with self._state:
+            if not self._due(kid, now):
+                return
+            self._attempted_at = now
+            self.fetches += 1
+        try:
+            keys = self.usable_keys(self._fetch())
+            if not keys:
+                raise ValueError("the JWKS document has no RSA signature key")
+        except Exception as exc:  # any fetch failure is an outage: keep the cached keys
+            with self._state:
+                self._failures += 1
+                doublings = min(self._failures - 1, 30)  # bounded: a long outage must not overflow
+                delay = min(self._retry_after * 2**doublings, self._max_retry_after)
+                self._next_attempt_at = now + delay
+                failures = self._failures
+            logger.warning(
+                "JWKS refresh failed (%s, %d in a row); keeping cached keys, next try in %s",
+                type(exc).__name__,
+                failures,
+                delay,
+            )
+            return
+        with self._state:
+            self._keys = keys
+            self._fetched_at = now
+            self._failures = 0
+            self._next_attempt_at = None
 
     def key(self, kid: str) -> jwt.PyJWK | None:
         now = self._clock.now()
-        with self._lock:
-            stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
-            may_refresh = self._fetched_at is None or now - self._fetched_at >= self._min_refresh
-            if stale or (kid not in self._keys and may_refresh):
-                self._refresh(now)
-            return self._keys.get(kid)
+        with self._state:
+            due = self._due(kid, now)
+            usable = self._usable(now)
+        # With usable keys, don't queue behind a refresh in flight: verify with what we have.
+        if due and self._refreshing.acquire(blocking=not usable):
+            try:
+                self._refresh(kid)
+            finally:
+                self._refreshing.release()
+        now = self._clock.now()
+        with self._state:
+            return self._keys.get(kid) if self._usable(now) else None
 
 
-def issuers_for(tenant_id: str, authority_host: str) -> set[str]:
-    """The v1 and v2 token issuers of a tenant."""
-    return {f"https://sts.windows.net/{tenant_id}/", f"{authority_host.rstrip('/')}/{tenant_id}/v2.0"}
+@dataclass(frozen=True)
+class ApiAudience:
+    """What the API's own app registration is called in tokens.
+
+    v2.0 access tokens always carry the client id (a GUID) in `aud`; v1.0 tokens carry whichever the
+    client named when it asked for the token: the App ID URI (e.g. `api://aoc-functions`) or the
+    client id.
+    """
+
+    client_id: str
+    app_id_uri: str | None = None
+
+    def accepts(self, version: str, audience: str) -> bool:
+        if version == "2.0":
+            return audience == self.client_id
+        return audience == self.client_id or (self.app_id_uri is not None and audience == self.app_id_uri)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
 class EntraTokenVerifier:
+    """Verifies Entra ID access tokens for the API: v1.0 and v2.0, each with its own issuer and
+    audience rules, for the tenants allowed."""
+
     jwks: JwksCache
-    audiences: list[str]
-    allowed_tenants: list[str]
-    authority_host: str
+    audience: ApiAudience
+    allowed_tenants: Sequence[str]
+    cloud: CloudEndpoints  # the issuers of v1.0 and v2.0 tokens
     clock: Clock
     leeway_seconds: float = 60.0
 
@@ -140,10 +244,11 @@ class EntraTokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise AuthError(401, "the bearer token is not a JWT") from None
-        if header.get("alg") not in ALLOWED_ALGORITHMS:
-            raise AuthError(401, f"token algorithm {header.get('alg')!r} is not accepted")
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in ALLOWED_ALGORITHMS:
+            raise AuthError(401, "the token's algorithm is not accepted")
         kid = header.get("kid")
-        key = self.jwks.key(str(kid)) if kid else None
+        key = self.jwks.key(kid) if isinstance(kid, str) and 0 < len(kid) <= 256 else None
         if key is None:
             raise AuthError(401, "the token was not signed by a known key")
         try:
@@ -151,42 +256,68 @@ class EntraTokenVerifier:
                 token,
                 key.key,
                 algorithms=list(ALLOWED_ALGORITHMS),
-                audience=self.audiences,
+                # Signature only: the claims are checked below, by token version.
                 options={
-                    "require": ["exp", "iss", "aud"],
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
                 },
             )
-        except jwt.InvalidAudienceError:
-            raise AuthError(401, "the token is for another audience") from None
-        except jwt.PyJWTError as exc:
-            raise AuthError(401, f"invalid token: {type(exc).__name__}") from None
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # ValueError / TypeError: a key pyjwt cannot use for this token is still the caller's fault.
+            raise AuthError(401, "invalid token") from None
         self._check_times(claims)
-        tenant = str(claims.get("tid") or "")
-        if tenant not in self.allowed_tenants:
-            raise AuthError(401, "the token's tenant is not allowed")
-        if claims.get("iss") not in issuers_for(tenant, self.authority_host):
-            raise AuthError(401, "the token's issuer is not the tenant's")
-        roles = effective_roles(claims.get("roles") or [])
+        tenant = self._check_issuer_and_audience(claims)
+        raw_roles = claims.get("roles")
+        if raw_roles is not None and not isinstance(raw_roles, list):
+            raise AuthError(403, "the token's roles claim is not a list")
+        roles = effective_roles(r for r in raw_roles or [] if isinstance(r, str))
         if not roles:
             raise AuthError(403, "the caller has no AOC role")
-        subject = str(claims.get("oid") or claims.get("sub") or "")
-        name = str(claims.get("preferred_username") or claims.get("upn") or claims.get("appid") or subject)
+        subject = _text(claims.get("oid")) or _text(claims.get("sub"))
+        name = (
+            _text(claims.get("preferred_username"))
+            or _text(claims.get("upn"))
+            or _text(claims.get("unique_name"))
+            or _text(claims.get("azp"))
+            or _text(claims.get("appid"))
+            or subject
+        )
         return Principal(subject=subject, name=name, roles=roles, auth="entra", tenant_id=tenant)
 
+    def _check_issuer_and_audience(self, claims: Mapping[str, Any]) -> str:
+        """The token's tenant, once `ver`, `iss`, `tid` and `aud` form a shape Entra actually issues."""
+        version, issuer, tenant, audience = (claims.get(k) for k in ("ver", "iss", "tid", "aud"))
+        if version not in ("1.0", "2.0"):
+            raise AuthError(401, "the token's version is not 1.0 or 2.0")
+        if not (isinstance(issuer, str) and isinstance(tenant, str) and isinstance(audience, str)):
+            raise AuthError(401, "the token lacks iss, tid or aud")
+        if tenant not in self.allowed_tenants:
+            raise AuthError(401, "the token's tenant is not allowed")
+        expected = self.cloud.v1_issuer(tenant) if version == "1.0" else self.cloud.v2_issuer(tenant)
+        if issuer != expected:
+            raise AuthError(401, "the token's issuer does not match its tenant and version")
+        if not self.audience.accepts(version, audience):
+            raise AuthError(401, "the token is for another audience")
+        return tenant
+
     def _check_times(self, claims: Mapping[str, Any]) -> None:
+        times = {name: claims.get(name) for name in ("exp", "nbf", "iat")}
+        if not all(_is_finite_number(value) for value in times.values()):
+            raise AuthError(401, "invalid token: exp, nbf and iat must be numbers")
         now = self.clock.now().timestamp()
-        try:
-            expires = float(claims["exp"])
-            not_before = float(claims["nbf"]) if "nbf" in claims else None
-        except (TypeError, ValueError):
-            raise AuthError(401, "invalid token: bad exp or nbf") from None
-        if now > expires + self.leeway_seconds:
+        if now > times["exp"] + self.leeway_seconds:
             raise AuthError(401, "the token has expired")
-        if not_before is not None and now < not_before - self.leeway_seconds:
+        if now < times["nbf"] - self.leeway_seconds:
             raise AuthError(401, "the token is not valid yet")
+        if times["iat"] > now + self.leeway_seconds:
+            raise AuthError(401, "the token was issued in the future")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 SWA_ROLE_MAP: dict[str, str] = {

@@ -15,35 +15,45 @@ def test_every_cloud_name_has_endpoints() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cloud", "authority", "graph", "management"),
+    ("cloud", "authority", "graph", "management", "v1_issuer", "v2_issuer"),
     [
         (
             "global",
             "https://login.microsoftonline.com",
             "https://graph.microsoft.com",
             "https://manage.office.com",
+            "https://sts.windows.net",
+            "https://login.microsoftonline.com",
         ),
         (
             "usgov",
             "https://login.microsoftonline.us",
             "https://graph.microsoft.us",
             "https://manage.office365.us",
+            "https://sts.windows.net",
+            "https://login.microsoftonline.us",
         ),
         (
             "dod",
             "https://login.microsoftonline.us",
             "https://dod-graph.microsoft.us",
             "https://manage.protection.apps.mil",
+            "https://sts.windows.net",
+            "https://login.microsoftonline.us",
         ),
         (
             "china",
             "https://login.chinacloudapi.cn",
             "https://microsoftgraph.chinacloudapi.cn",
             "https://manage.office365.cn",
+            "https://sts.chinacloudapi.cn",
+            "https://login.partner.microsoftonline.cn",
         ),
     ],
 )
-def test_cloud_table_values(cloud: str, authority: str, graph: str, management: str) -> None:
+def test_cloud_table_values(
+    cloud: str, authority: str, graph: str, management: str, v1_issuer: str, v2_issuer: str
+) -> None:
     endpoints = resolve_endpoints(parse_cloud_name(cloud))
     assert endpoints == CloudEndpoints(
         authority_host=authority,
@@ -51,6 +61,8 @@ def test_cloud_table_values(cloud: str, authority: str, graph: str, management: 
         management_base=management,
         graph_resource=graph,
         management_resource=management,
+        v1_issuer_host=v1_issuer,
+        v2_issuer_host=v2_issuer,
     )
     assert endpoints.graph_scope == f"{graph}/.default"
     assert endpoints.management_scope == f"{management}/.default"
@@ -73,6 +85,28 @@ def test_overridden_bases_win_but_scopes_keep_the_real_resource() -> None:
     assert endpoints.management_base == "http://127.0.0.1:7072/manage"
     assert endpoints.graph_scope == "https://graph.microsoft.com/.default"
     assert endpoints.management_scope == "https://manage.office.com/.default"
+
+
+def test_token_issuers_of_a_tenant() -> None:
+    tenant = "11111111-1111-1111-1111-111111111111"
+    assert CLOUDS["global"].v1_issuer(tenant) == f"https://sts.windows.net/{tenant}/"
+    assert CLOUDS["global"].v2_issuer(tenant) == f"https://login.microsoftonline.com/{tenant}/v2.0"
+    assert CLOUDS["usgov"].v1_issuer(tenant) == f"https://sts.windows.net/{tenant}/"
+    assert CLOUDS["dod"].v2_issuer(tenant) == f"https://login.microsoftonline.us/{tenant}/v2.0"
+    assert CLOUDS["china"].v1_issuer(tenant) == f"https://sts.chinacloudapi.cn/{tenant}/"
+    assert CLOUDS["china"].v2_issuer(tenant) == f"https://login.partner.microsoftonline.cn/{tenant}/v2.0"
+
+
+def test_a_moved_authority_is_its_own_v2_issuer() -> None:
+    local = resolve_endpoints("global", authority_host="http://127.0.0.1:7072/")
+    assert local.v2_issuer_host == "http://127.0.0.1:7072"
+    assert local.v1_issuer_host == "https://sts.windows.net"  # v1 tokens name the cloud's STS
+    # Naming the cloud's own authority changes nothing, even where it is not the v2 issuer (21Vianet).
+    assert resolve_endpoints("china", authority_host="https://login.chinacloudapi.cn") == CLOUDS["china"]
+    explicit = resolve_endpoints(
+        "global", authority_host="http://127.0.0.1:7072", v2_issuer_host="https://issuer.example"
+    )
+    assert explicit.v2_issuer_host == "https://issuer.example"
 
 
 def test_an_override_leaves_the_other_endpoints_alone() -> None:
