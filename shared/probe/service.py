@@ -65,7 +65,10 @@ class ProbeService:
         for scope in self.drift.scopes:
             scope_changes = changes.get(scope.name, [])
             state, trigger = self._store.transition(scope.name, scope_changes, now, self._windows)
-            self.flush_outbox(state)
+            if trigger is not None:
+                self._queue_trigger(trigger)  # this probe committed it and holds the outbox's claim
+            elif state.outbox:
+                self.recover_outbox(scope.name, now)
             if trigger is not None and scope.pipeline is None:
                 logger.warning(
                     "probe %s: %d change(s) settled, but the scope has no pipeline (set DEVOPS_ORGANIZATION, "
@@ -84,14 +87,23 @@ class ProbeService:
             )
         return results
 
-    def flush_outbox(self, state: ProbeState) -> None:
-        """Queue the outbox's trigger, unless its scope has no pipeline: that trigger could only fail."""
-        if not state.outbox:
-            return
-        trigger = Trigger.model_validate_json(state.outbox)
-        if self._pipelines.get(state.scope, False):
-            self._queue.send_message(state.outbox)
-        self._store.clear_outbox(state.scope, trigger.trigger_id)
+    def recover_outbox(self, scope: str, now: dt.datetime) -> Trigger | None:
+        """Queue a trigger whose committing probe did not clear it within OUTBOX_CLAIM_TIMEOUT.
+
+        A fresher claim means that probe is queuing it right now: leave it, so racing probes queue it
+        once. The takeover is an ETag write, so of several probes finding it stale only one queues it.
+        """
+        trigger = self._store.claim_stale_outbox(scope, now)
+        if trigger is not None:
+            logger.warning("probe %s: queuing trigger %s left in the outbox", scope, trigger.trigger_id)
+            self._queue_trigger(trigger)
+        return trigger
+
+    def _queue_trigger(self, trigger: Trigger) -> None:
+        """Queue the trigger, unless its scope has no pipeline (it could only fail), then clear the outbox."""
+        if self._pipelines.get(trigger.scope, False):
+            self._queue.send_message(trigger.model_dump_json())
+        self._store.clear_outbox(trigger.scope, trigger.trigger_id)
 
     def status(self) -> list[ProbeState]:
         """Every scope's current state, for /api/status."""

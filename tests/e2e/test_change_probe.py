@@ -22,6 +22,7 @@ from tests.support.simulated_tenant import app_settings_for, start_real_time_sim
 
 TENANT_ID = "00000000-0000-0000-0000-0000000000dd"
 QUIET_SECONDS, COOLDOWN_SECONDS = 6, 12
+LATENCY_SECONDS = 2  # the simulator's bursts are visible at once
 PAT = "e2e-devops-pat-value"
 
 
@@ -54,6 +55,7 @@ def host(
         "INITIAL_LOOKBACK_SECONDS": "300",
         "PROBE_QUIET_WINDOW_MINUTES": str(QUIET_SECONDS / 60),
         "PROBE_COOLDOWN_MINUTES": str(COOLDOWN_SECONDS / 60),
+        "PROBE_AUDIT_LATENCY_MINUTES": str(LATENCY_SECONDS / 60),
         "DEVOPS_AUTH_MODE": "pat",
         "DEVOPS_PAT": PAT,
         "DEVOPS_ORGANIZATION": "contoso",
@@ -88,7 +90,8 @@ def test_burst_gives_one_run_after_quiet_window_redelivery_none_and_bad_pat_goes
     run = runs[0]
     assert (run["organization"], run["project"], int(run["pipeline_id"])) == ("contoso", "M365Config", 1)
     assert run["refName"] == "refs/heads/main"
-    assert parse_utc(run["createdDate"]) >= last_change + dt.timedelta(seconds=QUIET_SECONDS)
+    settled = dt.timedelta(seconds=QUIET_SECONDS + LATENCY_SECONDS)
+    assert parse_utc(run["createdDate"]) >= last_change + settled
 
     state, _ = ProbeStateStore(get_clients().table(Tables.PROBE_STATE)).read(scope)
     assert state.triggers_emitted == 1

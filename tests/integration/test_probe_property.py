@@ -1,8 +1,11 @@
-"""Property test: two probe instances interleave their read-modify-write against real Azurite.
+"""Two probes race on one Azurite row, with late audit records: one trigger per burst, one message each.
 
-Time is injected: ticks of one minute, a quiet window of 3 and a cooldown of 6. Each instance sees the
-changes that happened in the last OVERLAP minutes on every tick (as overlapping poll windows deliver them
-again), and at the end both replay every change ever made.
+Time is injected: ticks of one minute, a quiet window of 3, a cooldown of 6 and an audit-latency setting
+of 0 to 5 minutes, which bounds each record's visibility delay. At every tick both probes run a whole
+`ProbeService.advance` at once (threads behind a barrier) against real Azurite Table and Queue storage,
+each with the records its Graph window `[previous tick - overlap, tick)` returns at that moment; at the
+end both replay every record ever made. The big sweep over latencies 0 to 30 minutes is the in-memory
+property in tests/unit/test_probe_latency_property.py; this one proves the same against the real ETags.
 """
 
 from __future__ import annotations
@@ -11,100 +14,107 @@ import datetime as dt
 import itertools
 import threading
 import uuid
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import pytest
+from azure.storage.queue import QueueClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.clients import get_clients
-from shared.clock import parse_utc, utc_iso
-from shared.probe.state import Change, Phase, ProbeWindows, Trigger
+from shared.clock import utc_iso
+from shared.probe.service import ProbeService
+from shared.probe.state import MAX_BURST_IDS, Change, ProbeState, ProbeWindows, Trigger, step
 from shared.probe.store import ProbeStateStore
 from shared.resources import Tables
+from tests.support.probe_sim import AuditRecord, delivered, probe_for
 
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
 QUIET, COOLDOWN, OVERLAP = 3, 6, 5
-WINDOWS = ProbeWindows(quiet=dt.timedelta(minutes=QUIET), cooldown=dt.timedelta(minutes=COOLDOWN))
 
 
 @dataclass(frozen=True)
-class Burst:
-    start: float  # minutes after T0
-    offsets: tuple[float, ...]  # minutes after start, each below the quiet window apart
+class Scenario:
+    latency: int  # the probe's audit-latency setting, minutes; every record's delay is at most this
+    bursts: list[list[AuditRecord]]
+
+    @property
+    def windows(self) -> ProbeWindows:
+        return ProbeWindows(
+            quiet=dt.timedelta(minutes=QUIET),
+            cooldown=dt.timedelta(minutes=COOLDOWN),
+            audit_latency=dt.timedelta(minutes=self.latency),
+        )
+
+    @property
+    def records(self) -> list[AuditRecord]:
+        return [r for burst in self.bursts for r in burst]
 
 
 @st.composite
-def schedules(draw: st.DrawFn) -> list[Burst]:
-    bursts: list[Burst] = []
-    cursor = 0.0
-    for _ in range(draw(st.integers(min_value=1, max_value=3))):
-        # A gap either lands inside the previous cooldown or clears quiet + cooldown with room to spare.
-        cursor += draw(
-            st.one_of(st.floats(0.5, 8.0), st.floats(QUIET + COOLDOWN + 2.5, QUIET + COOLDOWN + 6))
-        )
-        steps = draw(st.lists(st.floats(0.0, QUIET - 1.0), min_size=0, max_size=4))
-        offsets, at = [0.0], 0.0
-        for step_minutes in steps:
-            at += step_minutes
-            offsets.append(round(at, 3))
-        bursts.append(Burst(start=round(cursor, 3), offsets=tuple(offsets)))
-        cursor += offsets[-1]
-    return bursts
+def scenarios(draw: st.DrawFn) -> Scenario:
+    latency = draw(st.integers(0, 5))
+    bursts: list[list[AuditRecord]] = []
+    cursor = 2.0
+    for b in range(draw(st.integers(1, 3))):
+        if b:  # past the previous burst's trigger (quiet + latency, at the next tick) and its cooldown
+            cursor += QUIET + latency + 1 + COOLDOWN + 0.5 + draw(st.floats(0.0, 4.0))
+        burst = []
+        for c in range(draw(st.integers(1, 4))):
+            if c:
+                cursor += draw(st.floats(0.0, QUIET - 0.5))
+            made = T0 + dt.timedelta(minutes=round(cursor, 3))
+            delay = dt.timedelta(minutes=round(draw(st.floats(0.0, float(latency))), 3))
+            burst.append(AuditRecord(f"e{b}-{c}", made, made + delay))
+        bursts.append(burst)
+    return Scenario(latency, bursts)
 
 
-def _changes(bursts: list[Burst]) -> list[Change]:
-    changes = []
-    for b, burst in enumerate(bursts):
-        for c, offset in enumerate(burst.offsets):
-            at = T0 + dt.timedelta(minutes=burst.start + offset)
-            changes.append(Change(event_id=f"e{b}-{c}", at=utc_iso(at), service="Intune", operation="Patch"))
-    return changes
+@pytest.fixture
+def trigger_queue(app_environment: dict[str, str]) -> Iterator[QueueClient]:
+    name = f"probe-race-{uuid.uuid4().hex[:12]}"
+    get_clients().queue_service.create_queue(name)
+    yield get_clients().queue(name)
+    get_clients().queue_service.delete_queue(name)
 
 
-class Instance:
-    """One probe instance. It skips ticks where nothing can change for it (no unseen change, no deadline
-    it knows of has passed), as a cheaper poll loop might; both still race at every meaningful moment."""
-
-    def __init__(self, store: ProbeStateStore, scope: str) -> None:
-        self.store = store
-        self.scope = scope
-        self.seen: set[str] = set()
-        self.wake_at: dt.datetime | None = None
-
-    def tick(self, now: dt.datetime, visible: list[Change], force: bool) -> Trigger | None:
-        unseen = {c.event_id for c in visible} - self.seen
-        if not force and not unseen and (self.wake_at is None or now < self.wake_at):
-            return None
-        state, trigger = self.store.transition(self.scope, visible, now, WINDOWS)
-        self.seen |= unseen
-        due = state.quiet_deadline if state.phase == Phase.ARMED else state.cooldown_until
-        self.wake_at = parse_utc(due) if due else None
-        return trigger
+def drain(queue: QueueClient) -> list[str]:
+    """Every message in the queue (each received once and deleted), as trigger ids."""
+    ids: list[str] = []
+    while batch := list(queue.receive_messages(max_messages=32, visibility_timeout=60)):
+        for message in batch:
+            ids.append(Trigger.model_validate_json(message.content).trigger_id)
+            queue.delete_message(message)
+    return ids
 
 
-def _run(
-    store: ProbeStateStore, scope: str, changes: list[Change], end_minute: int
-) -> list[tuple[int, Trigger]]:
+def race(scenario: Scenario, probes: list[ProbeService], scope: str) -> list[tuple[int, Trigger]]:
     emitted: list[tuple[int, Trigger]] = []
     lock = threading.Lock()
-    instances = [Instance(store, scope), Instance(store, scope)]
+    records = scenario.records
+    last = max(r.at for r in records)
+    end = int((last - T0).total_seconds() // 60) + QUIET + scenario.latency + COOLDOWN + QUIET + 4
 
-    def run(instance: Instance, minute: int, replay_all: bool, barrier: threading.Barrier) -> None:
+    def tick(probe: ProbeService, minute: int, replay: bool, barrier: threading.Barrier) -> None:
         now = T0 + dt.timedelta(minutes=minute)
-        earliest = now - dt.timedelta(minutes=OVERLAP)
-        visible = [
-            c for c in changes if parse_utc(c.at) <= now and (replay_all or parse_utc(c.at) >= earliest)
-        ]
+        start = T0 - dt.timedelta(days=1) if minute == 0 else now - dt.timedelta(minutes=1 + OVERLAP)
+        if replay:
+            changes = [r.change() for r in records if r.visible_at <= now]
+        else:
+            changes = delivered(records, start, now, now)
         barrier.wait()
-        trigger = instance.tick(now, visible, force=replay_all)
-        if trigger is not None:
-            with lock:
-                emitted.append((minute, trigger))
+        for result in probe.advance({scope: changes}, now):
+            if result.trigger is not None:
+                with lock:
+                    emitted.append((minute, result.trigger))
 
-    for minute in range(end_minute + 1):
-        replay_all = minute >= end_minute - 2
-        barrier = threading.Barrier(2)
-        threads = [threading.Thread(target=run, args=(i, minute, replay_all, barrier)) for i in instances]
+    for minute in range(end + 1):
+        barrier = threading.Barrier(len(probes))
+        threads = [
+            threading.Thread(target=tick, args=(p, minute, minute >= end - 1, barrier)) for p in probes
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -113,55 +123,62 @@ def _run(
 
 
 @settings(
-    max_examples=1000,
+    max_examples=60,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(bursts=schedules())
-def test_two_interleaved_probes_trigger_exactly_once_per_burst(
-    app_environment: dict[str, str], bursts: list[Burst]
+@given(scenario=scenarios())
+def test_two_racing_probes_trigger_once_per_burst_and_queue_one_message_per_trigger(
+    trigger_queue: QueueClient, scenario: Scenario
 ) -> None:
-    store = ProbeStateStore(get_clients().table(Tables.PROBE_STATE))
+    table = get_clients().table(Tables.PROBE_STATE)
     scope = f"prop-{uuid.uuid4().hex[:12]}"
-    changes = _changes(bursts)
-    last_change = max(parse_utc(c.at) for c in changes)
-    end_minute = int((last_change - T0).total_seconds() // 60) + QUIET + COOLDOWN + QUIET + 4
+    probes = [probe_for(scope, table, trigger_queue, scenario.windows) for _ in range(2)]
 
-    emitted = _run(store, scope, changes, end_minute)
-    ids = [trigger.trigger_id for _, trigger in emitted]
+    emitted = race(scenario, probes, scope)
+    messages = drain(trigger_queue)
 
-    # Only the writer whose ETag matched emits: no trigger is emitted twice.
-    assert len(ids) == len(set(ids))
-    # Every change is covered by exactly one trigger (changes in a cooldown by exactly one later one).
-    assert sum(t.summary.count for _, t in emitted) == len(changes)
-    for change in changes:
-        covering = [
-            t for _, t in emitted if t.summary.first_change_at <= change.at <= t.summary.last_change_at
-        ]
-        assert len(covering) == 1, change
-    # No trigger falls inside the cooldown of the one before.
-    minutes_of = [m for m, _ in emitted]
-    assert all(later - earlier >= COOLDOWN for earlier, later in itertools.pairwise(minutes_of))
-    # A burst clear of quiet + cooldown (plus a tick) on both sides yields exactly one trigger of its own.
-    for index, burst in enumerate(bursts):
-        before = index == 0 or burst.start - _end(bursts[index - 1]) > QUIET + COOLDOWN + 1
-        after = index + 1 == len(bursts) or bursts[index + 1].start - _end(burst) > QUIET + COOLDOWN + 1
-        if before and after:
-            own = [
-                t
-                for _, t in emitted
-                if any(c.event_id.startswith(f"e{index}-") for c in _covered(t, changes))
-            ]
-            assert len(own) == 1
-            assert own[0].summary.count == len(burst.offsets)
-    # Replaying every old change in the last ticks never triggers again.
-    assert all(minute < end_minute - 2 for minute in minutes_of)
+    # Each burst gets one trigger, committed by one probe only, covering that burst and no other.
+    assert len(emitted) == len(scenario.bursts), [t.summary for _, t in emitted]
+    previous: int | None = None
+    for (minute, trigger), burst in zip(emitted, scenario.bursts, strict=True):
+        fired = T0 + dt.timedelta(minutes=minute)
+        assert all(r.at <= fired for r in burst)
+        assert previous is None or all(r.at > T0 + dt.timedelta(minutes=previous) for r in burst)
+        assert trigger.summary.count == len(burst)
+        previous = minute
+    assert all(b - a >= COOLDOWN for (a, _), (b, _) in itertools.pairwise(emitted))
+    # One queue message per trigger, although both probes saw every committed outbox.
+    assert Counter(messages) == Counter(t.trigger_id for _, t in emitted)
+    state, _ = ProbeStateStore(table).read(scope)
+    assert (state.outbox, state.triggers_emitted) == (None, len(scenario.bursts))
 
 
-def _end(burst: Burst) -> float:
-    return burst.start + burst.offsets[-1]
+def test_a_burst_of_remembered_ids_round_trips_through_table_storage(app_environment: dict[str, str]) -> None:
+    """MAX_BURST_IDS record ids fit the row (one 64,000-byte binary property) and read back unchanged."""
+    store = ProbeStateStore(get_clients().table(Tables.PROBE_STATE))
+    scope = f"ids-{uuid.uuid4().hex[:12]}"
+    windows = ProbeWindows(quiet=dt.timedelta(minutes=15), cooldown=dt.timedelta(minutes=30))
+    made = [
+        Change(
+            event_id=f"intune_audit:{i}",
+            at=utc_iso(T0 + dt.timedelta(seconds=i / 10)),
+            service="Intune",
+            operation="Patch",
+        )
+        for i in range(MAX_BURST_IDS + 500)
+    ]
+    now = T0 + dt.timedelta(minutes=10)
+    for poll in range(1, 6):  # overlapping windows: each poll returns every change so far
+        store.transition(scope, made[: len(made) * poll // 5], now, windows)
 
-
-def _covered(trigger: Trigger, changes: list[Change]) -> list[Change]:
-    return [c for c in changes if trigger.summary.first_change_at <= c.at <= trigger.summary.last_change_at]
+    state, _ = store.read(scope)
+    assert len(state.burst_seen) == MAX_BURST_IDS * 16
+    expected, _ = step(ProbeState(scope=scope), made, now, windows)
+    assert state.burst_count == len(made)
+    assert state.burst_seen == expected.burst_seen
+    _, trigger = store.transition(scope, made, T0 + dt.timedelta(minutes=40), windows)
+    assert trigger is not None
+    assert (trigger.summary.count, trigger.summary.count_exact) == (len(made), False)
