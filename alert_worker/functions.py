@@ -3,6 +3,7 @@ import logging
 import azure.functions as func
 
 from shared.alerts.model import NotifyMessage
+from shared.clients import get_clients
 from shared.messages import AlertWorkMessage
 from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
 from shared.resources import Queues
@@ -16,11 +17,13 @@ logger = logging.getLogger(__name__)
 @bp.queue_trigger(arg_name="msg", queue_name=Queues.ALERTS, connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="notify", queue_name=Queues.NOTIFY, connection="AzureWebJobsStorage")
 def evaluate_alerts(msg: func.QueueMessage, notify: func.Out[list[str]]) -> None:
-    report = alert_service().process(AlertWorkMessage.model_validate_json(msg.get_body()))
+    work = AlertWorkMessage.model_validate_json(msg.get_body())
+    report = alert_service().process(work)
     notify.set(report.notify_messages)
     logger.info(
-        "evaluated %d events: %d matches, %d alerts opened, %d updated, %d notifications queued",
-        report.events, report.matches, len(report.created), len(report.updated), len(report.notify_messages),
+        "evaluated %d events of run %s: %d matches, %d alerts opened, %d updated, %d notifications queued",
+        report.events, work.run_id, report.matches, len(report.created), len(report.updated),
+        len(report.notify_messages),
     )  # fmt: skip
 
 
@@ -28,7 +31,19 @@ def evaluate_alerts(msg: func.QueueMessage, notify: func.Out[list[str]]) -> None
 @bp.queue_trigger(arg_name="msg", queue_name=Queues.NOTIFY, connection="AzureWebJobsStorage")
 def deliver_notification(msg: func.QueueMessage) -> None:
     message = NotifyMessage.model_validate_json(msg.get_body())
-    notification_service().deliver(message, last_attempt=(msg.dequeue_count or 1) >= QUEUE_MAX_DEQUEUE_COUNT)
+    notification_service().deliver(
+        message,
+        message_id=msg.id,
+        last_attempt=(msg.dequeue_count or 1) >= QUEUE_MAX_DEQUEUE_COUNT,
+        defer=_notify_later,
+    )
+
+
+def _notify_later(message: NotifyMessage, delay_seconds: int) -> None:
+    """A copy of the message that becomes visible after `delay_seconds` (an output binding cannot wait)."""
+    get_clients().queue(Queues.NOTIFY).send_message(
+        message.model_dump_json(), visibility_timeout=delay_seconds
+    )
 
 
 @bp.function_name("check_source_health")

@@ -25,9 +25,12 @@ from devtools.host.storage import QueueClientFactory
 logger = logging.getLogger("devtools.host.queues")
 
 MIN_POLLING_INTERVAL = 0.1
-# A received message stays invisible for this long and the lease is renewed while its function runs,
-# as the Functions host does. If the host dies, the message is visible again within this time.
+# A received message stays invisible for this long and the lease is renewed from the moment it is
+# received until its function ends, as the Functions host does. If the host dies, the message is visible
+# again within this time.
 MESSAGE_LEASE_SECONDS = int(os.environ.get("AOC_HOST_QUEUE_LEASE_SECONDS", "30"))
+# Renewed three times per lease, so one slow or failed renewal still leaves time for the next.
+RENEW_EVERY_SECONDS = max(0.25, MESSAGE_LEASE_SECONDS / 3)
 SHUTDOWN_GRACE_SECONDS = 20.0
 
 
@@ -143,14 +146,16 @@ class QueueListener:
         self._wake = threading.Event()
         self._slot_freed = threading.Condition()
         self._in_flight = 0
-        self._pending: dict[concurrent.futures.Future[None], QueueMessage] = {}
+        self._pending: dict[concurrent.futures.Future[None], tuple[QueueMessage, _Lease]] = {}
         self._pending_lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=options.batch_size + options.new_batch_threshold,
             thread_name_prefix=f"queue-{self.queue_name}",
         )
         self._thread = threading.Thread(target=self._poll_loop, name=f"poll-{self.queue_name}", daemon=True)
-        self._leases: dict[str, _Lease] = {}
+        self._leases: set[_Lease] = set()
+        self._stop_renewing = threading.Event()
+        self._leases_lock = threading.Lock()
         self._renewer = threading.Thread(
             target=self._renew_loop, name=f"lease-{self.queue_name}", daemon=True
         )
@@ -163,8 +168,10 @@ class QueueListener:
         self._renewer.start()
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(timeout=max(1.0, MESSAGE_LEASE_SECONDS / 3)):
-            for lease in list(self._leases.values()):
+        while not self._stop_renewing.wait(timeout=RENEW_EVERY_SECONDS):
+            with self._leases_lock:
+                leases = list(self._leases)
+            for lease in leases:
                 with lease.lock:
                     if lease.released:
                         continue
@@ -175,8 +182,10 @@ class QueueListener:
                         lease.pop_receipt = receipt.pop_receipt
                     except Exception:
                         logger.warning(
-                            "queue %s: could not renew lease of %s", self.queue_name, lease.message_id
-                        )
+                            "queue %s: could not renew the lease of %s; if it runs out, the message is "
+                            "delivered again while this invocation still runs",
+                            self.queue_name, lease.message_id,
+                        )  # fmt: skip
 
     def wake(self) -> None:
         self._wake.set()
@@ -199,9 +208,14 @@ class QueueListener:
             if self._stop.is_set():
                 break
             try:
+                # One request for the whole batch, as the Functions host does. Without messages_per_page
+                # the SDK fetches one message per request, and the first one's lease would tick away
+                # while the rest of the batch is fetched.
                 messages = list(
                     self.queue.receive_messages(
-                        max_messages=self.options.batch_size, visibility_timeout=MESSAGE_LEASE_SECONDS
+                        messages_per_page=self.options.batch_size,
+                        max_messages=self.options.batch_size,
+                        visibility_timeout=MESSAGE_LEASE_SECONDS,
                     )
                 )
             except Exception:
@@ -216,11 +230,12 @@ class QueueListener:
                 continue
             self.backoff.reset()
             for message in messages:
+                lease = self._track(message)  # renewed from now, not from when its invocation starts
                 with self._slot_freed:
                     self._in_flight += 1
-                future = self._pool.submit(self._process, message)
+                future = self._pool.submit(self._process, message, lease)
                 with self._pending_lock:
-                    self._pending[future] = message
+                    self._pending[future] = (message, lease)
                 future.add_done_callback(self._done)
 
     def _done(self, future: concurrent.futures.Future[None]) -> None:
@@ -240,12 +255,25 @@ class QueueListener:
             self.queue_name, message.id, self.queue_name, message.dequeue_count,
         )  # fmt: skip
 
-    def _process(self, message: QueueMessage) -> None:
-        if message.dequeue_count > self.options.max_dequeue_count:
-            self._move_to_poison(message, message.pop_receipt)
-            return
+    def _track(self, message: QueueMessage) -> _Lease:
         lease = _Lease(message)
-        self._leases[message.id] = lease
+        with self._leases_lock:
+            self._leases.add(lease)
+        return lease
+
+    def _release(self, lease: _Lease) -> None:
+        """Stop renewing; the caller holds `lease.lock`."""
+        lease.released = True
+        with self._leases_lock:
+            self._leases.discard(lease)
+
+    def _process(self, message: QueueMessage, lease: _Lease | None = None) -> None:
+        lease = lease or self._track(message)
+        if message.dequeue_count > self.options.max_dequeue_count:
+            with lease.lock:
+                self._release(lease)
+                self._move_to_poison(message, lease.pop_receipt)
+            return
         started = time.monotonic()
         context = self.invoker.new_context()
         error: BaseException | None = None
@@ -264,14 +292,21 @@ class QueueListener:
             self._sender.send_all(result)
         except Exception as exc:
             error = exc
-        self._record(self.invoker, context, "queueTrigger", started, error)
+        self._record(
+            self.invoker,
+            context,
+            "queueTrigger",
+            started,
+            error,
+            message_id=message.id,
+            dequeue_count=message.dequeue_count,
+        )
         with lease.lock:
-            lease.released = True
-            self._leases.pop(message.id, None)
+            self._release(lease)
             try:
                 if error is None:
-                    self.queue.delete_message(message.id, lease.pop_receipt)
                     self.processed += 1
+                    self.queue.delete_message(message.id, lease.pop_receipt)
                 elif message.dequeue_count >= self.options.max_dequeue_count:
                     self.failed += 1
                     self._move_to_poison(message, lease.pop_receipt)
@@ -281,7 +316,11 @@ class QueueListener:
                         message.id, lease.pop_receipt, visibility_timeout=int(self.options.visibility_timeout)
                     )
             except ResourceNotFoundError:
-                logger.warning("queue %s: message %s was already gone", self.queue_name, message.id)
+                logger.warning(
+                    "queue %s: message %s was already gone: its lease ran out while the function ran, so "
+                    "another copy of it may have run too",
+                    self.queue_name, message.id,
+                )  # fmt: skip
 
     def stop(self) -> None:
         """Stop polling; let running invocations finish and release the ones not yet started."""
@@ -293,14 +332,17 @@ class QueueListener:
         with self._pending_lock:
             pending = dict(self._pending)
         released = 0
-        for future, message in pending.items():
+        for future, (message, lease) in pending.items():
             if future.cancel():
-                try:
-                    self.queue.update_message(message.id, message.pop_receipt, visibility_timeout=0)
-                    released += 1
-                except ResourceNotFoundError:
-                    pass
+                with lease.lock:
+                    self._release(lease)
+                    try:
+                        self.queue.update_message(message.id, lease.pop_receipt, visibility_timeout=0)
+                        released += 1
+                    except ResourceNotFoundError:
+                        pass
         concurrent.futures.wait(list(pending), timeout=SHUTDOWN_GRACE_SECONDS)
+        self._stop_renewing.set()  # the running invocations kept their leases until now
         self._pool.shutdown(wait=False, cancel_futures=True)
         if released:
             logger.info("queue %s: released %d unstarted messages", self.queue_name, released)

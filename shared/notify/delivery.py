@@ -1,29 +1,49 @@
-"""Sends one queued notification, exactly once per (alert, channel, round).
+"""Sends one queued notification, exactly once per (alert, channel, round) where that can be known.
 
-A `DeliveryLog` row is claimed before the webhook call and marked sent or failed after it, so a
-redelivered notify message never posts twice; a copy that arrives while another worker holds the claim
-is dropped (the holder's own message is retried by the queue if it fails). 429 and 5xx answers are
-retried in process (honouring Retry-After, bounded); when those retries run out the claim is released
-and the message goes back to the queue, which retries it; on the last dequeue the delivery is marked
-`gave_up` (not done, so a replay from `notify-poison` sends it) and the message moves to
-`notify-poison`. Any other 4xx is final: the delivery is marked failed with the answer's reason and
-never retried. The alert document shows each channel's delivery status. The webhook URL is a secret:
-logs, errors and stored reasons name the channel instead.
+A webhook POST is not idempotent for Teams or Slack, so a second POST is a second message in the
+channel. A `DeliveryLog` row guards each delivery, owned by one attempt (an `owner` token):
+
+1. `claimed`: the row is created (or a released or provably abandoned one taken over, ETag-guarded).
+2. `sending`: right before every POST the row is moved on, ETag-conditionally, so an attempt that was
+   taken over never posts. Each move also renews the claim.
+3. `sent` / `failed` (final), `retrying` / `gave_up` (released: the queue's retry or a replay from
+   `notify-poison` takes it over), or `unknown`.
+
+A copy of the message that finds the row held by another delivery is dropped; the redelivery of the
+holder's own message (its worker died, or the host's lease on the message ran out while it still runs)
+is deferred until the claim is provably abandoned: `sending` for longer than the function timeout
+(host.json `functionTimeout`) plus a margin, when the first invocation is certainly dead.
+
+429, 5xx and connections that were never made are retried in process (honouring Retry-After, bounded);
+when those retries run out the row is released and the message goes back to the queue; on the last
+dequeue the delivery is marked `gave_up` and the message moves to `notify-poison`. Any other 4xx is
+final. No answer after the request went out (a read timeout, a dropped connection) is `unknown`: the
+receiver may have it, so it is not posted again until the same staleness period has passed; a copy
+deferred to that moment then sends it once more (at least once at that edge; the `X-AOC-Delivery-Id`
+header lets a receiver drop it). A crash between the POST and recording `sent` ends the same way.
+
+The alert document shows each channel's delivery status. The webhook URL is a secret: logs, errors and
+stored reasons name the channel instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
+from requests import Response
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any
 
 from shared.alerts.model import NotifyMessage
 from shared.alerts.store import AlertStore
-from shared.clock import Clock, SystemClock, utc_iso
+from shared.clock import Clock, SystemClock, parse_utc, utc_iso
 from shared.http_client import ApiClient, ApiError
 from shared.notify.channels import ChannelConfig
 from shared.notify.payloads import (
@@ -35,16 +55,29 @@ from shared.notify.payloads import (
     webhook_payload,
 )
 from shared.rate_limit import RateLimiter, SlidingWindowRateLimiter
-from shared.table_claim import ClaimBusyError, RowClaimer
+from shared.table_claim import Claim, ClaimBusyError, ClaimLostError, RowClaimer
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = dt.timedelta(minutes=5)
+FUNCTION_TIMEOUT = dt.timedelta(minutes=10)  # host.json functionTimeout (a test keeps them equal)
+STALE_MARGIN = dt.timedelta(minutes=5)
+SENDING_STALE = FUNCTION_TIMEOUT + STALE_MARGIN
+"""A `sending` or `unknown` row older than this is abandoned: no invocation outlives the function
+timeout, so its worker is certainly dead."""
+CLAIM_STALE = dt.timedelta(minutes=2)
+"""A `claimed` row (not yet sending) older than this may be taken over. That is safe at any age, since
+the holder's move to `sending` is ETag-checked; the wait only keeps copies from stealing live claims."""
+DEFER_MARGIN = dt.timedelta(seconds=30)  # a deferred copy arrives this long after the claim goes stale
 QUEUE_MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (a test keeps them equal)
 MAX_REASON_LENGTH = 300
 IDEMPOTENCY_HEADER = "X-AOC-Delivery-Id"
 
-Outcome = Literal["sent", "failed", "duplicate", "skipped"]
+Outcome = Literal["sent", "failed", "duplicate", "skipped", "deferred", "unknown"]
+LogStatus = Literal["sent", "failed", "retrying", "gave_up", "unknown"]
+Defer = Callable[[NotifyMessage, int], None]
+"""Queues a copy of the message that becomes visible after the given number of seconds."""
+
+_NEVER_CONNECTED = ("NewConnectionError", "NameResolutionError", "Failed to establish a new connection")
 
 
 @dataclass(frozen=True)
@@ -54,18 +87,34 @@ class DeliveryResult:
     attempts: int = 0
     http_status: int | None = None
     reason: str | None = None
+    retry_at: str | None = None
 
 
-class _CountingLimiter:
-    """Counts attempts of one delivery: the client calls `acquire` before each one."""
+def never_sent(error: ApiError) -> bool:
+    """Whether a webhook call failed before any byte of the request left (so a retry cannot duplicate).
 
-    def __init__(self, inner: RateLimiter | None) -> None:
-        self._inner = inner
-        self.attempts = 0
+    The client hides a secret URL's exception chain, so the error's code and message tell: a connect
+    timeout, or a connection that was refused or whose host did not resolve.
+    """
+    if error.status is not None:
+        return False
+    if error.code == "ConnectTimeout":
+        return True
+    return error.code == "ConnectionError" and any(mark in error.message for mark in _NEVER_CONNECTED)
 
-    def acquire(self) -> float:
-        self.attempts += 1
-        return self._inner.acquire() if self._inner is not None else 0.0
+
+def retryable(error: BaseException) -> bool:
+    """Worth another POST: the receiver refused it (throttled, a server error) or was never reached."""
+    if not isinstance(error, ApiError):
+        return False
+    if error.status is not None:
+        return error.status == 429 or error.status >= 500
+    return never_sent(error)
+
+
+def _reason(error: ApiError) -> str:
+    text = f"HTTP {error.status}: {error.message}" if error.status else f"no response: {error.message}"
+    return text[:MAX_REASON_LENGTH]
 
 
 class DeliveryLog:
@@ -73,7 +122,13 @@ class DeliveryLog:
 
     def __init__(self, table: TableClient, clock: Clock) -> None:
         self._table = table
-        self._claimer = RowClaimer(table, "sending", {"sent", "failed"}, CLAIM_TIMEOUT)
+        self._claimer = RowClaimer(
+            table,
+            "claimed",
+            {"sent", "failed"},
+            CLAIM_STALE,
+            held_statuses={"sending": SENDING_STALE, "unknown": SENDING_STALE},
+        )
         self._clock = clock
 
     @staticmethod
@@ -86,39 +141,63 @@ class DeliveryLog:
         except ResourceNotFoundError:
             return None
 
-    def claim(self, message: NotifyMessage) -> tuple[Literal["claimed", "done"], int]:
-        """("claimed", attempts so far) or ("done", attempts) when it was already sent or failed."""
+    def held_until(self, row: Mapping[str, Any]) -> dt.datetime | None:
+        """When a row's hold lapses (None: it does not hold the delivery)."""
+        holds_for = self._claimer.staleness(row.get("status"))
+        if holds_for is None or not row.get("claimed_at"):
+            return None
+        return parse_utc(row["claimed_at"]) + holds_for
+
+    def claim(self, message: NotifyMessage, owner: str, message_id: str | None = None) -> Claim:
+        """Claim the delivery for `owner`; Claim("done") when it was already sent or failed.
+
+        Raises ClaimBusyError (with the row) while another delivery holds it.
+        """
         partition, row = self._keys(message)
-        claim = self._claimer.claim(
+        return self._claimer.claim(
             partition,
             row,
             self._clock.now(),
-            new_fields={"attempts": 0},
-            takeover_fields=lambda existing: {"attempts": int(existing.get("attempts") or 0)},
+            new_fields={"attempts": 0, "message_id": message_id},
+            takeover_fields=lambda existing: {
+                "attempts": int(existing.get("attempts") or 0),
+                "message_id": message_id,
+                "taken_over_from": existing.get("status"),
+            },
             label=message.delivery_key,
+            owner=owner,
         )
-        return claim.state, int(claim.existing.get("attempts") or 0)
 
-    def record(
+    def move(
         self,
         message: NotifyMessage,
-        status: Literal["sent", "failed", "retrying", "gave_up"],
+        *,
+        etag: str,
+        owner: str,
+        status: Literal["sending"] | LogStatus,
         attempts: int,
-        http_status: int | None,
-        reason: str | None,
-    ) -> None:
+        message_id: str | None,
+        http_status: int | None = None,
+        reason: str | None = None,
+        taken_over_from: str | None = None,
+    ) -> str:
+        """Move this owner's row to `status` if nobody took it over; the new ETag, or ClaimLostError."""
         partition, row = self._keys(message)
-        self._table.upsert_entity(
-            {
-                "PartitionKey": partition,
-                "RowKey": row,
+        return self._claimer.advance(
+            partition,
+            row,
+            self._clock.now(),
+            etag=etag,
+            owner=owner,
+            fields={
                 "status": status,
-                "claimed_at": utc_iso(self._clock.now()),
                 "attempts": attempts,
+                "message_id": message_id,
                 "http_status": http_status,
                 "reason": reason,
+                "taken_over_from": taken_over_from,
             },
-            mode=UpdateMode.REPLACE,
+            label=message.delivery_key,
         )
 
 
@@ -159,6 +238,17 @@ def build_content(alert: dict[str, Any], link_base_url: str | None, round_: int)
     )
 
 
+@dataclass
+class _Attempt:
+    """This invocation's hold on a delivery: the row's ETag as it left it, and the POSTs counted so far."""
+
+    owner: str
+    message_id: str | None
+    etag: str
+    attempts: int
+    taken_over_from: str | None = None
+
+
 class NotificationService:
     def __init__(
         self,
@@ -174,7 +264,25 @@ class NotificationService:
         self._store = store
         self._log = log
         self._channels = {c.name: c for c in channels}
-        self._client = client
+        # `client`'s own retries would repeat a POST after a read timeout, when the receiver may have
+        # it. Each POST goes through a single-attempt client on the same session instead, and `_post`
+        # retries only what the receiver refused or never got; `client` sets the bounds.
+        self._client = ApiClient(
+            None,
+            session=client.session,
+            timeout=client.timeout,
+            clock=client.clock,
+            sleep=client.sleep,
+            random=client.random,
+            max_attempts=1,
+            max_retry_after=client.max_retry_after,
+        )
+        self._max_attempts = client.max_attempts
+        self._max_retry_after = client.max_retry_after
+        self._backoff_base = client.backoff_base
+        self._backoff_cap = client.backoff_cap
+        self._sleep = client.sleep
+        self._random = client.random
         self._clock = clock
         self._link_base_url = link_base_url
         self._limiters: dict[str, RateLimiter] = limiters or {
@@ -189,68 +297,236 @@ class NotificationService:
             return slack_payload(content)
         return webhook_payload(content)
 
-    def deliver(self, message: NotifyMessage, *, last_attempt: bool = False) -> DeliveryResult:
-        """Post one notification. Raises when it should be retried later by the queue."""
+    def deliver(
+        self,
+        message: NotifyMessage,
+        *,
+        message_id: str | None = None,
+        last_attempt: bool = False,
+        defer: Defer | None = None,
+    ) -> DeliveryResult:
+        """Post one notification. Raises when it should be retried later by the queue.
+
+        `message_id` is the queue message's id (the same on every redelivery of it). `defer` queues a
+        copy that arrives later; without it, a delivery that has to wait raises instead.
+        """
         channel = self._channels.get(message.channel)
         if channel is None:
             logger.warning("notification %s: channel no longer configured; dropped", message.delivery_key)
             return DeliveryResult("skipped", message.channel, reason="channel not configured")
+        owner = uuid.uuid4().hex
         try:
-            state, attempts = self._log.claim(message)
-        except ClaimBusyError:
-            logger.info(
-                "notification %s: another worker holds the delivery; dropping this copy", message.delivery_key
-            )
-            return DeliveryResult("duplicate", channel.name)
-        if state == "done":
+            claim = self._log.claim(message, owner, message_id)
+        except ClaimBusyError as busy:
+            return self._busy(message, channel, busy, message_id, defer)
+        if claim.state == "done":
+            row = claim.existing
             logger.info("notification %s was already delivered; not posting again", message.delivery_key)
+            attempts = int(row.get("attempts") or 0)
+            self._mark_alert(message, str(row["status"]), attempts, row.get("http_status"), row.get("reason"))
             return DeliveryResult("duplicate", channel.name, attempts)
+        if claim.existing:
+            logger.info(
+                "notification %s: taking over a delivery left %s",
+                message.delivery_key, claim.existing.get("status"),
+            )  # fmt: skip
+        assert claim.etag is not None
+        attempt = _Attempt(
+            owner,
+            message_id,
+            claim.etag,
+            int(claim.existing.get("attempts") or 0),
+            claim.existing.get("status"),
+        )
         alert = self._store.get(message.pk, message.alert_id)
         if alert is None:
-            self._log.record(message, "failed", attempts, None, "alert not found")
-            return DeliveryResult("skipped", channel.name, attempts, reason="alert not found")
+            self._finish(message, attempt, "failed", None, "alert not found")
+            return DeliveryResult("skipped", channel.name, attempt.attempts, reason="alert not found")
         body = encode_body(self.payload(channel, build_content(alert, self._link_base_url, message.round)))
         headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: message.delivery_key}
         if channel.type == "webhook" and channel.secret is not None:
             headers.update(
                 signed_headers(channel.secret.get_secret_value(), body, self._clock.now().timestamp())
             )
-        counter = _CountingLimiter(self._limiters.get(channel.name))
         try:
-            response = self._client.request(
+            response = self._post(message, channel, body, headers, attempt)
+        except ClaimLostError as lost:
+            logger.warning("notification %s: %s; not posting", message.delivery_key, lost)
+            return DeliveryResult("duplicate", channel.name, attempt.attempts)
+        except ApiError as error:
+            return self._failed(message, channel, attempt, error, last_attempt=last_attempt, defer=defer)
+        self._finish(message, attempt, "sent", response.status_code, None)
+        self._mark_alert(message, "sent", attempt.attempts, response.status_code, None)
+        logger.info("notification %s sent to %s (%s)", message.delivery_key, channel.name, channel.type)
+        return DeliveryResult("sent", channel.name, attempt.attempts, response.status_code)
+
+    # -- the POST -----------------------------------------------------------------------------------
+
+    def _post(
+        self,
+        message: NotifyMessage,
+        channel: ChannelConfig,
+        body: bytes,
+        headers: dict[str, str],
+        attempt: _Attempt,
+    ) -> Response:
+        limiter = self._limiters.get(channel.name)
+
+        def once() -> Response:
+            if limiter is not None:
+                limiter.acquire()
+            # Still ours? Moving the row to `sending` renews the claim; an attempt taken over stops here.
+            attempt.etag = self._log.move(
+                message,
+                etag=attempt.etag,
+                owner=attempt.owner,
+                status="sending",
+                attempts=attempt.attempts + 1,
+                message_id=attempt.message_id,
+                taken_over_from=attempt.taken_over_from,
+            )
+            attempt.attempts += 1
+            return self._client.request(
                 "POST",
                 channel.url.get_secret_value(),
                 headers=headers,
                 data=body,
-                rate_limiter=counter,
                 url_label=f"{channel.type} channel {channel.name!r}",
             )
-        except ApiError as error:
-            attempts += counter.attempts
-            reason = (
-                f"HTTP {error.status}: {error.message}" if error.status else f"no response: {error.message}"
-            )
-            reason = reason[:MAX_REASON_LENGTH]
-            retryable = error.status is None or error.status == 429 or error.status >= 500
-            if retryable and not last_attempt:
-                self._log.record(message, "retrying", attempts, error.status, reason)
-                self._mark_alert(message, "retrying", attempts, error.status, reason)
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_any(stop_after_attempt(self._max_attempts), self._retry_after_too_long),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=lambda state: logger.warning(
+                "notification %s to %s: %s; retry %d/%d in %.2fs",
+                message.delivery_key,
+                channel.name,
+                state.outcome.exception() if state.outcome else "?",
+                state.attempt_number,
+                self._max_attempts - 1,
+                state.upcoming_sleep,
+            ),
+            reraise=True,
+        )
+        return retrying(once)
+
+    def _retry_after_too_long(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        return (
+            isinstance(error, ApiError)
+            and error.retry_after is not None
+            and error.retry_after > self._max_retry_after
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            return error.retry_after
+        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (state.attempt_number - 1))
+        return self._random() * ceiling
+
+    # -- outcomes -----------------------------------------------------------------------------------
+
+    def _failed(
+        self,
+        message: NotifyMessage,
+        channel: ChannelConfig,
+        attempt: _Attempt,
+        error: ApiError,
+        *,
+        last_attempt: bool,
+        defer: Defer | None,
+    ) -> DeliveryResult:
+        reason = _reason(error)
+        if retryable(error):
+            status: LogStatus = "gave_up" if last_attempt else "retrying"
+            self._finish(message, attempt, status, error.status, reason)
+            self._mark_alert(message, status, attempt.attempts, error.status, reason)
+            if last_attempt:
+                logger.error("notification %s to %s failed: %s", message.delivery_key, channel.name, reason)
+            else:
                 logger.warning(
                     "notification %s to %s will be retried: %s", message.delivery_key, channel.name, reason
                 )
-                raise
-            status: Literal["failed", "gave_up"] = "gave_up" if retryable else "failed"
-            self._log.record(message, status, attempts, error.status, reason)
-            self._mark_alert(message, status, attempts, error.status, reason)
-            logger.error("notification %s to %s failed: %s", message.delivery_key, channel.name, reason)
-            if retryable:
-                raise  # the last dequeue: the message moves to the poison queue for a replay
-            return DeliveryResult("failed", channel.name, attempts, error.status, reason)
-        attempts += counter.attempts
-        self._log.record(message, "sent", attempts, response.status_code, None)
-        self._mark_alert(message, "sent", attempts, response.status_code, None)
-        logger.info("notification %s sent to %s (%s)", message.delivery_key, channel.name, channel.type)
-        return DeliveryResult("sent", channel.name, attempts, response.status_code)
+            raise error  # the queue retries it; after the last dequeue it moves to notify-poison
+        if error.status is None:
+            # The request went out and no answer came back: the receiver may have it.
+            now = self._clock.now()
+            retry_at = now + SENDING_STALE + DEFER_MARGIN
+            reason = f"{reason[: MAX_REASON_LENGTH - 60]}; not sent again before {utc_iso(retry_at)}"
+            self._finish(message, attempt, "unknown", None, reason)
+            self._mark_alert(message, "retrying", attempt.attempts, None, reason)
+            logger.error(
+                "notification %s to %s: no answer after sending, outcome unknown: %s",
+                message.delivery_key, channel.name, reason,
+            )  # fmt: skip
+            if defer is None:
+                raise error
+            defer(message, max(1, math.ceil((retry_at - now).total_seconds())))
+            return DeliveryResult(
+                "unknown", channel.name, attempt.attempts, None, reason, retry_at=utc_iso(retry_at)
+            )
+        self._finish(message, attempt, "failed", error.status, reason)
+        self._mark_alert(message, "failed", attempt.attempts, error.status, reason)
+        logger.error("notification %s to %s failed: %s", message.delivery_key, channel.name, reason)
+        return DeliveryResult("failed", channel.name, attempt.attempts, error.status, reason)
+
+    def _finish(
+        self,
+        message: NotifyMessage,
+        attempt: _Attempt,
+        status: LogStatus,
+        http_status: int | None,
+        reason: str | None,
+    ) -> None:
+        try:
+            attempt.etag = self._log.move(
+                message,
+                etag=attempt.etag,
+                owner=attempt.owner,
+                status=status,
+                attempts=attempt.attempts,
+                message_id=attempt.message_id,
+                http_status=http_status,
+                reason=reason,
+                taken_over_from=attempt.taken_over_from,
+            )
+        except ClaimLostError as lost:
+            logger.error(
+                "notification %s: outcome %s not recorded (%s): this invocation outlived the claim's "
+                "staleness, so the delivery may be posted again",
+                message.delivery_key, status, lost,
+            )  # fmt: skip
+
+    def _busy(
+        self,
+        message: NotifyMessage,
+        channel: ChannelConfig,
+        busy: ClaimBusyError,
+        message_id: str | None,
+        defer: Defer | None,
+    ) -> DeliveryResult:
+        held = busy.held
+        if message_id is None or held.get("message_id") != message_id:
+            logger.info(
+                "notification %s: another delivery holds it (%s); dropping this copy",
+                message.delivery_key, held.get("status"),
+            )  # fmt: skip
+            return DeliveryResult("duplicate", channel.name)
+        # This very message's earlier delivery holds it: its worker died, or the queue's lease on the
+        # message ran out while it still runs. Posting now could post twice; wait until it is abandoned.
+        now = self._clock.now()
+        retry_at = max(self._log.held_until(held) or now, now) + DEFER_MARGIN
+        logger.warning(
+            "notification %s: an earlier delivery of this message holds it (%s since %s); retrying at %s",
+            message.delivery_key, held.get("status"), held.get("claimed_at"), utc_iso(retry_at),
+        )  # fmt: skip
+        if defer is None:
+            raise busy
+        defer(message, max(1, math.ceil((retry_at - now).total_seconds())))
+        return DeliveryResult("deferred", channel.name, retry_at=utc_iso(retry_at))
 
     def _mark_alert(
         self, message: NotifyMessage, status: str, attempts: int, http_status: int | None, reason: str | None
@@ -262,15 +538,17 @@ class NotificationService:
             current = deliveries.get(message.channel)
             if current is not None and int(current.get("round", 0)) > message.round:
                 return False  # a later round owns this channel's entry
-            deliveries[message.channel] = {
+            entry = {
                 "channel": message.channel,
                 "round": message.round,
                 "status": status,
                 "attempts": attempts,
                 "http_status": http_status,
                 "reason": reason,
-                "updated_at": now,
             }
+            if current is not None and all(current.get(k) == v for k, v in entry.items()):
+                return False  # already shown (a copy of a delivery that is done)
+            deliveries[message.channel] = {**entry, "updated_at": now}
             return True
 
         self._store.update(message.pk, message.alert_id, mutate)

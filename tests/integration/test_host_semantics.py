@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -173,34 +174,38 @@ def test_empty_queue_backs_off_exponentially_to_max_polling_interval(
     wait_until(lambda: host.events("idle"), timeout=15, message="idle message processed")
 
     observed: list[float] = []
-    deadline = time.monotonic() + 4.0
-    while time.monotonic() < deadline:
+
+    def reached_the_cap() -> bool:
         status = host.status()
         assert status is not None
         listener = next(q for q in status["queue_listeners"] if q["queue"] == "idle-in")
         if not observed or observed[-1] != listener["polling_interval_ms"]:
             observed.append(listener["polling_interval_ms"])
-        time.sleep(0.02)
+        return observed[-1] == 1000.0  # host.json maxPollingInterval 00:00:01
 
-    assert observed[-1] == 1000.0  # host.json maxPollingInterval 00:00:01
+    # How many steps a sampler sees depends on the machine's load; the doubling itself is unit-tested
+    # (tests/unit/test_queue_encoding.py). Here: the live host only grows to the cap, on the ladder.
+    wait_until(reached_the_cap, timeout=60, interval=0.02, message="the polling interval at its cap")
     assert set(observed) <= {100.0, 200.0, 400.0, 800.0, 1000.0}
     assert observed == sorted(observed), "the interval only grows while the queue stays empty"
-    assert len(observed) >= 3
 
 
-def test_structured_log_line_per_invocation(host: HostProcess) -> None:
+def test_structured_log_line_per_invocation(host: HostProcess, local_services: LocalServices) -> None:
     http_request("GET", f"{host.base_url}/api/items/5")
-    lines = []
-    for raw in host.log().splitlines():
-        if '"event": "invocation"' in raw:
-            lines.append(json.loads(raw[raw.index("{") :]))
+    queue_client(local_services, "always-fails").send_message("for the log")
+
+    def invocation_lines() -> list[dict[str, Any]]:
+        raw_lines = host.log().splitlines()
+        return [json.loads(raw[raw.index("{") :]) for raw in raw_lines if '"event": "invocation"' in raw]
+
+    lines = invocation_lines()
     ok = next(line for line in lines if line["function"] == "items")
     assert {"function", "invocation_id", "trigger", "duration_ms", "outcome"} <= set(ok)
     assert ok["trigger"] == "httpTrigger"
     assert ok["outcome"] == "succeeded"
     failed = wait_until(
-        lambda: [line for line in lines if line["function"] == "always_fails"] or None,
-        timeout=1,
+        lambda: [line for line in invocation_lines() if line["function"] == "always_fails"] or None,
+        timeout=60,
         message="a failed invocation line",
     )
     assert failed[0]["outcome"] == "failed"

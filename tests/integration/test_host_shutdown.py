@@ -24,7 +24,7 @@ def test_sigterm_lets_in_flight_message_finish(local_services: LocalServices, tm
         queue_client(local_services, "slow-in").send_message("in-flight")
         wait_until(
             lambda: [e for e in host.events("slow") if e["phase"] == "start"],
-            timeout=15,
+            timeout=60,
             message="slow start",
         )
     finally:
@@ -68,11 +68,13 @@ def _slow_host(
 
 def test_lease_is_renewed_while_a_long_function_runs(local_services: LocalServices, tmp_path: Path) -> None:
     queue_client(local_services, "slow-in").clear_messages()
-    host = _slow_host(local_services, tmp_path, lease_seconds=2, slow_seconds=5).start()
+    # The function outlives its lease twice over; renewals every lease/3 leave seconds of slack for a
+    # loaded machine. (A lease of 2 s left well under a second.)
+    host = _slow_host(local_services, tmp_path, lease_seconds=6, slow_seconds=14).start()
     try:
         queue_client(local_services, "slow-in").send_message("long-runner")
         wait_until(
-            lambda: [e for e in host.events("slow") if e["phase"] == "end"], timeout=20, message="slow end"
+            lambda: [e for e in host.events("slow") if e["phase"] == "end"], timeout=120, message="slow end"
         )
     finally:
         host.stop()
@@ -84,21 +86,21 @@ def test_sigkilled_host_releases_its_message_within_the_lease(
     local_services: LocalServices, tmp_path: Path
 ) -> None:
     queue_client(local_services, "slow-in").clear_messages()
-    first = _slow_host(local_services, tmp_path / "a", lease_seconds=2, slow_seconds=30)
+    first = _slow_host(local_services, tmp_path / "a", lease_seconds=4, slow_seconds=60)
     (tmp_path / "a").mkdir()
     first.start()
     queue_client(local_services, "slow-in").send_message("survivor")
-    wait_until(lambda: first.events("slow"), timeout=15, message="first attempt")
+    wait_until(lambda: first.events("slow"), timeout=60, message="first attempt")
     assert first.process is not None
     first.process.kill()
     first.process.wait()
 
     (tmp_path / "b").mkdir()
-    second = _slow_host(local_services, tmp_path / "b", lease_seconds=2, slow_seconds=0.1).start()
+    second = _slow_host(local_services, tmp_path / "b", lease_seconds=4, slow_seconds=0.1).start()
     try:
         done = wait_until(
             lambda: [e for e in second.events("slow") if e["phase"] == "end"],
-            timeout=20,
+            timeout=60,
             message="redelivery",
         )
     finally:

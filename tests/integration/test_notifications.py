@@ -6,8 +6,10 @@ import datetime as dt
 import json
 import logging
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,10 +20,18 @@ from shared.alerts.store import AlertStore
 from shared.clients import get_clients
 from shared.http_client import ApiClient, ApiError
 from shared.notify.channels import parse_channels
-from shared.notify.delivery import DeliveryLog, NotificationService
+from shared.notify.delivery import (
+    CLAIM_STALE,
+    DEFER_MARGIN,
+    FUNCTION_TIMEOUT,
+    SENDING_STALE,
+    DeliveryLog,
+    NotificationService,
+)
 from shared.notify.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from shared.resources import CosmosContainers, Tables
 from tests.support.clock import ManualClock
+from tests.support.host_process import wait_until
 
 NOW = dt.datetime(2026, 11, 18, 10, 0, tzinfo=dt.UTC)
 SECRET = "shared-secret-for-tests"
@@ -211,14 +221,22 @@ def test_a_copy_of_a_delivery_another_worker_is_sending_is_dropped(
     setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="shared.notify.delivery")
-    assert setup.log.claim(setup.message("teams"))[0] == "claimed"  # another worker, still sending
+    message = setup.message("teams")
+    held = setup.log.claim(message, "other-worker", "message-1")  # another worker, still sending
+    assert held.state == "claimed"
+    assert held.etag is not None
+    setup.log.move(
+        message, etag=held.etag, owner="other-worker", status="sending", attempts=1, message_id="message-1"
+    )
 
-    result = setup.service.deliver(setup.message("teams"))
+    result = setup.service.deliver(message, message_id="message-2")
 
     assert result.outcome == "duplicate"
     assert setup.sim.webhook_deliveries(setup.names["teams"]) == []
-    assert setup.log.get(setup.message("teams"))["status"] == "sending"
-    assert any("another worker" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    row = setup.log.get(message)
+    assert row is not None
+    assert (row["status"], row["owner"]) == ("sending", "other-worker")
+    assert any("another delivery holds it" in r.getMessage() for r in caplog.records)
 
 
 def _closed_loopback_port() -> int:
@@ -282,3 +300,194 @@ def test_a_secret_webhook_path_reaches_no_log_error_or_stored_reason(
     assert "secops-hook" in seen
     for leaked in (secret, refused_secret, "/services/", "/webhooks/", "k=v"):
         assert leaked not in seen
+
+
+# --- Exactly once when workers are slow, die, or get no answer (finding 7) ---------------------------
+
+
+class GatedLimiter:
+    """A rate limiter whose first grant waits for `release`: a worker descheduled right before its POST."""
+
+    def __init__(self) -> None:
+        self.waiting = threading.Event()
+        self.release = threading.Event()
+        self.grants = 0
+
+    def acquire(self) -> float:
+        self.grants += 1
+        if self.grants == 1:
+            self.waiting.set()
+            assert self.release.wait(HANG_GUARD_SECONDS), "the test never released the worker"
+        return 0.0
+
+
+class HeldReceiver(ThreadingHTTPServer):
+    """A webhook receiver on 127.0.0.1 that records each POST and answers the first one only once
+    `release` is set: a receiver (or a machine) so slow that the sender's read timeout fires first."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.bodies.append(body)
+                if len(receiver.bodies) == 1:
+                    receiver.release.wait(HANG_GUARD_SECONDS)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook/{uuid.uuid4().hex}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+HANG_GUARD_SECONDS = 60
+
+
+def _teams_service(setup: Setup, url: str, client: ApiClient, **kwargs: Any) -> NotificationService:
+    channels = parse_channels(json.dumps([{"name": "teams", "type": "teams", "url": url}]))
+    return NotificationService(
+        setup.store, setup.log, channels, client, setup.clock, link_base_url=None, **kwargs
+    )
+
+
+def _accepted(setup: Setup) -> list[dict[str, Any]]:
+    return [a for a in setup.sim.webhook_deliveries(setup.names["teams"]) if a["accepted"]]
+
+
+def test_a_worker_taken_over_before_its_post_never_posts(setup: Setup) -> None:
+    """The cause of the Teams duplicate: a claim went stale while its worker, slowed down, still ran;
+    the redelivered message took it over and posted, and so did the first worker when it resumed."""
+    client = ApiClient(None, timeout=(2, 30), max_attempts=3, sleep=lambda s: None)
+    url = setup.sim.webhook_url(setup.names["teams"])
+    gate = GatedLimiter()
+    slow = _teams_service(setup, url, client, limiters={"teams": gate})
+    message = setup.message("teams")
+    outcomes: list[str] = []
+    first = threading.Thread(target=lambda: outcomes.append(slow.deliver(message, message_id="m1").outcome))
+    first.start()
+    assert gate.waiting.wait(HANG_GUARD_SECONDS)  # claimed, about to post, descheduled
+    setup.clock.advance((CLAIM_STALE + dt.timedelta(seconds=1)).total_seconds())
+
+    outcomes.append(setup.service.deliver(message, message_id="m1").outcome)  # the redelivery takes over
+    gate.release.set()
+    first.join(HANG_GUARD_SECONDS)
+
+    assert outcomes == ["sent", "duplicate"]  # the redelivery posted; the first worker then stood down
+    assert len(_accepted(setup)) == 1
+    row = setup.log.get(message)
+    assert row is not None
+    assert (row["status"], row["attempts"], row["taken_over_from"]) == ("sent", 1, "claimed")
+    assert setup.delivery("teams")["status"] == "sent"
+
+
+def test_a_delivery_still_sending_is_never_posted_twice_within_the_function_timeout(setup: Setup) -> None:
+    receiver = HeldReceiver()
+    try:
+        client = ApiClient(None, timeout=(2, HANG_GUARD_SECONDS), max_attempts=3, sleep=lambda s: None)
+        service = _teams_service(setup, receiver.url, client)
+        message = setup.message("teams")
+        deferred: list[tuple[NotifyMessage, int]] = []
+        outcomes: list[str] = []
+
+        def first_delivery() -> None:
+            outcomes.append(service.deliver(message, message_id="m1", defer=lambda m, s: None).outcome)
+
+        first = threading.Thread(target=first_delivery)
+        first.start()
+        wait_until(lambda: receiver.bodies, timeout=HANG_GUARD_SECONDS, message="the first POST")
+        # The first worker is still waiting for its answer when the host's lease on its message runs
+        # out and the queue redelivers it, just inside the function timeout; other copies come too.
+        setup.clock.advance(FUNCTION_TIMEOUT.total_seconds() - 1)
+        redelivered = service.deliver(message, message_id="m1", defer=lambda m, s: deferred.append((m, s)))
+        copy = service.deliver(message, message_id="m2", defer=lambda m, s: deferred.append((m, s)))
+        receiver.release.set()
+        first.join(HANG_GUARD_SECONDS)
+    finally:
+        receiver.close()
+
+    assert (redelivered.outcome, copy.outcome, outcomes) == ("deferred", "duplicate", ["sent"])
+    assert len(receiver.bodies) == 1
+    [(again, delay)] = deferred  # the redelivery comes back once the claim is provably abandoned
+    assert again == message
+    assert (
+        delay == (SENDING_STALE - FUNCTION_TIMEOUT + dt.timedelta(seconds=1) + DEFER_MARGIN).total_seconds()
+    )
+    setup.clock.advance(delay)
+    assert service.deliver(again, message_id="m3").outcome == "duplicate"  # sent meanwhile: done
+    assert len(receiver.bodies) == 1
+
+
+def test_no_answer_after_sending_is_not_posted_again_until_the_claim_is_abandoned(setup: Setup) -> None:
+    """A read timeout used to be retried at once: the receiver got the POST twice."""
+    receiver = HeldReceiver()
+    url = receiver.url
+    try:
+        impatient = ApiClient(None, timeout=(2, 0.5), max_attempts=4, sleep=lambda s: None)
+        patient = ApiClient(None, timeout=(2, HANG_GUARD_SECONDS), max_attempts=4, sleep=lambda s: None)
+        message = setup.message("teams")
+        deferred: list[tuple[NotifyMessage, int]] = []
+        result = _teams_service(setup, url, impatient).deliver(
+            message, message_id="m1", defer=lambda m, s: deferred.append((m, s))
+        )
+        assert result.outcome == "unknown"
+        wait_until(lambda: receiver.bodies, timeout=HANG_GUARD_SECONDS, message="the first POST")
+        assert setup.delivery("teams")["status"] == "retrying"
+        assert "not sent again before" in setup.delivery("teams")["reason"]
+        receiver.release.set()
+
+        service = _teams_service(setup, url, patient)
+        assert service.deliver(message, message_id="m2").outcome == "duplicate"  # any copy meanwhile
+        assert len(receiver.bodies) == 1
+        [(again, delay)] = deferred
+        assert delay == (SENDING_STALE + DEFER_MARGIN).total_seconds()
+        setup.clock.advance(delay)
+        # Abandoned: posted once more (at least once at this edge; X-AOC-Delivery-Id lets a receiver
+        # drop it), then done.
+        assert service.deliver(again, message_id="m3").outcome == "sent"
+        assert service.deliver(again, message_id="m4").outcome == "duplicate"
+    finally:
+        receiver.close()
+    assert len(receiver.bodies) == 2
+    row = setup.log.get(message)
+    assert row is not None
+    assert (row["status"], row["attempts"], row["taken_over_from"]) == ("sent", 2, "unknown")
+    assert setup.delivery("teams")["status"] == "sent"
+
+
+def test_a_copy_of_a_sent_delivery_repairs_the_alert_status(setup: Setup) -> None:
+    message = setup.message("slack")
+    assert setup.service.deliver(message, message_id="m1").outcome == "sent"
+
+    def forget_the_outcome(alert: dict[str, Any]) -> bool:  # the worker died before marking the alert
+        alert["deliveries"]["slack"]["status"] = "queued"
+        return True
+
+    setup.store.update(setup.tenant, setup.alert["id"], forget_the_outcome)
+    assert setup.delivery("slack")["status"] == "queued"
+
+    assert setup.service.deliver(message, message_id="m2").outcome == "duplicate"
+
+    assert setup.delivery("slack")["status"] == "sent"
+    assert len(setup.sim.webhook_deliveries(setup.names["slack"])) == 1

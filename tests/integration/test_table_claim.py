@@ -11,10 +11,11 @@ import pytest
 from azure.data.tables import TableClient
 
 from shared.clients import get_clients
-from shared.table_claim import ClaimBusyError, RowClaimer
+from shared.table_claim import ClaimBusyError, ClaimLostError, RowClaimer
 
 NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 STALE_AFTER = dt.timedelta(minutes=5)
+HELD_LONGER = dt.timedelta(minutes=15)
 
 
 @pytest.fixture
@@ -92,3 +93,49 @@ def test_workers_racing_for_a_stale_claim_leave_exactly_one_winner(
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes) == ["busy"] * 7 + ["claimed"]
+
+
+def test_an_owner_recognises_its_own_create_after_the_sdk_retried_it(
+    claimer: RowClaimer, table: TableClient
+) -> None:
+    first = claimer.claim("p", "r", NOW, label="job r", owner="worker-a")
+    # The answer to the create was lost and the SDK sent it again: 409, but the row is ours.
+    again = claimer.claim("p", "r", NOW, label="job r", owner="worker-a")
+    assert (again.state, again.existing, again.etag) == ("claimed", {}, first.etag)
+    with pytest.raises(ClaimBusyError) as busy:
+        claimer.claim("p", "r", NOW, label="job r", owner="worker-b")
+    assert busy.value.held["owner"] == "worker-a"
+
+
+def test_advance_moves_the_claim_on_only_for_the_worker_that_still_holds_it(
+    table: TableClient,
+) -> None:
+    claimer = RowClaimer(table, "claimed", {"sent"}, STALE_AFTER, held_statuses={"sending": HELD_LONGER})
+    slow = claimer.claim("p", "r", NOW, label="job r", owner="slow")
+    assert slow.etag is not None
+    later = NOW + STALE_AFTER
+    fast = claimer.claim("p", "r", later, label="job r", owner="fast")  # the slow worker's claim went stale
+    assert fast.etag is not None
+
+    with pytest.raises(ClaimLostError, match="taken over"):
+        claimer.advance(
+            "p", "r", later, etag=slow.etag, owner="slow", fields={"status": "sending"}, label="job r"
+        )
+    moved = claimer.advance(
+        "p", "r", later, etag=fast.etag, owner="fast", fields={"status": "sending"}, label="job r"
+    )
+    # The SDK resent the same write after a lost answer: refused with 412, recognised as landed.
+    assert (
+        claimer.advance(
+            "p", "r", later, etag=fast.etag, owner="fast", fields={"status": "sending"}, label="job r"
+        )
+        == moved
+    )
+    row = table.get_entity("p", "r")
+    assert (row["status"], row["owner"]) == ("sending", "fast")
+
+    # A `sending` row holds for its own, longer time: nobody may post while its worker may live.
+    with pytest.raises(ClaimBusyError):
+        claimer.claim("p", "r", later + HELD_LONGER - dt.timedelta(seconds=1), label="job r", owner="third")
+    taken = claimer.claim("p", "r", later + HELD_LONGER, label="job r", owner="third")
+    assert (taken.state, taken.existing["status"]) == ("claimed", "sending")

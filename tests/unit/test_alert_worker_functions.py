@@ -46,10 +46,17 @@ class FakeAlertService:
 
 class FakeNotificationService:
     def __init__(self) -> None:
-        self.calls: list[tuple[NotifyMessage, bool]] = []
+        self.calls: list[tuple[NotifyMessage, str | None, bool, Any]] = []
 
-    def deliver(self, message: NotifyMessage, *, last_attempt: bool = False) -> Any:
-        self.calls.append((message, last_attempt))
+    def deliver(
+        self,
+        message: NotifyMessage,
+        *,
+        message_id: str | None = None,
+        last_attempt: bool = False,
+        defer: Any = None,
+    ) -> Any:
+        self.calls.append((message, message_id, last_attempt, defer))
 
 
 def test_evaluate_alerts_decodes_the_batch_and_queues_the_notifications(
@@ -87,10 +94,11 @@ def test_deliver_notification_knows_the_last_attempt(
     message = NotifyMessage(alert_id="alert-1", pk="tenant", channel="slack", round=2)
 
     functions.deliver_notification.build().get_user_function()(
-        QueueMessage(body=message.model_dump_json().encode(), dequeue_count=dequeue_count)
+        QueueMessage(id="message-7", body=message.model_dump_json().encode(), dequeue_count=dequeue_count)
     )
 
-    assert service.calls == [(message, last)]
+    # The queue message's id tells a redelivery of this message from another copy of it.
+    assert service.calls == [(message, "message-7", last, functions._notify_later)]
 
 
 def test_the_last_attempt_matches_host_json() -> None:

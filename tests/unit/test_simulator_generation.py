@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections import Counter
 from typing import Any
 
@@ -273,12 +272,10 @@ def test_directory_is_stable_per_seed() -> None:
     assert build_directory(3).users[0].id != build_directory(4).users[0].id
 
 
-def test_fifty_thousand_records_generate_quickly() -> None:
-    started = time.perf_counter()
+def test_fifty_thousand_records_are_generated() -> None:
+    # How fast is a benchmark's business (bench/simulator.py: per-record cost, large day vs small).
     tenant = make_tenant(events_per_day=50_000)
-    elapsed = time.perf_counter() - started
     assert len(tenant.records) == 50_000
-    assert elapsed < 5.0, f"generating 50,000 records took {elapsed:.2f} s"
 
 
 def test_sources_constant_matches_ground_truth(tenant: Tenant) -> None:
