@@ -91,12 +91,12 @@ param managementIncludeDlp bool = false
 @maxValue(24855)
 param eventRetentionDays int = 365
 
-@description('DEVOPS_AUTH_MODE: pat (Key Vault secret devops-pat) or token (the managed identity, added to the Azure DevOps organization).')
+@description('DEVOPS_AUTH_MODE: token (the app\'s managed identity, added to the Azure DevOps organization; the default) or pat (Key Vault secret devops-pat).')
 @allowed([
   'pat'
   'token'
 ])
-param devopsAuthMode string = 'pat'
+param devopsAuthMode string = 'token'
 
 @description('DEVOPS_ORGANIZATION of the backup pipeline.')
 param devopsOrganization string = ''
@@ -116,7 +116,7 @@ param devopsPipelineId string = ''
 ])
 param cosmosThroughputMode string = 'serverless'
 
-@description('Autoscale maximum RU/s of the database (autoscale mode only; billed from 10% of it).')
+@description('Autoscale maximum RU/s of the database (autoscale mode only; billed from 10% of it): a multiple of 1000.')
 @minValue(1000)
 @maxValue(1000000)
 param cosmosAutoscaleMaxThroughput int = 1000
@@ -143,6 +143,8 @@ param keyVaultSoftDeleteRetentionInDays int = 90
 param keyVaultEnablePurgeProtection bool = false
 
 // --- Optional secrets: written to Key Vault only when non-empty ------------------------------------
+// An empty value leaves an existing secret as it is, so a secret set later with `az keyvault secret set`
+// survives the next provision.
 
 @secure()
 @description('Client secret of the app registration, stored as Key Vault secret m365-client-secret.')
@@ -157,7 +159,7 @@ param m365CertificatePem string = ''
 param devopsPat string = ''
 
 @secure()
-@description('Notification channels (ALERT_CHANNELS JSON), stored as Key Vault secret alert-channels.')
+@description('Notification channels (ALERT_CHANNELS JSON), stored as Key Vault secret alert-channels. Empty leaves the secret as it is: ALERT_CHANNELS always refers to it.')
 param alertChannels string = ''
 
 @description('ALERT_LINK_BASE_URL: where notifications link alerts to (e.g. the Static Web App). Empty: the app\'s /api.')
@@ -174,16 +176,21 @@ param alertInternalDomains string = ''
 @description('Privileged account UPNs (comma-separated) for the privileged password reset rule.')
 param alertPrivilegedAccounts string = ''
 
-@description('API_AUTH_MODE: keys (function keys), entra (Entra ID bearer tokens) or swa (Static Web Apps linked backend).')
+// No 'swa': SWA mode believes the x-ms-client-principal header, which only App Service authentication
+// in front of the app makes trustworthy, and a Flex Consumption app cannot be a Static Web App's linked
+// backend. The app itself refuses SWA mode without that platform (shared/settings.py).
+@description('API_AUTH_MODE: keys (function keys) or entra (Entra ID bearer tokens).')
 @allowed([
   'keys'
   'entra'
-  'swa'
 ])
 param apiAuthMode string = 'keys'
 
-@description('API_AUDIENCE: the Application ID URI or client id that API tokens are issued for (entra mode).')
+@description('API_AUDIENCE: the API app registration\'s Application ID URI, e.g. api://aoc-functions (entra mode).')
 param apiAudience string = ''
+
+@description('API_CLIENT_ID: the API app registration\'s Application (client) ID, the audience of v2.0 tokens (entra mode).')
+param apiClientId string = ''
 
 @description('API_ALLOWED_TENANTS: comma-separated tenant ids whose tokens are accepted. Empty: this tenant.')
 param apiAllowedTenants string = ''
@@ -338,7 +345,6 @@ module functionApp 'app/function.bicep' = {
     devopsOrganization: devopsOrganization
     devopsProject: devopsProject
     devopsPipelineId: devopsPipelineId
-    useAlertChannels: !empty(alertChannels)
     alertLinkBaseUrl: alertLinkBaseUrl
     alertBusinessHours: alertBusinessHours
     alertBusinessDays: alertBusinessDays
@@ -347,6 +353,7 @@ module functionApp 'app/function.bicep' = {
     alertPrivilegedAccounts: alertPrivilegedAccounts
     apiAuthMode: apiAuthMode
     apiAudience: apiAudience
+    apiClientId: apiClientId
     apiAllowedTenants: apiAllowedTenants
     apiSensitiveServices: apiSensitiveServices
     apiSensitiveOperations: apiSensitiveOperations

@@ -14,10 +14,10 @@ import logging
 import sys
 
 from shared.clock import parse_utc
-from shared.devops import DevOpsClient
+from shared.devops import build_devops_client
 from shared.messages import IngestMessage
 from shared.probe.scopes import PipelineTarget
-from shared.runtime import api_client, ingest_service, poller, raw_archive
+from shared.runtime import ingest_service, poller, raw_archive
 from shared.settings import get_settings
 
 SOURCE_PREFIXES = ("entra_audit", "entra_signin", "intune_audit", "o365_management")
@@ -58,13 +58,10 @@ def probe_once() -> dict[str, object]:
 
 def trigger_pipeline(organization: str, project: str, pipeline_id: int, branch: str) -> dict[str, object]:
     """Queue the backup pipeline directly (no probe state, no idempotency record)."""
-    s = get_settings()
-    if s.devops_auth_mode == "pat":
-        if not s.devops_pat:
-            raise SystemExit("DEVOPS_PAT is not set")
-        client = DevOpsClient(api_client(), s.devops_base_url, pat=s.devops_pat.get_secret_value())
-    else:
-        client = DevOpsClient(api_client(), s.devops_base_url, token_scope=s.devops_token_scope)
+    try:
+        client = build_devops_client(get_settings())
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     target = PipelineTarget(
         organization=organization, project=project, pipeline_id=pipeline_id, branch=branch
     )

@@ -30,11 +30,13 @@ from azure.storage.queue import QueueClient
 from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any
 
+from shared.auth import TokenProvider, build_token_provider
 from shared.clock import Clock, parse_utc, utc_iso
 from shared.http_client import ApiClient, ApiError
 from shared.probe.scopes import DriftConfig, PipelineTarget
 from shared.probe.state import Trigger
 from shared.redact import redact
+from shared.settings import AppSettings
 from shared.table_claim import ClaimBusyError, RowClaimer
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,40 @@ class DevOpsClient:
                 f"credential was not accepted. {redact(service_error)[:300]}"
             )
         return dict(response.json())
+
+
+def devops_token_provider(settings: AppSettings) -> TokenProvider:
+    """DEVOPS_AUTH_MODE=token: the app's managed identity (AZURE_CLIENT_ID), whatever M365_AUTH_MODE is.
+
+    Without AZURE_CLIENT_ID (a developer machine) DefaultAzureCredential signs in as you (`az login`).
+    An app registration (M365_AUTH_MODE=msal) usually lives in the Microsoft 365 tenant, not in the
+    Azure DevOps organization's, so its tokens are never used here.
+    """
+    return build_token_provider("identity", managed_identity_client_id=settings.managed_identity_client_id)
+
+
+def build_devops_client(
+    settings: AppSettings, *, max_attempts: int | None = None, token_provider: TokenProvider | None = None
+) -> DevOpsClient:
+    """The Azure DevOps client DEVOPS_AUTH_MODE asks for: a PAT, or the managed identity's token.
+
+    `max_attempts` is the ApiClient's (1 for the Run Pipeline POST); `token_provider` overrides the
+    identity (tests).
+    """
+    timeout = (settings.http_connect_timeout_seconds, settings.http_read_timeout_seconds)
+    attempts = {} if max_attempts is None else {"max_attempts": max_attempts}
+    if settings.devops_auth_mode == "pat":
+        if not settings.devops_pat:
+            why = (
+                "is an unresolved Key Vault reference"
+                if "DEVOPS_PAT" in settings.unresolved_key_vault_references
+                else "is not set"
+            )
+            raise ValueError(f"DEVOPS_AUTH_MODE is pat but DEVOPS_PAT {why}")
+        api = ApiClient(None, timeout=timeout, **attempts)
+        return DevOpsClient(api, settings.devops_base_url, pat=settings.devops_pat.get_secret_value())
+    api = ApiClient(token_provider or devops_token_provider(settings), timeout=timeout, **attempts)
+    return DevOpsClient(api, settings.devops_base_url, token_scope=settings.devops_token_scope)
 
 
 def template_parameters(target: PipelineTarget, trigger: Trigger) -> dict[str, str]:

@@ -1,21 +1,23 @@
-"""Dependency health: Table, Queue, Blob and Cosmos DB, each with its latency."""
+"""Dependency health: Table, Queue, Blob and Cosmos DB, each with its latency; and settings problems."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, computed_field
 
 from shared.clients import AzureClients
-from shared.clock import Clock, utc_iso
+from shared.clock import Clock, parse_utc, utc_iso
 from shared.redact import redact
 from shared.resources import BlobContainers, CosmosContainers, Queues, Tables
+from shared.settings import SettingIssue, get_settings
 from shared.watermarks import SourceState
 
 DependencyName = Literal["table", "queue", "blob", "cosmos"]
+GIVEN_UP_WARNING = dt.timedelta(days=7)
 
 
 class DependencyHealth(BaseModel):
@@ -34,15 +36,48 @@ class SourceHealth(BaseModel):
     total_count: int
     quarantined: int
     expired_skipped: int
+    failing_blobs: int = 0
+    given_up_blobs: int = 0
+    last_blob_error: str | None = None
+    warning: str | None = Field(
+        default=None, description="data at risk without an outage: failing or recently given-up content"
+    )
+
+
+def _source_warning(state: SourceState, now: dt.datetime) -> str | None:
+    """Failing content blobs, or blobs given up within the last 7 days (after that, only counted)."""
+    parts = []
+    if state.failing_blobs:
+        parts.append(f"{state.failing_blobs} content blob(s) failing, retried on later polls")
+    if state.last_given_up_at and now - parse_utc(state.last_given_up_at) < GIVEN_UP_WARNING:
+        parts.append(
+            f"content blob(s) given up, their records not stored ({state.given_up_blobs} in all, the last "
+            f"at {state.last_given_up_at})"
+        )
+    if not parts:
+        return None
+    return "; ".join(parts) + (f"; last error: {state.last_blob_error}" if state.last_blob_error else "")
 
 
 class HealthReport(BaseModel):
-    """Dependencies decide the status; sources are reported (a stale source is an alert, not an outage)."""
+    """Dependencies decide the status; sources are reported (a stale source is an alert, not an outage).
+
+    `configuration` lists secrets that are missing or arrived as unresolved Key Vault references: the
+    app runs without them, but a part of it (notifications, backups, paging) does not work.
+    `warnings` names sources whose data is at risk (failing or given-up Management content blobs); one
+    bad blob is not an outage, so it never changes the status.
+    """
 
     status: Literal["ok", "unhealthy"]
     checked_at: str
     dependencies: list[DependencyHealth]
     sources: list[SourceHealth] = []
+    configuration: list[SettingIssue] = []
+
+    @computed_field(description="one line per source whose data is at risk; the status stays ok")  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{s.source}: {s.warning}" for s in self.sources if s.warning]
 
     @property
     def http_status(self) -> int:
@@ -72,8 +107,18 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{prefix}: {message}"[:300])
 
 
-def check_health(clients: AzureClients, clock: Clock, timeout_seconds: float) -> HealthReport:
-    """Probe every dependency in parallel; a probe slower than the timeout counts as an error."""
+def check_health(
+    clients: AzureClients,
+    clock: Clock,
+    timeout_seconds: float,
+    *,
+    configuration: Sequence[SettingIssue] | None = None,
+) -> HealthReport:
+    """Probe every dependency in parallel; a probe slower than the timeout counts as an error.
+
+    `configuration` defaults to the process settings' configuration_issues().
+    """
+    issues = list(get_settings().configuration_issues() if configuration is None else configuration)
     probes = _probes(clients)
     started: dict[DependencyName, float] = {}
     results: dict[DependencyName, DependencyHealth] = {}
@@ -108,7 +153,9 @@ def check_health(clients: AzureClients, clock: Clock, timeout_seconds: float) ->
 
     ordered = [results[name] for name in probes]
     overall: Literal["ok", "unhealthy"] = "ok" if all(d.status == "ok" for d in ordered) else "unhealthy"
-    return HealthReport(status=overall, checked_at=utc_iso(clock.now()), dependencies=ordered)
+    return HealthReport(
+        status=overall, checked_at=utc_iso(clock.now()), dependencies=ordered, configuration=issues
+    )
 
 
 def source_health(
@@ -124,6 +171,10 @@ def source_health(
             total_count=state.total_count,
             quarantined=state.quarantined,
             expired_skipped=state.expired_skipped,
+            failing_blobs=state.failing_blobs,
+            given_up_blobs=state.given_up_blobs,
+            last_blob_error=state.last_blob_error,
+            warning=_source_warning(state, now),
         )
         for state in sorted(states, key=lambda s: s.source)
     ]

@@ -13,7 +13,7 @@ from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
 from shared.api.alerts_api import AlertSearch
 from shared.api.audit import AuditLog
-from shared.api.auth import Authenticator, EntraTokenVerifier, JwksCache, effective_roles
+from shared.api.auth import ApiAudience, Authenticator, EntraTokenVerifier, JwksCache, effective_roles
 from shared.api.cors import CorsPolicy
 from shared.api.events_api import EventActions
 from shared.api.events_query import EventSearch, SensitivityPolicy
@@ -27,7 +27,7 @@ from shared.auth import TokenProvider, build_token_provider
 from shared.clients import get_clients
 from shared.clock import Clock, build_clock
 from shared.cloud import CloudEndpoints, resolve_endpoints
-from shared.devops import DevOpsClient, PipelineTriggerService
+from shared.devops import PipelineTriggerService, build_devops_client
 from shared.enrichment import DirectoryNameResolver
 from shared.event_store import EventStore
 from shared.http_client import ApiClient, shared_session
@@ -46,7 +46,7 @@ from shared.settings import AppSettings, get_settings
 from shared.sources.graph import GraphCollector, reset_rate_limiters
 from shared.sources.handoff import PageHandOff
 from shared.sources.management import ManagementCollector, watermark_key
-from shared.watermarks import HandedOffContent, WatermarkStore
+from shared.watermarks import FailedContent, HandedOffContent, WatermarkStore
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def poller() -> Poller:
         handoff,
         watermark_store(),
         clock,
-        overlap_seconds=s.graph_overlap_seconds,
+        overlap_seconds=s.graph_window_overlap_seconds,
         initial_lookback_seconds=s.initial_lookback_seconds,
     )
     management = None
@@ -144,6 +144,7 @@ def poller() -> Poller:
             watermark_store(),
             HandedOffContent(clients.table(Tables.HANDED_OFF_CONTENT), _tenant_id(s)),
             clock,
+            failed=FailedContent(clients.table(Tables.FAILED_CONTENT), _tenant_id(s)),
             overlap_seconds=s.management_overlap_seconds,
             initial_lookback_seconds=s.initial_lookback_seconds,
         )
@@ -170,6 +171,8 @@ def probe_windows() -> ProbeWindows:
     return ProbeWindows(
         quiet=dt.timedelta(minutes=s.probe_quiet_window_minutes),
         cooldown=dt.timedelta(minutes=s.probe_cooldown_minutes),
+        audit_latency=dt.timedelta(minutes=s.probe_audit_latency_minutes),
+        clock_skew=dt.timedelta(seconds=s.probe_clock_skew_seconds),
     )
 
 
@@ -186,19 +189,8 @@ def probe_service() -> ProbeService:
 
 @cache
 def pipeline_trigger_service() -> PipelineTriggerService:
-    s = get_settings()
     # One attempt per POST: the service retries only what Azure DevOps certainly did not act on.
-    api = ApiClient(
-        token_provider(),
-        timeout=(s.http_connect_timeout_seconds, s.http_read_timeout_seconds),
-        max_attempts=1,
-    )
-    if s.devops_auth_mode == "pat":
-        if not s.devops_pat:
-            raise ValueError("DEVOPS_AUTH_MODE is pat but DEVOPS_PAT is not set")
-        devops = DevOpsClient(api, s.devops_base_url, pat=s.devops_pat.get_secret_value())
-    else:
-        devops = DevOpsClient(api, s.devops_base_url, token_scope=s.devops_token_scope)
+    devops = build_devops_client(get_settings(), max_attempts=1)
     clients = get_clients()
     return PipelineTriggerService(
         devops,
@@ -359,10 +351,9 @@ def api_guard() -> ApiGuard:
     tenant = _tenant_id(s)
     verifier = None
     if s.api_auth_mode == "entra":
-        if not s.api_audience:
-            raise ValueError("API_AUTH_MODE is entra but API_AUDIENCE is not set")
-        authority = endpoints().authority_host.rstrip("/")
-        keys_url = f"{authority}/{tenant}/discovery/v2.0/keys"
+        client_id, app_id_uri = s.api_token_audience
+        cloud = endpoints()
+        keys_url = f"{cloud.authority_host}/{tenant}/discovery/v2.0/keys"
         timeout = (s.http_connect_timeout_seconds, s.http_read_timeout_seconds)
 
         def fetch_keys() -> dict[str, object]:
@@ -372,9 +363,9 @@ def api_guard() -> ApiGuard:
 
         verifier = EntraTokenVerifier(
             JwksCache(fetch_keys, clock),
-            [s.api_audience],
+            ApiAudience(client_id=client_id, app_id_uri=app_id_uri),
             _csv(s.api_allowed_tenants) or [tenant],
-            authority,
+            cloud,
             clock,
         )
     authenticator = Authenticator(
@@ -466,6 +457,7 @@ def status_api() -> StatusApi:
         lambda: poller().run(),
         audit_log(),
         expected_sources=enabled_source_keys(s),
+        configuration=s.configuration_issues(),
     )
 
 

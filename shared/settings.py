@@ -7,13 +7,16 @@ Values come from the process environment (Functions app settings in Azure) and, 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic.functional_validators import ModelWrapValidatorHandler
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +26,8 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 LOCAL_SETTINGS_ENV = "AOC_LOCAL_SETTINGS_FILE"
+
+logger = logging.getLogger(__name__)
 
 
 def local_settings_path() -> Path:
@@ -52,8 +57,50 @@ class LocalSettingsJsonSource(EnvSettingsSource):
         return parse_env_vars(values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
+# App Service hands a Key Vault reference it cannot resolve (secret missing, the identity's access not in
+# effect yet) to the app as its own literal text. Such a value is never a usable setting, least of all a
+# secret: the settings model drops it (the field falls back to its default) and reports it by name.
+KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
+_KEY_VAULT_SECRET = re.compile(r"SecretName=([^;)\s]+)|/secrets/([^/;)\s]+)", re.IGNORECASE)
+
+
+def is_key_vault_reference(value: object) -> bool:
+    """Whether a raw setting value is an (unresolved) `@Microsoft.KeyVault(...)` reference."""
+    return isinstance(value, str) and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
+
+
+def key_vault_secret_name(reference: str) -> str | None:
+    """The secret a reference names (`SecretName=` or a `SecretUri=` path); not a secret itself."""
+    match = _KEY_VAULT_SECRET.search(reference)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+class SettingIssue(BaseModel):
+    """A setting the app needs that is missing, or that arrived as an unresolved Key Vault reference."""
+
+    setting: str = Field(description="the app-setting name, as Azure spells it")
+    problem: Literal["unresolved_key_vault_reference", "missing"]
+    secret_name: str | None = Field(default=None, description="the Key Vault secret the reference names")
+    detail: str
+
+
+# What stops working without each setting that configuration_issues() checks.
+_CONSEQUENCES = {
+    "ALERT_CHANNELS": "no notification is sent (alerts are only stored)",
+    "DEVOPS_PAT": "no backup pipeline can be queued",
+    "M365_CLIENT_SECRET": "no Microsoft 365 token can be had and nothing is collected",
+    "M365_CERTIFICATE_PEM": "no Microsoft 365 token can be had and nothing is collected",
+    "API_CONTINUATION_SECRET": "next-page links are signed with a per-instance key and fail on another "
+    "instance or after a restart",
+}
+
+
 def _alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_API_GUID_URI = re.compile(rf"api://({_GUID.pattern})")
 
 
 class AppSettings(BaseSettings):
@@ -172,10 +219,20 @@ class AppSettings(BaseSettings):
         default=15, gt=0, validation_alias=_alias("PROBE_QUIET_WINDOW_MINUTES")
     )
     probe_cooldown_minutes: float = Field(default=30, ge=0, validation_alias=_alias("PROBE_COOLDOWN_MINUTES"))
+    # How late an audit record may become visible after its change. A burst's trigger waits this long
+    # past the quiet window, and the Graph windows reach back at least this far (graph_window_overlap).
+    probe_audit_latency_minutes: float = Field(
+        default=30, ge=0, le=1440, validation_alias=_alias("PROBE_AUDIT_LATENCY_MINUTES")
+    )
+    probe_clock_skew_seconds: float = Field(
+        default=300, ge=0, le=86400, validation_alias=_alias("PROBE_CLOCK_SKEW_SECONDS")
+    )
     drift_file: str | None = Field(default=None, validation_alias=_alias("DRIFT_FILE"))
     devops_base_url: str = Field(default="https://dev.azure.com", validation_alias=_alias("DEVOPS_BASE_URL"))
+    # token: an Entra token of the app's managed identity (AZURE_CLIENT_ID; locally, without one, your
+    # developer sign-in), whatever M365_AUTH_MODE is. pat: Basic with DEVOPS_PAT.
     devops_auth_mode: Literal["pat", "token"] = Field(
-        default="pat", validation_alias=_alias("DEVOPS_AUTH_MODE")
+        default="token", validation_alias=_alias("DEVOPS_AUTH_MODE")
     )
     devops_pat: SecretStr | None = Field(default=None, validation_alias=_alias("DEVOPS_PAT"))
     devops_organization: str | None = Field(default=None, validation_alias=_alias("DEVOPS_ORGANIZATION"))
@@ -203,7 +260,18 @@ class AppSettings(BaseSettings):
     api_auth_mode: Literal["keys", "entra", "swa"] = Field(
         default="keys", validation_alias=_alias("API_AUTH_MODE")
     )
+    # Entra mode: API_AUDIENCE is the API app registration's Application ID URI (api://...), the `aud`
+    # of v1.0 tokens asked for by that URI; API_CLIENT_ID its Application (client) ID, the `aud` of every
+    # v2.0 token. API_CLIENT_ID may be left out when API_AUDIENCE is the client id or api://<client id>.
     api_audience: str | None = Field(default=None, validation_alias=_alias("API_AUDIENCE"))
+    api_client_id: str | None = Field(default=None, validation_alias=_alias("API_CLIENT_ID"))
+    # SWA mode believes x-ms-client-principal, so it needs App Service authentication in front of the
+    # app (the platform then sets the header itself, and sets WEBSITE_AUTH_ENABLED=True), or, for local
+    # development only, the flag whose name says what it does.
+    website_auth_enabled: str | None = Field(default=None, validation_alias=_alias("WEBSITE_AUTH_ENABLED"))
+    unsafe_trust_client_principal_header: bool = Field(
+        default=False, validation_alias=_alias("AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER")
+    )
     api_allowed_tenants: str = Field(default="", validation_alias=_alias("API_ALLOWED_TENANTS"))
     api_key_roles: str = Field(default="AOC.Admin,AOC.Privacy", validation_alias=_alias("API_KEY_ROLES"))
     api_continuation_secret: SecretStr | None = Field(
@@ -224,9 +292,58 @@ class AppSettings(BaseSettings):
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))
     clock_started_at: float | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_STARTED_AT"))
 
+    @property
+    def platform_auth_enabled(self) -> bool:
+        """App Service authentication is on: the platform sets WEBSITE_AUTH_ENABLED to "True"."""
+        return (self.website_auth_enabled or "").strip().lower() == "true"
+
+    @property
+    def api_token_audience(self) -> tuple[str, str | None]:
+        """(client id, App ID URI or None) of the API's app registration, for Entra mode."""
+        audience = (self.api_audience or "").strip() or None
+        client_id = (self.api_client_id or "").strip().lower() or None
+        if audience and _GUID.fullmatch(audience):
+            return client_id or audience.lower(), None
+        if client_id is None and audience and (match := _API_GUID_URI.fullmatch(audience)):
+            client_id = match.group(1).lower()
+        if client_id is None:
+            raise ValueError(
+                "API_AUTH_MODE=entra needs API_CLIENT_ID, the API app registration's Application (client) "
+                "ID, which v2.0 tokens carry as their audience (or an API_AUDIENCE of api://<client id>)"
+            )
+        return client_id, audience
+
+    @model_validator(mode="after")
+    def _api_auth_is_sound(self) -> AppSettings:
+        if self.api_auth_mode == "swa" and not (
+            self.platform_auth_enabled or self.unsafe_trust_client_principal_header
+        ):
+            raise ValueError(
+                "API_AUTH_MODE=swa trusts the x-ms-client-principal header, which anyone can send unless "
+                "App Service authentication sits in front of the app: turn App Service authentication on "
+                "(the platform then sets WEBSITE_AUTH_ENABLED=True), or, for local development only, set "
+                "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER=1. For a deployed API use API_AUTH_MODE=entra."
+            )
+        if self.api_client_id and not _GUID.fullmatch(self.api_client_id.strip()):
+            raise ValueError("API_CLIENT_ID must be the Application (client) ID, a GUID")
+        if self.api_auth_mode == "entra":
+            audience = (self.api_audience or "").strip()
+            client_id = (self.api_client_id or "").strip().lower()
+            if _GUID.fullmatch(audience) and client_id and audience.lower() != client_id:
+                raise ValueError("API_AUDIENCE is a client id other than API_CLIENT_ID")
+            self.api_token_audience  # noqa: B018 - raises when no client id can be known
+        return self
+
     @staticmethod
     def _csv(text: str) -> list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]
+
+    @property
+    def graph_window_overlap_seconds(self) -> float:
+        """GRAPH_OVERLAP_SECONDS, raised to the probe's audit latency so the probe sees late records."""
+        if not self.probe_enabled:
+            return self.graph_overlap_seconds
+        return max(self.graph_overlap_seconds, self.probe_audit_latency_minutes * 60)
 
     @property
     def internal_domains(self) -> list[str]:
@@ -259,6 +376,74 @@ class AppSettings(BaseSettings):
                 "AzureWebJobsStorage__* settings, not both"
             )
         return self
+
+    # Setting name -> the secret named by its unresolved Key Vault reference (None if none is named).
+    _unresolved_references: dict[str, str | None] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_unresolved_key_vault_references(
+        cls, data: Any, handler: ModelWrapValidatorHandler[AppSettings]
+    ) -> AppSettings:
+        """Treat a value that is still `@Microsoft.KeyVault(...)` as unset, and remember which it was."""
+        if not isinstance(data, dict):
+            return handler(data)
+        unresolved: dict[str, str | None] = {}
+        kept: dict[str, Any] = {}
+        for key, value in data.items():
+            if is_key_vault_reference(value):
+                unresolved[_setting_name_for(key)] = key_vault_secret_name(value)
+            else:
+                kept[key] = value
+        settings = handler(kept)
+        settings._unresolved_references = unresolved
+        return settings
+
+    @property
+    def unresolved_key_vault_references(self) -> dict[str, str | None]:
+        """Settings that arrived as an unresolved Key Vault reference, with the secret each names."""
+        return dict(self._unresolved_references)
+
+    def configuration_issues(self) -> list[SettingIssue]:
+        """Unresolved Key Vault references, and secrets this configuration needs that are not set.
+
+        Names and explanations only, never a value, so the list can go into /api/health and the logs.
+        """
+        issues = []
+        for name, secret in sorted(self._unresolved_references.items()):
+            named = f" to secret {secret!r}" if secret else ""
+            consequence = f", and {_CONSEQUENCES[name]}" if name in _CONSEQUENCES else ""
+            issues.append(
+                SettingIssue(
+                    setting=name,
+                    problem="unresolved_key_vault_reference",
+                    secret_name=secret,
+                    detail=f"the Key Vault reference{named} was not resolved (the secret does not exist, "
+                    "or the app's identity cannot read it yet), so the setting is treated as unset"
+                    f"{consequence}. Set the secret, then restart the app.",
+                )
+            )
+
+        def missing(name: str, why: str) -> None:
+            if name not in self._unresolved_references:
+                issues.append(
+                    SettingIssue(setting=name, problem="missing", detail=f"{why}, so {_CONSEQUENCES[name]}")
+                )
+
+        if not self.alert_channels:
+            missing("ALERT_CHANNELS", "no notification channels are configured")
+        if self.probe_enabled and self.devops_auth_mode == "pat" and not self.devops_pat:
+            missing("DEVOPS_PAT", "DEVOPS_AUTH_MODE is pat but DEVOPS_PAT is not set")
+        credentials = ("M365_CLIENT_SECRET", "M365_CERTIFICATE_PEM")
+        if (
+            self.auth_mode == "msal"
+            and not (self.client_secret or self.certificate_pem)
+            and not set(credentials) & set(self._unresolved_references)
+        ):
+            missing("M365_CLIENT_SECRET", "M365_AUTH_MODE is msal but neither credential is set")
+        if not self.api_continuation_secret:
+            missing("API_CONTINUATION_SECRET", "API_CONTINUATION_SECRET is not set")
+        return issues
 
     @property
     def uses_storage_identity(self) -> bool:
@@ -310,6 +495,8 @@ NOT_DEPLOYED: dict[str, str] = {
     "AOC_CLOCK_EPOCH": "the accelerated clock is for tests and demos",
     "AOC_CLOCK_SPEED": "the accelerated clock is for tests and demos",
     "AOC_CLOCK_STARTED_AT": "the accelerated clock is for tests and demos",
+    "WEBSITE_AUTH_ENABLED": "set by the platform when App Service authentication is on, never by us",
+    "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER": "local development only: SWA mode without a platform",
 }
 
 
@@ -323,6 +510,26 @@ def setting_names() -> list[str]:
 
 
 @cache
+def _setting_names_by_key() -> dict[str, str]:
+    """Every alias and field name, lower-cased, to the field's app-setting name."""
+    found = {}
+    for (field_name, field), setting in zip(AppSettings.model_fields.items(), setting_names(), strict=True):
+        found[field_name.lower()] = setting
+        alias = field.validation_alias
+        for choice in alias.choices if isinstance(alias, AliasChoices) else [alias]:
+            if isinstance(choice, str):
+                found[choice.lower()] = setting
+    return found
+
+
+def _setting_name_for(key: str) -> str:
+    return _setting_names_by_key().get(str(key).lower(), str(key))
+
+
+@cache
 def get_settings() -> AppSettings:
-    """The process-wide settings, read once."""
-    return AppSettings()
+    """The process-wide settings, read once; configuration problems are logged by name, once."""
+    settings = AppSettings()
+    for issue in settings.configuration_issues():
+        logger.warning("setting %s (%s): %s", issue.setting, issue.problem, issue.detail)
+    return settings

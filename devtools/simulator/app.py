@@ -24,12 +24,12 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.devops import DEVOPS_RESOURCE, DevOpsService
 from devtools.simulator.directory import graph_type_name, to_graph
-from devtools.simulator.faults import Fault, FaultPlan, page_bounds
+from devtools.simulator.faults import ContentFaults, Fault, FaultPlan, page_bounds
 from devtools.simulator.generator import CONTENT_TYPES, GRAPH_SOURCES, Tenant
 from devtools.simulator.odata import ODataError, PageTokens, parse_time_filter, parse_top
 from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, render
 from devtools.simulator.responses import Response, json_response
-from devtools.simulator.signing import TokenSigningKey
+from devtools.simulator.signing import ApiRegistration, TokenSigningKey, api_token_claims
 from devtools.simulator.timefmt import US_PER_SECOND, TimeParseError, content_time, iso, parse_time, to_us
 from devtools.simulator.webhooks import WebhookSink, valid_name
 
@@ -126,6 +126,7 @@ class SimulatorApp:
         self.base_url = "http://127.0.0.1"
         self._clock = config.clock()
         self._faults = FaultPlan(config)
+        self.content_faults = ContentFaults()
         self._page_tokens = PageTokens(f"{config.seed}:{config.tenant_id}:{secrets.token_hex(8)}")
         self._lock = threading.Lock()
         self._tokens: dict[str, _Token] = {}
@@ -135,6 +136,8 @@ class SimulatorApp:
         self.devops = DevOpsService(config, self._bearer_identity)
         self.webhooks = WebhookSink()
         self.signing_key = TokenSigningKey()
+        # APIs registered in the tenant, each with its app role assignments: client id -> roles.
+        self._apis: list[tuple[ApiRegistration, dict[str, list[str]]]] = []
 
     # ------------------------------------------------------------------------------------------
     def now_us(self) -> int:
@@ -165,6 +168,23 @@ class SimulatorApp:
             actor=actor,
             delay_seconds=delay_seconds,
         )
+
+    def register_api(self, api: ApiRegistration, app_roles: Mapping[str, list[str]] | None = None) -> None:
+        """Register an API whose access tokens are signed JWTs; `app_roles` maps a client app's id to
+        the app roles assigned to it (the `roles` of its client-credentials tokens). Registering the
+        same client id or App ID URI again replaces the registration, as editing it in Entra would."""
+        roles = {k.lower(): list(v) for k, v in (app_roles or {}).items()}
+        with self._lock:
+            kept = [
+                (known, assigned)
+                for known, assigned in self._apis
+                if known.client_id != api.client_id and known.app_id_uri != api.app_id_uri
+            ]
+            self._apis = [*kept, (api, roles)]
+
+    def _registered_api(self, resource: str) -> tuple[ApiRegistration, dict[str, list[str]]] | None:
+        with self._lock:
+            return next(((api, roles) for api, roles in self._apis if api.names(resource)), None)
 
     def issue_token(self, audience: str = GRAPH_AUDIENCE, client_id: str = "simulator") -> str:
         """Mint a token directly (for tests that do not exercise the token endpoint)."""
@@ -267,10 +287,14 @@ class SimulatorApp:
             "devops/reject": lambda: {"mode": self.devops.reject_mode},
             "bursts": self.tenant.bursts,
             "webhooks": self.webhooks.summary,
+            "management/blobs": self.management_blobs,
+            "management/content-faults": self.content_faults.summary,
         }
         posters: dict[str, Callable[[Any], Any]] = {
             "devops/reject": self._control_reject,
             "bursts": self._control_burst,
+            "management/content-faults": self._control_content_fault,
+            "management/listing-holds": self._control_listing_hold,
         }
         # Routes with a {name} segment: webhooks/{name}, webhooks/{name}/script, webhooks/{name}/reset.
         if len(rest) in (2, 3) and rest[0] == "webhooks" and valid_name(rest[1]):
@@ -316,6 +340,44 @@ class SimulatorApp:
             actor=document.get("actor"),
             delay_seconds=document.get("delay_seconds", 0.0),
         )
+
+    def management_blobs(self) -> list[dict[str, Any]]:
+        """Every published content blob, oldest first: content type, id, times and its records' truth ids."""
+        now_us = self.now_us()
+        records = self.tenant.records
+        blobs = sorted(self.tenant.blob_by_id.values(), key=lambda b: (b.created_us, b.content_id))
+        return [
+            {
+                "content_type": blob.content_type,
+                "content_id": blob.content_id,
+                "content_created": content_time(blob.created_us),
+                "content_expiration": content_time(blob.expires_us),
+                "ids": [records[i].truth_id for i in blob.records if not records[i].malformed],
+                "records": len(blob.records),
+            }
+            for blob in blobs
+            if blob.created_us <= now_us
+        ]
+
+    def _known_blob(self, document: dict[str, Any]) -> str:
+        content_id = document.get("content_id")
+        if not isinstance(content_id, str) or content_id not in self.tenant.blob_by_id:
+            raise ValueError("content_id must name a content blob of this tenant")
+        return content_id
+
+    def _control_content_fault(self, document: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(document) - {"content_id", "kind", "times"}
+        if unknown or "kind" not in document:
+            raise ValueError('the body must be {"content_id", "kind": "not_found" | "invalid_id" | '
+                             '"not_json" | null, "times"?: n}')  # fmt: skip
+        self.content_faults.script(self._known_blob(document), document["kind"], document.get("times"))
+        return self.content_faults.summary()
+
+    def _control_listing_hold(self, document: dict[str, Any]) -> dict[str, Any]:
+        if set(document) != {"content_id", "held"} or not isinstance(document["held"], bool):
+            raise ValueError('the body must be {"content_id", "held": true | false}')
+        self.content_faults.hold(self._known_blob(document), document["held"])
+        return self.content_faults.summary()
 
     # ------------------------------------------------------------------------------------------
     # Webhook sink (Teams Workflows, Slack incoming and generic JSON webhooks)
@@ -459,6 +521,33 @@ class SimulatorApp:
         resource = resources.pop().rstrip("/")
         if resource.lower() == DEVOPS_RESOURCE:  # an application id: Entra ignores its case
             resource = DEVOPS_RESOURCE
+        registered = self._registered_api(resource)
+        if registered is not None:
+            # A registered API: a signed JWT in the version its registration asks for (v1.0 or v2.0),
+            # whichever endpoint the client used.
+            api, app_roles = registered
+            claims = api_token_claims(
+                api=api,
+                authority=self.base_url,
+                tenant_id=self.config.tenant_id,
+                roles=app_roles.get(form["client_id"].lower(), []),
+                name=None,
+                requested_resource=resource,
+                client_app_id=form["client_id"],
+                lifetime_seconds=TOKEN_LIFETIME_SECONDS,
+            )
+            request.entry["authorized"] = True
+            return json_response(
+                200,
+                {
+                    "token_type": "Bearer",
+                    "expires_in": TOKEN_LIFETIME_SECONDS,
+                    "ext_expires_in": TOKEN_LIFETIME_SECONDS,
+                    "access_token": self.signing_key.sign(claims),
+                },
+                Cache_Control="no-store, no-cache",
+                Pragma="no-cache",
+            )
         if resource not in AUDIENCES:
             return _aad_error(
                 400,
@@ -849,6 +938,7 @@ class SimulatorApp:
                     return _af(400, "AF20030", AF20030)
             offset, snapshot = 0, now_us
         blobs = self.tenant.blobs_created(content_type, lo, hi, snapshot)
+        blobs = [b for b in blobs if self.content_faults.listed(b.content_id)]  # late-listed ones held back
         listing_key = f"{content_type}:{lo}:{hi}:{snapshot}"
         duplicate = self._faults.duplicate_boundary(listing_key, offset)
         start, end = page_bounds(len(blobs), offset, MANAGEMENT_PAGE_SIZE, duplicate)
@@ -888,6 +978,14 @@ class SimulatorApp:
                 f"Content requested with the key {content_id} has already expired. Content older than 7 days "
                 "cannot be retrieved.",
             )
+        fault = self.content_faults.take(content_id)
+        if fault == "not_found":
+            return _af(404, "AF20050", f"The specified content ({content_id}) does not exist.")
+        if fault == "invalid_id":
+            return _af(400, "AF20052", f"Content ID {content_id} in the URL is invalid.")
+        if fault == "not_json":
+            page = b"<html><body><h1>Service Unavailable</h1></body></html>"
+            return Response(200, page, [("Content-Type", "text/html; charset=utf-8")])
         ctx = self.tenant.render_context
         records = self.tenant.records
         return json_response(200, [render(records[i], ctx) for i in blob.records])

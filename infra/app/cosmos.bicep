@@ -24,7 +24,7 @@ param databaseName string = 'aoc'
 ])
 param throughputMode string = 'serverless'
 
-@description('Maximum RU/s of the database in autoscale mode (ignored when serverless).')
+@description('Maximum RU/s of the database in autoscale mode (ignored when serverless): a multiple of 1000.')
 @minValue(1000)
 @maxValue(1000000)
 param autoscaleMaxThroughput int = 1000
@@ -45,6 +45,10 @@ param grantDeployingUser bool = false
 
 var resources = loadJsonContent('../../shared/resources.json')
 var retentionSeconds = eventRetentionDays * 86400
+
+// Cosmos DB takes an autoscale maximum only in steps of 1000 RU/s; Bicep has no "multiple of" decorator,
+// so a wrong value stops the deployment here, with this message, instead of at the database.
+var validatedAutoscaleMaxThroughput = autoscaleMaxThroughput % 1000 == 0 ? autoscaleMaxThroughput : fail('autoscaleMaxThroughput (COSMOS_AUTOSCALE_MAX_THROUGHPUT) must be a multiple of 1000 RU/s, from 1000 to 1000000.')
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
   name: name
@@ -81,7 +85,7 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
       id: databaseName
     }
     // Serverless accounts take no throughput settings at all.
-    options: throughputMode == 'autoscale' ? { autoscaleSettings: { maxThroughput: autoscaleMaxThroughput } } : {}
+    options: throughputMode == 'autoscale' ? { autoscaleSettings: { maxThroughput: validatedAutoscaleMaxThroughput } } : {}
   }
 }
 

@@ -114,12 +114,12 @@ param managementIncludeDlp bool = false
 @minValue(1)
 param eventRetentionDays int = 365
 
-@description('DEVOPS_AUTH_MODE: pat (Key Vault secret devops-pat) or token (this managed identity).')
+@description('DEVOPS_AUTH_MODE: token (this managed identity, whatever m365AuthMode is) or pat (Key Vault secret devops-pat).')
 @allowed([
   'pat'
   'token'
 ])
-param devopsAuthMode string = 'pat'
+param devopsAuthMode string = 'token'
 
 @description('DEVOPS_ORGANIZATION of the default drift scope\'s pipeline.')
 param devopsOrganization string = ''
@@ -129,9 +129,6 @@ param devopsProject string = ''
 
 @description('DEVOPS_PIPELINE_ID of the default drift scope\'s pipeline.')
 param devopsPipelineId string = ''
-
-@description('Read ALERT_CHANNELS from the Key Vault secret alert-channels (false: no notification channels).')
-param useAlertChannels bool = false
 
 @description('Base URL that notifications link alerts to (ALERT_LINK_BASE_URL). Empty: this app\'s /api.')
 param alertLinkBaseUrl string = ''
@@ -151,11 +148,18 @@ param alertInternalDomains string = ''
 @description('Privileged accounts (UPNs), comma-separated, for the privileged password reset rule.')
 param alertPrivilegedAccounts string = ''
 
-@description('API_AUTH_MODE: keys, entra or swa.')
+@description('API_AUTH_MODE: keys or entra (never swa on Flex Consumption: see main.bicep).')
+@allowed([
+  'keys'
+  'entra'
+])
 param apiAuthMode string = 'keys'
 
-@description('API_AUDIENCE for entra mode.')
+@description('API_AUDIENCE (Application ID URI) for entra mode.')
 param apiAudience string = ''
+
+@description('API_CLIENT_ID (Application (client) ID) for entra mode.')
+param apiClientId string = ''
 
 @description('API_ALLOWED_TENANTS, comma-separated; empty: this tenant.')
 param apiAllowedTenants string = ''
@@ -175,8 +179,12 @@ var useClientSecret = m365AuthMode == 'msal' && m365CredentialType == 'secret'
 var useCertificate = m365AuthMode == 'msal' && m365CredentialType == 'certificate'
 
 // A Key Vault reference that cannot be resolved (missing secret, no access yet) reaches the app as the
-// literal "@Microsoft.KeyVault(...)" text. So each secret is referenced only in the mode that reads it,
-// and is '' otherwise.
+// literal "@Microsoft.KeyVault(...)" text; shared/settings.py treats such a value as unset and reports it
+// in /api/health and /api/status. Credentials are referenced only in the mode that reads them ('' in the
+// others). ALERT_CHANNELS and API_CONTINUATION_SECRET are always referenced, whether or not this
+// deployment writes their secret: a secret set later with `az keyvault secret set` is picked up at the
+// next restart, and a provision without the alertChannels parameter never switches notifications off.
+// References carry no version, so they follow the newest version of each secret.
 var appSettings = {
   // Host and app storage, identity-based (no AzureWebJobsStorage connection string, no account key).
   AzureWebJobsStorage__blobServiceUri: blobServiceUri
@@ -231,6 +239,8 @@ var appSettings = {
   PROBE_ENABLED: 'true'
   PROBE_QUIET_WINDOW_MINUTES: '15'
   PROBE_COOLDOWN_MINUTES: '30'
+  PROBE_AUDIT_LATENCY_MINUTES: '30'
+  PROBE_CLOCK_SKEW_SECONDS: '300'
   DRIFT_FILE: ''
   DEVOPS_BASE_URL: 'https://dev.azure.com'
   DEVOPS_AUTH_MODE: devopsAuthMode
@@ -243,7 +253,7 @@ var appSettings = {
   // Alerting.
   ALERT_DEDUPE_MINUTES: '15'
   ALERT_REPEAT_MINUTES: '240'
-  ALERT_CHANNELS: useAlertChannels ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-channels)' : ''
+  ALERT_CHANNELS: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-channels)'
   ALERT_LINK_BASE_URL: empty(alertLinkBaseUrl) ? 'https://${site.properties.defaultHostName}/api' : alertLinkBaseUrl
   ALERT_BUSINESS_HOURS: alertBusinessHours
   ALERT_BUSINESS_DAYS: alertBusinessDays
@@ -255,6 +265,7 @@ var appSettings = {
   // HTTP API.
   API_AUTH_MODE: apiAuthMode
   API_AUDIENCE: apiAudience
+  API_CLIENT_ID: apiClientId
   API_ALLOWED_TENANTS: apiAllowedTenants
   API_KEY_ROLES: 'AOC.Admin,AOC.Privacy'
   API_CONTINUATION_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=api-continuation-secret)'

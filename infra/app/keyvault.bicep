@@ -5,10 +5,14 @@
 //   m365-client-secret    M365_CLIENT_SECRET    (M365_AUTH_MODE=msal with a client secret)
 //   m365-certificate-pem  M365_CERTIFICATE_PEM  (M365_AUTH_MODE=msal with a certificate: key + cert PEM)
 //   devops-pat            DEVOPS_PAT            (DEVOPS_AUTH_MODE=pat)
-//   alert-channels        ALERT_CHANNELS        (Teams / Slack / webhook URLs: each URL is a credential)
-//   api-continuation-secret API_CONTINUATION_SECRET (signs the API's paging tokens; new on each deployment)
+//   alert-channels        ALERT_CHANNELS        (always referenced; Teams / Slack / webhook URLs: each URL
+//                                               is a credential)
+//   api-continuation-secret API_CONTINUATION_SECRET (always referenced; signs the API's paging tokens;
+//                                               new on each deployment unless given)
 // Each is created here only when its parameter is non-empty; otherwise set it later with
-// `az keyvault secret set` (a redeploy with an empty value leaves an existing secret alone).
+// `az keyvault secret set` (a redeploy with an empty value leaves an existing secret alone). Bicep cannot
+// "create if absent", so a secret that does not exist yet is left to the app: its reference stays
+// unresolved, and the app reports it by name in /api/health and /api/status.
 
 @description('Key Vault name (3-24 letters, digits and hyphens, globally unique).')
 @minLength(3)

@@ -107,8 +107,14 @@ if [[ -z "$graph_url" ]]; then
 fi
 graph_url="${graph_url%/}"
 
+# az rest adds a token only for the hosts of the current cloud's endpoints, and sends none at all to
+# another Graph host (such as DoD's under AzureUSGovernment): name the token's resource every time.
+graph_rest() {
+  az rest --resource "$graph_url" "$@"
+}
+
 graph_get() { # graph_get PATH JMESPATH -> tsv
-  az rest --method GET --url "${graph_url}$1" --query "$2" -o tsv --only-show-errors
+  graph_rest --method GET --url "${graph_url}$1" --query "$2" -o tsv --only-show-errors
 }
 
 # --- Resolve the target service principal ----------------------------------------------------------
@@ -143,9 +149,9 @@ echo "Graph:  ${graph_url}"
 existing=""
 url="${graph_url}/v1.0/servicePrincipals/${principal_id}/appRoleAssignments?\$select=resourceId,appRoleId"
 while [[ -n "$url" && "$url" != "None" ]]; do
-  page="$(az rest --method GET --url "$url" --query "value[].join(':', [resourceId, appRoleId])" -o tsv --only-show-errors)"
+  page="$(graph_rest --method GET --url "$url" --query "value[].join(':', [resourceId, appRoleId])" -o tsv --only-show-errors)"
   existing+="${page}"$'\n'
-  url="$(az rest --method GET --url "$url" --query '"@odata.nextLink"' -o tsv --only-show-errors)"
+  url="$(graph_rest --method GET --url "$url" --query '"@odata.nextLink"' -o tsv --only-show-errors)"
 done
 
 # --- Resolve every role first, so a missing resource or role changes nothing ------------------------
@@ -193,7 +199,7 @@ while IFS=$'\t' read -r label value resource_id role_id; do
   elif [[ "$dry_run" == true ]]; then
     echo "  + ${label}: ${value} (dry run: not granted)"
   else
-    az rest --method POST --only-show-errors -o none \
+    graph_rest --method POST --only-show-errors -o none \
       --url "${graph_url}/v1.0/servicePrincipals/${principal_id}/appRoleAssignments" \
       --headers "Content-Type=application/json" \
       --body "{\"principalId\": \"${principal_id}\", \"resourceId\": \"${resource_id}\", \"appRoleId\": \"${role_id}\"}" \

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.api.audit import AuditLog
 from shared.api.auth import Role
+from shared.api.bodies import read_json_object
 from shared.api.events_query import parse_query_string
 from shared.api.openapi import RouteDoc
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
@@ -21,6 +22,7 @@ from shared.poller import PollReport
 from shared.probe.state import Phase, ProbeState
 from shared.redact import redact
 from shared.resources import Queues, poison_queue
+from shared.settings import SettingIssue
 from shared.watermarks import SourceState, WatermarkStore
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,17 @@ class SourceStatus(BaseModel):
     total_count: int
     quarantined: int
     expired_skipped: int
+    failing_blobs: int = Field(
+        default=0, description="Management API content blobs failing now; retried on later polls"
+    )
+    given_up_blobs: int = Field(
+        default=0, description="content blobs given up (attempts used up, or expired), since the first poll"
+    )
+    last_blob_error: str | None = Field(default=None, description="the last content blob failure")
+    last_blob_error_at: str | None = None
+    last_full_relist: str | None = Field(
+        default=None, description="the last run that listed all 7 days of content"
+    )
 
 
 class ProbeScopeStatus(BaseModel):
@@ -76,6 +89,10 @@ class StatusDocument(BaseModel):
     sources: list[SourceStatus]
     probe: list[ProbeScopeStatus]
     queues: list[QueueDepth]
+    configuration: list[SettingIssue] = Field(
+        default=[],
+        description="secrets that are missing or arrived as unresolved Key Vault references, by name",
+    )
 
 
 STATUS_ROUTES: list[RouteDoc] = [
@@ -89,7 +106,8 @@ STATUS_ROUTES: list[RouteDoc] = [
         query=StatusQuery,
         response=StatusDocument,
         description="Per source: watermark, last success and error, staleness and counts; each probe "
-        "scope's state; the depth of every queue and its poison queue.",
+        "scope's state; the depth of every queue and its poison queue; settings problems (a missing "
+        "secret, an unresolved Key Vault reference).",
     ),
     RouteDoc(
         "POST",
@@ -117,6 +135,11 @@ def source_status(state: SourceState, stale: bool) -> SourceStatus:
         total_count=state.total_count,
         quarantined=state.quarantined,
         expired_skipped=state.expired_skipped,
+        failing_blobs=state.failing_blobs,
+        given_up_blobs=state.given_up_blobs,
+        last_blob_error=state.last_blob_error,
+        last_blob_error_at=state.last_blob_error_at,
+        last_full_relist=state.last_full_relist,
     )
 
 
@@ -178,6 +201,7 @@ class StatusApi:
         *,
         expected_sources: Iterable[str] = (),
         queues: Sequence[str] = Queues.ALL,
+        configuration: Sequence[SettingIssue] = (),
     ) -> None:
         self._guard = guard
         self._watermarks = watermarks
@@ -189,6 +213,7 @@ class StatusApi:
         self._audit = audit
         self._expected_sources = frozenset(expected_sources)
         self._queues = tuple(queues)
+        self._configuration = list(configuration)
         self._running = threading.Lock()
 
     @staticmethod
@@ -228,6 +253,7 @@ class StatusApi:
             sources=sources,
             probe=probe,
             queues=queues,
+            configuration=self._configuration,
         )
 
     def _depth(self, name: str, *, poison: bool) -> QueueDepth:
@@ -249,7 +275,7 @@ class StatusApi:
         def handle() -> ApiResponse:
             principal = self._guard.require(headers, Role.ADMIN)
             self._no_query(url)
-            if len(body) > MAX_BODY_BYTES or body.strip() not in (b"", b"{}"):
+            if read_json_object(body, headers, max_bytes=MAX_BODY_BYTES):  # 400, 413 or 415 when hostile
                 raise bad_request("this route takes no body (or {})", field="body")
             if not self._running.acquire(blocking=False):
                 raise ApiProblem(

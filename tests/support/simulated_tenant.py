@@ -21,6 +21,8 @@ def app_settings_for(simulator: TenantSimulator) -> dict[str, str]:
         "GRAPH_BASE_URL": f"{simulator.base_url}/graph",
         "MANAGEMENT_BASE_URL": f"{simulator.base_url}/manage",
         "DEVOPS_BASE_URL": simulator.devops_base_url,
+        # The simulator's Azure DevOps takes a PAT; token mode would use the machine's Azure identity.
+        "DEVOPS_AUTH_MODE": "pat",
     }
 
 

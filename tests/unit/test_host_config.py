@@ -141,6 +141,16 @@ def test_load_host_json_reads_the_repository_host_json() -> None:
     assert config.queues.message_encoding in ("base64", "none")
 
 
+def test_a_sending_notification_claim_outlives_the_function_timeout() -> None:
+    """A `sending` delivery is taken over only once its invocation is certainly dead (finding 7)."""
+    from shared.notify.delivery import FUNCTION_TIMEOUT, SENDING_STALE
+
+    document = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text(encoding="utf-8"))
+    timeout = parse_timespan(document["functionTimeout"], field_name="functionTimeout")
+    assert FUNCTION_TIMEOUT.total_seconds() == timeout
+    assert SENDING_STALE.total_seconds() >= timeout + 60
+
+
 @pytest.mark.parametrize(
     ("queues", "message"),
     [

@@ -213,3 +213,179 @@ def test_azd_parameters_map_every_plain_main_bicep_parameter_and_only_those() ->
     unmapped = {name for name, secure in declared.items() if not secure} - set(mapped) - internal
     assert not unmapped, f"plain parameters azd cannot set: {sorted(unmapped)}"
     assert {name for name, secure in declared.items() if secure} & set(mapped) == secrets_mapped_on_purpose
+
+
+def _parameter_decorators(path: Path, name: str) -> tuple[str, Node]:
+    """The decorators text and the declaration of parameter `name` in `path`."""
+    for node in walk(parse(path)):
+        if node.type == "parameter_declaration":
+            identifier = next(c for c in node.children if c.type == "identifier")
+            if text(identifier) == name:
+                decorators = node.prev_sibling
+                found = decorators is not None and decorators.type == "decorators"
+                return (text(decorators) if found else ""), node
+    raise AssertionError(f"{path.name} declares no parameter {name}")
+
+
+@pytest.mark.parametrize(
+    "path", [INFRA / "main.bicep", INFRA / "app" / "function.bicep"], ids=lambda p: p.name
+)
+def test_the_deployment_never_runs_the_api_in_swa_mode(path: Path) -> None:
+    """A Flex Consumption app cannot be a Static Web App's linked backend, so nothing would stand in
+    front of it to set x-ms-client-principal: SWA mode is not an allowed value anywhere."""
+    decorators, declaration = _parameter_decorators(path, "apiAuthMode")
+    allowed = re.search(r"@allowed\(\[(.*?)\]\)", decorators, re.S)
+    assert allowed is not None, f"{path.name}: apiAuthMode has no @allowed list"
+    assert re.findall(r"'([^']*)'", allowed.group(1)) == ["keys", "entra"]
+    assert string_value(declaration.children[-1]) == "keys"
+
+
+def test_azd_defaults_the_api_to_keys_and_maps_the_entra_audience_pair() -> None:
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["apiAuthMode"]["value"] == "${API_AUTH_MODE=keys}"
+    assert mapped["apiAudience"]["value"] == "${API_AUDIENCE}"
+    assert mapped["apiClientId"]["value"] == "${API_CLIENT_ID}"
+
+
+def test_no_template_fakes_the_platform_authentication_marker() -> None:
+    """WEBSITE_AUTH_ENABLED is the platform's word that App Service authentication is on; the unsafe
+    flag is for local development. Neither may be deployed as an app setting."""
+    for path in [*BICEP_FILES, INFRA / "main.parameters.json"]:
+        source = path.read_text()
+        assert "WEBSITE_AUTH_ENABLED" not in source, path
+        assert "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER" not in source, path
+
+
+# --- Secrets, DevOps authentication and Cosmos DB sizing (issue 13, finding 9) ----------------------
+
+KEY_VAULT_REFERENCE = re.compile(
+    r"@Microsoft\.KeyVault\(VaultName=\$\{keyVaultName\};SecretName=([a-z0-9-]+)\)"
+)
+# A reference may depend on the mode that reads the secret, never on whether this provision wrote it.
+MODE_PARAMETERS = {"m365AuthMode", "m365CredentialType", "devopsAuthMode"}
+
+
+def _declarations(path: Path, kind: str) -> dict[str, Node]:
+    """`var` (kind "variable_declaration") or `param` declarations of `path`: name -> declaration."""
+    found = {}
+    for node in walk(parse(path)):
+        if node.type == kind:
+            found[text(next(c for c in node.children if c.type == "identifier"))] = node
+    return found
+
+
+def _identifiers_outside_strings(node: Node) -> set[str]:
+    if node.type == "string":
+        return set()
+    if node.type == "identifier":
+        return {text(node)}
+    return set().union(*(_identifiers_outside_strings(child) for child in node.children))
+
+
+def _leaf_parameters(node: Node, variables: dict[str, Node]) -> set[str]:
+    """The identifiers an expression depends on, with variables expanded to what they are built from."""
+    leaves = set()
+    for name in _identifiers_outside_strings(node):
+        if name in variables:
+            leaves |= _leaf_parameters(variables[name].children[-1], variables)
+        else:
+            leaves.add(name)
+    return leaves
+
+
+def test_every_key_vault_reference_names_a_secret_the_vault_template_can_write() -> None:
+    ((_, obj),) = app_settings_objects()
+    referenced = {
+        name: KEY_VAULT_REFERENCE.findall(text(value))
+        for name, value in object_entries(obj).items()
+        if "@Microsoft.KeyVault(" in text(value)
+    }
+    assert all(len(secrets) == 1 for secrets in referenced.values()), referenced
+    written = set()
+    for node in walk(parse(INFRA / "app" / "keyvault.bicep")):
+        if node.type == "resource_declaration" and "vaults/secrets@" in text(node):
+            body = next(c for c in walk(node) if c.type == "object")  # also inside `= if (...) {}`
+            written.add(string_value(object_entries(body)["name"]))
+    assert {secrets[0] for secrets in referenced.values()} == written
+    assert set(referenced) == {
+        "M365_CLIENT_SECRET",
+        "M365_CERTIFICATE_PEM",
+        "DEVOPS_PAT",
+        "ALERT_CHANNELS",
+        "API_CONTINUATION_SECRET",
+    }
+
+
+def test_a_secret_that_can_be_set_later_is_referenced_whatever_this_provision_was_given() -> None:
+    """A later `azd provision` without alertChannels must not reset ALERT_CHANNELS to ''."""
+    path = INFRA / "app" / "function.bicep"
+    variables = _declarations(path, "variable_declaration")
+    ((_, obj),) = app_settings_objects()
+    entries = object_entries(obj)
+    for name in ("ALERT_CHANNELS", "API_CONTINUATION_SECRET"):
+        assert entries[name].type == "string", f"{name} must always be its Key Vault reference"
+        assert KEY_VAULT_REFERENCE.fullmatch(string_value(entries[name])), name
+    for name, value in entries.items():
+        if "@Microsoft.KeyVault(" in text(value):
+            depends_on = _leaf_parameters(value, variables) - {"keyVaultName"}
+            assert depends_on <= MODE_PARAMETERS, f"{name} depends on {sorted(depends_on - MODE_PARAMETERS)}"
+
+
+def test_azure_devops_defaults_to_the_managed_identity_in_every_template() -> None:
+    for path in (INFRA / "main.bicep", INFRA / "app" / "function.bicep"):
+        declaration = _declarations(path, "parameter_declaration")["devopsAuthMode"]
+        assert string_value(declaration.children[-1]) == "token", path.name
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["devopsAuthMode"]["value"] == "${DEVOPS_AUTH_MODE=token}"
+
+
+def _evaluate(node: Node, scope: dict[str, int]) -> object:
+    """The few Bicep expressions the autoscale check uses: int literals, params, % == ?: and fail()."""
+    if node.type == "parenthesized_expression":
+        return _evaluate(node.children[1], scope)
+    if node.type == "number":
+        return int(text(node))
+    if node.type == "identifier":
+        return scope[text(node)]
+    if node.type == "binary_expression":
+        left, operator, right = node.children
+        a, b = _evaluate(left, scope), _evaluate(right, scope)
+        assert isinstance(a, int)
+        assert isinstance(b, int)
+        return {"%": lambda: a % b, "==": lambda: a == b, "!=": lambda: a != b}[text(operator)]()
+    if node.type == "ternary_expression":
+        condition, _, then, _, otherwise = node.children
+        return _evaluate(then if _evaluate(condition, scope) else otherwise, scope)
+    if node.type == "call_expression" and text(node.children[0]) == "fail":
+        raise ValueError(string_value(node.children[1].children[1]))
+    raise AssertionError(f"unexpected expression {node.type}: {text(node)}")
+
+
+@pytest.mark.parametrize("throughput", [1000, 2000, 4000, 10_000, 1_000_000])
+def test_an_autoscale_maximum_in_steps_of_1000_deploys(throughput: int) -> None:
+    cosmos = INFRA / "app" / "cosmos.bicep"
+    validated = _declarations(cosmos, "variable_declaration")["validatedAutoscaleMaxThroughput"]
+    assert _evaluate(validated.children[-1], {"autoscaleMaxThroughput": throughput}) == throughput
+
+
+@pytest.mark.parametrize("throughput", [1500, 2500, 4001, 999_999])
+def test_an_autoscale_maximum_off_the_1000_steps_stops_the_deployment(throughput: int) -> None:
+    cosmos = INFRA / "app" / "cosmos.bicep"
+    validated = _declarations(cosmos, "variable_declaration")["validatedAutoscaleMaxThroughput"]
+    with pytest.raises(ValueError, match="must be a multiple of 1000"):
+        _evaluate(validated.children[-1], {"autoscaleMaxThroughput": throughput})
+
+
+def test_the_database_takes_only_the_validated_autoscale_maximum_within_cosmos_limits() -> None:
+    cosmos = INFRA / "app" / "cosmos.bicep"
+    source = cosmos.read_text()
+    assert "maxThroughput: validatedAutoscaleMaxThroughput" in source
+    assert source.count("autoscaleMaxThroughput }") == 0
+    for path, name in (
+        (cosmos, "autoscaleMaxThroughput"),
+        (INFRA / "main.bicep", "cosmosAutoscaleMaxThroughput"),
+    ):
+        decorators = _declarations(path, "parameter_declaration")[name].prev_sibling
+        assert decorators is not None
+        assert "@minValue(1000)" in text(decorators)
+        assert "@maxValue(1000000)" in text(decorators)

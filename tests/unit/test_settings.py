@@ -249,3 +249,270 @@ def test_empty_connection_string_counts_as_unset(
     settings = AppSettings()
     assert settings.storage_service_uri("queue") == "https://myaccount.queue.core.windows.net"
     assert settings.uses_storage_identity
+
+
+# --- API authentication: SWA mode needs the platform; Entra mode needs the API's client id --------------
+
+API_AUTH_NAMES = (
+    "API_AUTH_MODE",
+    "API_AUDIENCE",
+    "API_CLIENT_ID",
+    "WEBSITE_AUTH_ENABLED",
+    "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER",
+)
+API_GUID = "5b0f3c9e-2d4a-4f61-9a7e-3c1d2b8e6f40"
+
+
+@pytest.fixture
+def api_auth_env(settings_file: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in API_AUTH_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("platform_value", [None, "False", "false", "", "1", "yes"])
+def test_swa_mode_is_refused_without_app_service_authentication(
+    api_auth_env: pytest.MonkeyPatch, platform_value: str | None
+) -> None:
+    api_auth_env.setenv("API_AUTH_MODE", "swa")
+    if platform_value is not None:
+        api_auth_env.setenv("WEBSITE_AUTH_ENABLED", platform_value)
+    with pytest.raises(ValidationError) as caught:
+        AppSettings()
+    message = str(caught.value)
+    assert "WEBSITE_AUTH_ENABLED=True" in message
+    assert "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER=1" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEBSITE_AUTH_ENABLED", "True"),  # as App Service sets it
+        ("WEBSITE_AUTH_ENABLED", "true"),
+        ("AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER", "1"),
+        ("AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER", "true"),
+    ],
+)
+def test_swa_mode_is_accepted_behind_the_platform_or_with_the_unsafe_local_flag(
+    api_auth_env: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    api_auth_env.setenv("API_AUTH_MODE", "swa")
+    api_auth_env.setenv(name, value)
+    assert AppSettings().api_auth_mode == "swa"
+
+
+def test_the_unsafe_flag_also_works_from_local_settings_json(
+    api_auth_env: pytest.MonkeyPatch, settings_file: Path
+) -> None:
+    _write_values(settings_file, {"API_AUTH_MODE": "swa", "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER": "1"})
+    assert AppSettings().unsafe_trust_client_principal_header
+
+
+def test_other_modes_ignore_the_swa_prerequisites(api_auth_env: pytest.MonkeyPatch) -> None:
+    assert AppSettings().api_auth_mode == "keys"
+    assert not AppSettings().platform_auth_enabled
+
+
+@pytest.mark.parametrize(
+    ("audience", "client_id", "expected"),
+    [
+        ("api://aoc-functions", API_GUID, (API_GUID, "api://aoc-functions")),  # the documented pair
+        (f"api://{API_GUID}", None, (API_GUID, f"api://{API_GUID}")),  # the portal's default URI
+        (API_GUID.upper(), None, (API_GUID, None)),  # older deployments: the client id as audience
+        (None, API_GUID, (API_GUID, None)),
+        (API_GUID, API_GUID, (API_GUID, None)),
+    ],
+)
+def test_entra_mode_knows_the_client_id_and_the_app_id_uri(
+    api_auth_env: pytest.MonkeyPatch,
+    audience: str | None,
+    client_id: str | None,
+    expected: tuple[str, str | None],
+) -> None:
+    api_auth_env.setenv("API_AUTH_MODE", "entra")
+    if audience is not None:
+        api_auth_env.setenv("API_AUDIENCE", audience)
+    if client_id is not None:
+        api_auth_env.setenv("API_CLIENT_ID", client_id)
+    assert AppSettings().api_token_audience == expected
+
+
+@pytest.mark.parametrize(
+    ("audience", "client_id", "complaint"),
+    [
+        ("api://aoc-functions", None, "API_CLIENT_ID"),  # v2.0 tokens could never be accepted
+        (None, None, "API_CLIENT_ID"),
+        ("api://aoc-functions", "aoc-functions", "GUID"),
+        (API_GUID, "99999999-9999-4999-8999-999999999999", "API_AUDIENCE"),
+    ],
+)
+def test_entra_mode_refuses_to_start_without_a_usable_client_id(
+    api_auth_env: pytest.MonkeyPatch, audience: str | None, client_id: str | None, complaint: str
+) -> None:
+    api_auth_env.setenv("API_AUTH_MODE", "entra")
+    if audience is not None:
+        api_auth_env.setenv("API_AUDIENCE", audience)
+    if client_id is not None:
+        api_auth_env.setenv("API_CLIENT_ID", client_id)
+    with pytest.raises(ValidationError, match=complaint):
+        AppSettings()
+
+
+# --- Unresolved Key Vault references and missing secrets (issue 13, finding 9) ---------------------
+
+KEY_VAULT_SETTINGS = (
+    "DEVOPS_AUTH_MODE",
+    "DEVOPS_PAT",
+    "ALERT_CHANNELS",
+    "API_CONTINUATION_SECRET",
+    "M365_AUTH_MODE",
+    "M365_CLIENT_SECRET",
+    "M365_CERTIFICATE_PEM",
+    "PROBE_ENABLED",
+    "API_AUDIENCE",
+)
+CHANNELS = '[{"name": "teams", "type": "teams", "url": "https://contoso.webhook.office.com/x"}]'
+
+
+def kv(secret: str) -> str:
+    return f"@Microsoft.KeyVault(VaultName=kv-aoc-test;SecretName={secret})"
+
+
+@pytest.fixture
+def kv_env(settings_file: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in KEY_VAULT_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_an_unresolved_key_vault_reference_is_unset_and_named(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("DEVOPS_AUTH_MODE", "pat")
+    kv_env.setenv("DEVOPS_PAT", kv("devops-pat"))
+    kv_env.setenv("ALERT_CHANNELS", kv("alert-channels"))
+    kv_env.setenv(
+        "API_CONTINUATION_SECRET",
+        "@Microsoft.KeyVault(SecretUri=https://kv-aoc-test.vault.azure.net/secrets/api-continuation-secret/)",
+    )
+    settings = AppSettings()
+
+    assert settings.devops_pat is None
+    assert settings.alert_channels is None
+    assert settings.api_continuation_secret is None
+    assert settings.unresolved_key_vault_references == {
+        "DEVOPS_PAT": "devops-pat",
+        "ALERT_CHANNELS": "alert-channels",
+        "API_CONTINUATION_SECRET": "api-continuation-secret",
+    }
+    issues = {issue.setting: issue for issue in settings.configuration_issues()}
+    assert set(issues) == {"DEVOPS_PAT", "ALERT_CHANNELS", "API_CONTINUATION_SECRET"}
+    assert all(issue.problem == "unresolved_key_vault_reference" for issue in issues.values())
+    assert issues["ALERT_CHANNELS"].secret_name == "alert-channels"
+    assert "no notification is sent" in issues["ALERT_CHANNELS"].detail
+    assert "no backup pipeline can be queued" in issues["DEVOPS_PAT"].detail
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "@Microsoft.KeyVault(VaultName=kv;SecretName=devops-pat)",
+        "@microsoft.keyvault(VaultName=kv;SecretName=devops-pat)",
+        "  @Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/devops-pat/0123abcd)",
+        "@Microsoft.KeyVault(VaultName=kv;SecretName=devops-pat;SecretVersion=0123abcd)",
+    ],
+)
+def test_every_reference_form_is_recognised_wherever_it_comes_from(
+    kv_env: pytest.MonkeyPatch, settings_file: Path, reference: str
+) -> None:
+    kv_env.setenv("DEVOPS_PAT", reference)
+    assert AppSettings().unresolved_key_vault_references == {"DEVOPS_PAT": "devops-pat"}
+
+    kv_env.delenv("DEVOPS_PAT")
+    _write_values(settings_file, {"DEVOPS_PAT": reference})
+    settings = AppSettings()
+    assert settings.devops_pat is None
+    assert settings.unresolved_key_vault_references == {"DEVOPS_PAT": "devops-pat"}
+
+
+def test_a_resolved_secret_and_a_plain_value_are_kept(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("DEVOPS_AUTH_MODE", "pat")
+    kv_env.setenv("DEVOPS_PAT", "a-real-pat-that-mentions-@Microsoft.KeyVault(")
+    kv_env.setenv("ALERT_CHANNELS", CHANNELS)
+    kv_env.setenv("API_CONTINUATION_SECRET", "resolved-secret-value")
+    settings = AppSettings()
+    assert settings.devops_pat == SecretStr("a-real-pat-that-mentions-@Microsoft.KeyVault(")
+    assert settings.unresolved_key_vault_references == {}
+    assert settings.configuration_issues() == []
+
+
+def test_a_reference_in_a_plain_setting_falls_back_to_the_default(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("PROBE_ENABLED", kv("probe-enabled"))
+    settings = AppSettings()
+    assert settings.probe_enabled is True
+    assert settings.unresolved_key_vault_references == {"PROBE_ENABLED": "probe-enabled"}
+    (issue,) = [i for i in settings.configuration_issues() if i.setting == "PROBE_ENABLED"]
+    assert issue.problem == "unresolved_key_vault_reference"
+
+
+def test_missing_secrets_that_the_configuration_needs_are_reported(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("DEVOPS_AUTH_MODE", "pat")
+    kv_env.setenv("M365_AUTH_MODE", "msal")
+    issues = {issue.setting: issue for issue in AppSettings().configuration_issues()}
+    assert set(issues) == {"ALERT_CHANNELS", "DEVOPS_PAT", "M365_CLIENT_SECRET", "API_CONTINUATION_SECRET"}
+    assert all(issue.problem == "missing" for issue in issues.values())
+    assert "DEVOPS_AUTH_MODE is pat" in issues["DEVOPS_PAT"].detail
+    assert "M365_AUTH_MODE is msal" in issues["M365_CLIENT_SECRET"].detail
+
+    kv_env.setenv("M365_CERTIFICATE_PEM", kv("m365-certificate-pem"))
+    kv_env.setenv("PROBE_ENABLED", "false")
+    issues = {issue.setting: issue.problem for issue in AppSettings().configuration_issues()}
+    assert issues == {
+        "ALERT_CHANNELS": "missing",
+        "API_CONTINUATION_SECRET": "missing",
+        "M365_CERTIFICATE_PEM": "unresolved_key_vault_reference",
+    }
+
+
+def test_an_empty_alert_channels_setting_is_reported_as_missing(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("ALERT_CHANNELS", "")
+    kv_env.setenv("API_CONTINUATION_SECRET", "x" * 32)
+    (issue,) = AppSettings().configuration_issues()
+    assert (issue.setting, issue.problem) == ("ALERT_CHANNELS", "missing")
+
+
+def test_devops_defaults_to_the_managed_identity(kv_env: pytest.MonkeyPatch) -> None:
+    kv_env.setenv("M365_AUTH_MODE", "msal")
+    settings = AppSettings()
+    assert settings.devops_auth_mode == "token"
+    assert "DEVOPS_PAT" not in {issue.setting for issue in settings.configuration_issues()}
+
+
+def test_configuration_problems_are_logged_once_by_name_never_by_value(
+    kv_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.settings import get_settings
+
+    secret_reference = kv("api-continuation-secret")
+    kv_env.setenv("API_CONTINUATION_SECRET", secret_reference)
+    kv_env.setenv("ALERT_CHANNELS", CHANNELS)
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="shared.settings"):
+            get_settings()
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.settings"]
+    assert len(lines) == 1
+    assert "API_CONTINUATION_SECRET" in lines[0]
+    assert "api-continuation-secret" in lines[0]
+    assert secret_reference not in caplog.text
+    assert "contoso.webhook.office.com" not in caplog.text
+
+
+def test_the_make_run_settings_need_nothing_more(kv_env: pytest.MonkeyPatch) -> None:
+    """local.settings.json.example (what `make run` copies) is complete: its /api/health shows no issue."""
+    example = Path(__file__).resolve().parents[2] / "local.settings.json.example"
+    kv_env.setenv(LOCAL_SETTINGS_ENV, str(example))
+    settings = AppSettings()
+    assert settings.devops_auth_mode == "pat"  # the simulator's Azure DevOps takes a PAT
+    assert settings.configuration_issues() == []
