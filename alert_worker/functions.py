@@ -3,11 +3,11 @@ import logging
 import azure.functions as func
 
 from shared.alerts.model import NotifyMessage
-from shared.clients import get_clients
-from shared.messages import AlertWorkMessage
+from shared.app.runtime import alert_service, notification_service, source_health_check
+from shared.ingestion.messages import AlertWorkMessage
 from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
-from shared.resources import Queues
-from shared.runtime import alert_service, notification_service, source_health_check
+from shared.platform.clients import get_clients
+from shared.platform.resources import Queues
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

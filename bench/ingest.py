@@ -55,7 +55,7 @@ def build_corpus(records: int) -> tuple[SimulatorConfig, list[tuple[str, dict[st
 
 
 def measure_normalize(corpus: list[tuple[str, dict[str, Any]]]) -> float:
-    from shared.normalize import normalize_record
+    from shared.ingestion.normalize import normalize_record
 
     texts = [json.dumps(record) for _, record in corpus]
     parsed = [(source, json.loads(text)) for (source, _), text in zip(corpus, texts, strict=True)]
@@ -87,17 +87,17 @@ def _pages(corpus: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, list[dic
 def measure_pipeline_vs_direct(corpus: list[tuple[str, dict[str, Any]]]) -> tuple[float, float, float]:
     from azure.cosmos import PartitionKey
 
-    from shared.archive import RawArchive
-    from shared.clients import get_clients
-    from shared.clock import SystemClock
-    from shared.event_store import EventStore
-    from shared.ingest import IngestService
-    from shared.messages import IngestMessage
-    from shared.normalize import normalize_record
-    from shared.resources import CosmosContainers, Queues
-    from shared.runtime import ingest_service
-    from shared.sources.handoff import PageHandOff
-    from shared.watermarks import WatermarkStore
+    from shared.app.runtime import ingest_service
+    from shared.ingestion.archive import RawArchive
+    from shared.ingestion.event_store import EventStore
+    from shared.ingestion.ingest import IngestService
+    from shared.ingestion.messages import IngestMessage
+    from shared.ingestion.normalize import normalize_record
+    from shared.ingestion.sources.handoff import PageHandOff
+    from shared.ingestion.watermarks import WatermarkStore
+    from shared.platform.clients import get_clients
+    from shared.platform.clock import SystemClock
+    from shared.platform.resources import CosmosContainers, Queues
 
     clients = get_clients()
     database = clients.cosmos_database
@@ -166,8 +166,8 @@ def measure_pipeline_vs_direct(corpus: list[tuple[str, dict[str, Any]]]) -> tupl
 def measure_graph_requests(
     simulator: TenantSimulator, corpus: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, Any]:
-    from shared.runtime import poller
-    from shared.sources.graph import GRAPH_SOURCES
+    from shared.app.runtime import poller
+    from shared.ingestion.sources.graph import GRAPH_SOURCES
 
     report = poller().run()
     failed = [s.source for s in report.sources if s.error]
@@ -221,8 +221,8 @@ def main() -> int:
                 "INITIAL_LOOKBACK_SECONDS": str(6 * 86400),
             }
         )
-        from shared.bootstrap import bootstrap
-        from shared.clients import get_clients
+        from shared.platform.bootstrap import bootstrap
+        from shared.platform.clients import get_clients
 
         bootstrap(get_clients())
 

@@ -194,8 +194,8 @@ def _targets(service: str, rng: random.Random, actors: list[dict[str, Any]]) -> 
 
 def build_events(count: int, now: dt.datetime, seed: int = 7) -> list[dict[str, Any]]:
     """`count` events for TENANT_ID spread over this month and the previous one, up to `now`."""
-    from shared.clock import utc_iso
-    from shared.events import partition_key
+    from shared.ingestion.events import partition_key
+    from shared.platform.clock import utc_iso
 
     rng = random.Random(seed)
     actors = _actors(rng)
@@ -333,8 +333,8 @@ def run_benchmark(
     """The runs and, in call order, the filter index of every timed API call."""
     from shared.api.events_query import EventSearch, parse_event_query, parse_query_string
     from shared.api.paging import ContinuationSigner
-    from shared.clients import get_clients
-    from shared.resources import CosmosContainers
+    from shared.platform.clients import get_clients
+    from shared.platform.resources import CosmosContainers
 
     container = get_clients().cosmos_container(CosmosContainers.EVENTS.name)
     search = EventSearch(container, ContinuationSigner(SIGNING_KEY.encode("utf-8")), TENANT_ID)
@@ -493,10 +493,10 @@ def main() -> int:
         }
         os.environ.update(settings)
 
-        from shared.bootstrap import bootstrap
-        from shared.clients import get_clients
-        from shared.event_store import EventStore
-        from shared.resources import CosmosContainers
+        from shared.ingestion.event_store import EventStore
+        from shared.platform.bootstrap import bootstrap
+        from shared.platform.clients import get_clients
+        from shared.platform.resources import CosmosContainers
         from tests.support.host_process import FUNCTION_KEY, HostProcess
 
         clients = get_clients()

@@ -27,7 +27,7 @@ from bench.timing import best_of
 from devtools.simulator import SimulatorConfig
 from devtools.simulator.generator import Tenant
 from devtools.simulator.render import render
-from shared.normalize import normalize_record
+from shared.ingestion.normalize import normalize_record
 from shared.rules.engine import BusinessHours
 from shared.rules.source import DEFAULT_RULES_FILE, compile_rules
 

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         host = LocalFunctionsHost(HostOptions(app_dir=PROJECT_ROOT, port=args.port))
         simulator = start_simulator_if_configured()
         # The host has loaded local.settings.json into the environment; the bootstrap reads it.
-        from shared.bootstrap import bootstrap
-        from shared.clients import get_clients
+        from shared.platform.bootstrap import bootstrap
+        from shared.platform.clients import get_clients
 
         bootstrap(get_clients())
         print(f"Azurite: blob {ports.blob}, queue {ports.queue}, table {ports.table}")

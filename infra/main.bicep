@@ -9,7 +9,7 @@
 //   ├─ log-… / appi-…  Log Analytics + Application Insights (Entra ID ingestion only)
 //   └─ role assignments for the identity (and, with grantDeployingUser, for you)
 //
-// Queue, table, blob and Cosmos container names are read from shared/resources.json by the modules.
+// Queue, table, blob and Cosmos container names are read from shared/platform/resources.json by the modules.
 // The Microsoft 365 API permissions are app role assignments in Entra ID, not Azure resources: grant
 // them with infra/scripts/grant-permissions.sh after provisioning.
 
@@ -178,7 +178,7 @@ param alertPrivilegedAccounts string = ''
 
 // No 'swa': SWA mode believes the x-ms-client-principal header, which only App Service authentication
 // in front of the app makes trustworthy, and a Flex Consumption app cannot be a Static Web App's linked
-// backend. The app itself refuses SWA mode without that platform (shared/settings.py).
+// backend. The app itself refuses SWA mode without that platform (shared/platform/settings.py).
 @description('API_AUTH_MODE: keys (function keys) or entra (Entra ID bearer tokens).')
 @allowed([
   'keys'
@@ -384,8 +384,8 @@ output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 
-// The app's own setting names, so `azd env get-values` can point a local shell (shared.cli,
-// shared.bootstrap) at the deployed resources with your own Entra ID sign-in.
+// The app's own setting names, so `azd env get-values` can point a local shell (shared.app.cli,
+// shared.platform.bootstrap) at the deployed resources with your own Entra ID sign-in.
 output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
 output COSMOS_DATABASE string = cosmos.outputs.databaseName
 output AzureWebJobsStorage__blobServiceUri string = storage.outputs.blobServiceUri

@@ -2,9 +2,9 @@ import logging
 
 import azure.functions as func
 
-from shared.messages import IngestMessage
-from shared.resources import Queues
-from shared.runtime import ingest_service
+from shared.app.runtime import ingest_service
+from shared.ingestion.messages import IngestMessage
+from shared.platform.resources import Queues
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@ import logging
 
 import azure.functions as func
 
-from shared.runtime import poller
+from shared.app.runtime import poller
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

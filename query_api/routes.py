@@ -4,11 +4,9 @@ from urllib.parse import quote
 import azure.functions as func
 
 from shared.api.catalog import openapi_json
+from shared.api.health import check_health, source_health
 from shared.api.responses import ApiResponse
-from shared.clients import get_clients
-from shared.clock import SystemClock
-from shared.health import check_health, source_health
-from shared.runtime import (
+from shared.app.runtime import (
     api_service,
     app_clock,
     cors_policy,
@@ -17,7 +15,9 @@ from shared.runtime import (
     status_api,
     watermark_store,
 )
-from shared.settings import get_settings
+from shared.platform.clients import get_clients
+from shared.platform.clock import SystemClock
+from shared.platform.settings import get_settings
 
 bp = func.Blueprint()
 

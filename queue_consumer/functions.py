@@ -2,10 +2,10 @@ import logging
 
 import azure.functions as func
 
-from shared.devops import DevOpsAuthError, RunOutcomeUnknownError
+from shared.app.runtime import pipeline_trigger_service
+from shared.platform.resources import Queues
+from shared.probe.devops import DevOpsAuthError, RunOutcomeUnknownError
 from shared.probe.state import Trigger
-from shared.resources import Queues
-from shared.runtime import pipeline_trigger_service
 
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)

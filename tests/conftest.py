@@ -31,8 +31,8 @@ def app_environment(
     local_services: LocalServices, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """Points this process's app settings at the test services and bootstraps them."""
-    from shared.bootstrap import bootstrap
-    from shared.clients import get_clients, reset_clients
+    from shared.platform.bootstrap import bootstrap
+    from shared.platform.clients import get_clients, reset_clients
 
     environment = {
         **local_services.app_environment(),

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from shared.clock import AcceleratedClock, utc_iso
+from shared.platform.clock import AcceleratedClock, utc_iso
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
 SIM_DAY_SECONDS = 86_400

@@ -1,5 +1,5 @@
-// Cosmos DB for NoSQL: the account, database 'aoc' and the containers listed in shared/resources.json
-// (cosmosContainers), with the same partition keys, indexing policies and TTL as shared/bootstrap.py.
+// Cosmos DB for NoSQL: the account, database 'aoc' and the containers listed in shared/platform/resources.json
+// (cosmosContainers), with the same partition keys, indexing policies and TTL as shared/platform/bootstrap.py.
 // Local (key) authentication is disabled: the app's managed identity and, optionally, the deploying user
 // get the Cosmos DB Built-in Data Contributor role (a Cosmos DB SQL role assignment) here.
 
@@ -43,7 +43,7 @@ param userPrincipalId string = ''
 @description('Also give userPrincipalId Cosmos DB Built-in Data Contributor.')
 param grantDeployingUser bool = false
 
-var resources = loadJsonContent('../../shared/resources.json')
+var resources = loadJsonContent('../../shared/platform/resources.json')
 var retentionSeconds = eventRetentionDays * 86400
 
 // Cosmos DB takes an autoscale maximum only in steps of 1000 RU/s; Bicep has no "multiple of" decorator,

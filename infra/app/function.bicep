@@ -3,8 +3,8 @@
 // with that identity, Key Vault references resolved with it, and Application Insights over Entra ID.
 //
 // Every app setting is in the one object literal `appSettings` below, and the site's 'appsettings'
-// config resource is exactly that object. The keys are the app's settings model (shared/settings.py)
-// minus shared.settings.NOT_DEPLOYED, plus APPLICATIONINSIGHTS_CONNECTION_STRING and
+// config resource is exactly that object. The keys are the app's settings model (shared/platform/settings.py)
+// minus shared.platform.settings.NOT_DEPLOYED, plus APPLICATIONINSIGHTS_CONNECTION_STRING and
 // APPLICATIONINSIGHTS_AUTHENTICATION_STRING; a test keeps them in step. No account key or keyed
 // connection string appears here: storage and Cosmos DB are reached with the managed identity.
 //
@@ -179,7 +179,7 @@ var useClientSecret = m365AuthMode == 'msal' && m365CredentialType == 'secret'
 var useCertificate = m365AuthMode == 'msal' && m365CredentialType == 'certificate'
 
 // A Key Vault reference that cannot be resolved (missing secret, no access yet) reaches the app as the
-// literal "@Microsoft.KeyVault(...)" text; shared/settings.py treats such a value as unset and reports it
+// literal "@Microsoft.KeyVault(...)" text; shared/platform/settings.py treats such a value as unset and reports it
 // in /api/health and /api/status. Credentials are referenced only in the mode that reads them ('' in the
 // others). ALERT_CHANNELS and API_CONTINUATION_SECRET are always referenced, whether or not this
 // deployment writes their secret: a secret set later with `az keyvault secret set` is picked up at the

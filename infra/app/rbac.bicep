@@ -1,6 +1,6 @@
 // Azure role assignments for the app's managed identity and, when grantDeployingUser is true, for the
-// deploying user (principalId): the same data-plane access, so the user can run shared.cli and
-// shared.bootstrap against the deployed resources. All roles are built-in; ids are fixed across tenants.
+// deploying user (principalId): the same data-plane access, so the user can run shared.app.cli and
+// shared.platform.bootstrap against the deployed resources. All roles are built-in; ids are fixed across tenants.
 //
 // Not here: the Cosmos DB data-plane role (a Cosmos DB SQL role assignment, in cosmos.bicep next to the
 // account), and the Microsoft 365 (Graph / Office 365 Management API) app roles, which are Entra ID app

@@ -1,8 +1,8 @@
 // The Function App's storage account: host state (AzureWebJobsStorage), the Flex Consumption deployment
 // package container, and every queue, table and blob container the app uses.
 //
-// Names come from shared/resources.json, the app's single source of truth (shared/resources.py and
-// shared/bootstrap.py read the same file). loadJsonContent resolves the path relative to this file
+// Names come from shared/platform/resources.json, the app's single source of truth (shared/platform/resources.py and
+// shared/platform/bootstrap.py read the same file). loadJsonContent resolves the path relative to this file
 // (infra/app/storage.bicep -> repo root) when the template is compiled.
 //
 // Shared-key access is disabled: the host, the app and deployments all use Entra ID (managed identity).
@@ -28,7 +28,7 @@ param deploymentContainerName string = 'deploymentpackage'
 ])
 param skuName string = 'Standard_LRS'
 
-var resources = loadJsonContent('../../shared/resources.json')
+var resources = loadJsonContent('../../shared/platform/resources.json')
 
 // Every queue gets its "-poison" twin: the Functions host moves a message there after maxDequeueCount
 // failed attempts (host.json), and bootstrap.py creates the same pairs.
@@ -99,7 +99,7 @@ resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-
   }
 ]
 
-// Service URIs without a trailing slash, as shared/settings.py builds them from an account name.
+// Service URIs without a trailing slash, as shared/platform/settings.py builds them from an account name.
 // environment().suffixes.storage keeps them right in sovereign clouds.
 output name string = storage.name
 output id string = storage.id

@@ -18,7 +18,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.clock import parse_utc, utc_iso
+from shared.platform.clock import parse_utc, utc_iso
 
 
 @dataclass(frozen=True, order=True)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.alerts.model import ALLOWED_TRANSITIONS, AlertStatus, Classification, HistoryEntry
 from shared.alerts.store import AlertStore
-from shared.clock import Clock, utc_iso
+from shared.platform.clock import Clock, utc_iso
 
 MAX_COMMENT_LENGTH = 4000
 

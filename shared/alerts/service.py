@@ -17,9 +17,9 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from azure.cosmos import ContainerProxy
 
@@ -33,10 +33,10 @@ from shared.alerts.model import (
     NotifyMessage,
     alert_fingerprint,
 )
-from shared.alerts.store import AlertStore, read_or_none
-from shared.clock import Clock, parse_utc, utc_iso
-from shared.messages import AlertWorkMessage, EventRef
-from shared.notify.channels import ChannelConfig
+from shared.alerts.store import AlertStore
+from shared.ingestion.messages import AlertWorkMessage, EventRef
+from shared.platform.clock import Clock, parse_utc, utc_iso
+from shared.platform.cosmos import read_or_none
 from shared.rules.engine import CompiledRule
 from shared.rules.source import RuleSource
 
@@ -93,6 +93,18 @@ class _Planned:
         return min(times), max(times)
 
 
+class ChannelRoute(Protocol):
+    """What alerting needs of a notification channel: its name and whether it wants a rule's alerts.
+
+    shared.notify.channels.ChannelConfig satisfies it; alerts never import notify (notify reads alerts).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def wants(self, rule_id: str, severity: str) -> bool: ...
+
+
 class AlertService:
     def __init__(
         self,
@@ -102,7 +114,7 @@ class AlertService:
         rules: RuleSource,
         clock: Clock,
         *,
-        channels: list[ChannelConfig],
+        channels: Sequence[ChannelRoute],
         dedupe_minutes: float = 15.0,
         repeat_minutes: float = 240.0,
         read_concurrency: int = 16,

@@ -15,9 +15,9 @@ from typing import Any
 
 from shared.alerts.ledger import MatchLedger
 from shared.alerts.service import AlertReport, AlertService
-from shared.clock import Clock, parse_utc, utc_iso
-from shared.events import partition_key
-from shared.watermarks import SourceState, WatermarkStore
+from shared.ingestion.events import partition_key
+from shared.ingestion.watermarks import SourceState, WatermarkStore
+from shared.platform.clock import Clock, parse_utc, utc_iso
 
 logger = logging.getLogger(__name__)
 

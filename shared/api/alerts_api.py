@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.alerts.model import AlertStatus
 from shared.api.events_query import SensitivityPolicy
 from shared.api.paging import ContinuationSigner, iso_time_or_none, query_hash
-from shared.clock import parse_utc, utc_iso
+from shared.platform.clock import parse_utc, utc_iso
 from shared.rules.model import SEVERITY_ORDER, Severity
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.api.auth import Principal
 from shared.api.paging import ContinuationSigner, iso_time_or_none, query_hash
-from shared.clock import Clock, parse_utc, utc_iso
+from shared.platform.clock import Clock, parse_utc, utc_iso
 
 
 class AuditRecord(BaseModel):

@@ -8,7 +8,7 @@ Three modes, each switched on in settings:
   id) or a v2.0 token (`iss` ending in /v2.0, `aud` the client id), of an allowed tenant; `exp`, `nbf`
   and `iat` finite numbers checked with a small leeway on the injected clock; app roles;
 - Static Web Apps linked backend: `x-ms-client-principal`, trusted only when that mode is on, which the
-  settings allow only behind App Service authentication (see shared/settings.py).
+  settings allow only behind App Service authentication (see shared/platform/settings.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 import jwt
 
-from shared.clock import Clock
-from shared.cloud import CloudEndpoints
+from shared.m365.cloud import CloudEndpoints
+from shared.platform.clock import Clock
 
 logger = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from shared.api.audit import AuditPage, AuditQuery
 from shared.api.auth import Role
 from shared.api.events_api import EVENT_ACTION_ROUTES
 from shared.api.events_query import REPEATABLE, EventQuery
+from shared.api.health import HealthReport
 from shared.api.models import AlertPage, AlertSummary, AlertView, EventPage, EventView
 from shared.api.openapi import PathParam, RouteDoc, openapi_document
 from shared.api.rules_api import RULE_ROUTES
 from shared.api.status_api import STATUS_ROUTES
-from shared.health import HealthReport
 
 API_TITLE = "AOC Functions API"
 API_VERSION = "1.0.0"

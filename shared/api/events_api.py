@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.cosmos import ContainerProxy
-from azure.cosmos.exceptions import CosmosAccessConditionFailedError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,7 +31,6 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from shared.alerts.store import read_or_none, replace_unchanged
 from shared.api.audit import AuditLog
 from shared.api.auth import Principal, Role
 from shared.api.bodies import parse_json_body
@@ -57,10 +55,11 @@ from shared.api.responses import (
     not_found,
     require_id,
 )
-from shared.archive import RawArchive
-from shared.clock import Clock, utc_iso
-from shared.event_store import FACET_FIELDS, EventStore
-from shared.ids import UnsafeStorageIdError, is_event_id
+from shared.ingestion.archive import RawArchive
+from shared.ingestion.event_store import FACET_FIELDS, EventStore
+from shared.platform.clock import Clock, utc_iso
+from shared.platform.cosmos import ConcurrentUpdateError, read_or_none, update_unchanged
+from shared.platform.ids import UnsafeStorageIdError, is_event_id
 
 logger = logging.getLogger(__name__)
 
@@ -513,21 +512,17 @@ class EventActions:
 
         Returns the stored event and whether it changed (`mutate` returns False for nothing to do).
         """
-        current: dict[str, Any] | None = event
-        for attempt in range(MAX_UPDATE_RETRIES):
-            if attempt:
-                current = read_or_none(self._events, event["id"], event["pk"])
-            if current is None:
-                raise not_found("event", event["id"])
-            if not mutate(current):
-                return current, False
-            try:
-                return replace_unchanged(self._events, current, current.get("_etag")), True
-            except CosmosAccessConditionFailedError:
-                logger.info("event %s changed while updating it; retrying", event["id"])
-        raise ApiProblem(
-            409, "Conflict", "the event kept changing meanwhile: read it again and retry", kind="conflict"
-        )
+        try:
+            stored, changed = update_unchanged(
+                self._events, event["id"], event["pk"], mutate, current=event, attempts=MAX_UPDATE_RETRIES
+            )
+        except ConcurrentUpdateError:
+            raise ApiProblem(
+                409, "Conflict", "the event kept changing meanwhile: read it again and retry", kind="conflict"
+            ) from None
+        if stored is None:
+            raise not_found("event", event["id"])
+        return stored, changed
 
     def _tag_one(self, event_id: str, pk: str, change: TagChange) -> str:
         current = read_or_none(self._events, event_id, pk)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.api.paging import ContinuationSigner, TimeOutOfRangeError, parse_query_time, query_hash
 from shared.api.problems import bad_request, from_validation_error
-from shared.clock import parse_utc, utc_iso
-from shared.events import OperationType, Result, Service
+from shared.ingestion.events import OperationType, Result, Service
+from shared.platform.clock import parse_utc, utc_iso
 
 RELATIVE = re.compile(r"^(\d{1,5})([mhd])$")
 DEFAULT_RANGE = dt.timedelta(days=30)

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from shared.api.problems import bad_request
-from shared.clock import parse_utc
+from shared.platform.clock import parse_utc
 
 TOKEN_VERSION = 1
 # Query times are bounded well inside datetime's range, so window arithmetic (`end - 30 days`) and the

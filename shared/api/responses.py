@@ -11,7 +11,7 @@ from typing import Any
 from shared.api.auth import Authenticator, AuthError, Principal, Role
 from shared.api.events_query import SensitivityPolicy
 from shared.api.problems import MEDIA_TYPE, ApiProblem, bad_request
-from shared.ids import MAX_STORAGE_ID_LENGTH, UnsafeStorageIdError, is_idempotency_key
+from shared.platform.ids import MAX_STORAGE_ID_LENGTH, UnsafeStorageIdError, is_idempotency_key
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ def problem_response(problem: ApiProblem, instance: str | None = None) -> ApiRes
 def answer(path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
     """Run a handler; an `ApiProblem` it raises becomes its problem response.
 
-    An id that reached the storage layer's check (shared.ids.storage_id) unchecked is a 404. Any other
-    exception is a bug or an outage: logged, and answered as a 500 problem that tells nothing of it.
+    An id that reached the storage layer's check (shared.platform.ids.storage_id) unchecked is a
+    404. Any other exception is a bug or an outage: logged, and answered as a 500 problem that tells
+    nothing of it.
     """
     try:
         return handler()
@@ -79,7 +80,7 @@ def not_found(what: str, identifier: str) -> ApiProblem:
 
 
 def require_id(what: str, identifier: str, is_valid: Callable[[object], bool]) -> str:
-    """`identifier` if it has the grammar of a `what` id (shared.ids); otherwise a 404, before any
+    """`identifier` if it has the grammar of a `what` id (shared.platform.ids); otherwise a 404, before any
     storage call, that does not echo it."""
     if not is_valid(identifier):
         raise ApiProblem(

@@ -30,8 +30,9 @@ from shared.api.events_query import EventQuery, EventSearch, parse_query_string
 from shared.api.openapi import PathParam, RouteDoc
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
 from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
-from shared.clock import Clock
-from shared.ids import is_rule_id
+from shared.platform.clock import Clock
+from shared.platform.ids import is_rule_id
+from shared.platform.yaml_bounded import load_yaml_bounded
 from shared.rules.engine import BusinessHours, RuleSet, compile_rule
 from shared.rules.model import (
     Condition,
@@ -43,7 +44,6 @@ from shared.rules.model import (
     parse_rule,
 )
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader, compile_rules
-from shared.yaml_bounded import load_yaml_bounded
 
 logger = logging.getLogger(__name__)
 

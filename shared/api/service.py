@@ -44,8 +44,8 @@ from shared.api.responses import (
     not_found,
     require_id,
 )
-from shared.clock import Clock
-from shared.ids import is_alert_id, is_event_id
+from shared.platform.clock import Clock
+from shared.platform.ids import is_alert_id, is_event_id
 
 logger = logging.getLogger(__name__)
 

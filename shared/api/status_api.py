@@ -17,13 +17,13 @@ from shared.api.events_query import parse_query_string
 from shared.api.openapi import RouteDoc
 from shared.api.problems import ApiProblem, bad_request, from_validation_error
 from shared.api.responses import ApiGuard, ApiResponse, answer, json_response
-from shared.clock import Clock, utc_iso
-from shared.poller import PollReport
+from shared.ingestion.watermarks import SourceState, WatermarkStore
+from shared.platform.clock import Clock, utc_iso
+from shared.platform.redact import redact
+from shared.platform.resources import Queues, poison_queue
+from shared.platform.settings import SettingIssue
+from shared.probe.poller import PollReport
 from shared.probe.state import Phase, ProbeState
-from shared.redact import redact
-from shared.resources import Queues, poison_queue
-from shared.settings import SettingIssue
-from shared.watermarks import SourceState, WatermarkStore
 
 logger = logging.getLogger(__name__)
 

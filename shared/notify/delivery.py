@@ -43,8 +43,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from shared.alerts.model import NotifyMessage
 from shared.alerts.store import AlertStore
-from shared.clock import Clock, SystemClock, parse_utc, utc_iso
-from shared.http_client import ApiClient, ApiError
+from shared.m365.http_client import ApiClient, ApiError
+from shared.m365.rate_limit import RateLimiter, SlidingWindowRateLimiter
 from shared.notify.channels import ChannelConfig
 from shared.notify.payloads import (
     NotificationContent,
@@ -54,8 +54,8 @@ from shared.notify.payloads import (
     teams_payload,
     webhook_payload,
 )
-from shared.rate_limit import RateLimiter, SlidingWindowRateLimiter
-from shared.table_claim import Claim, ClaimBusyError, ClaimLostError, RowClaimer
+from shared.platform.clock import Clock, SystemClock, parse_utc, utc_iso
+from shared.platform.table_claim import Claim, ClaimBusyError, ClaimLostError, RowClaimer
 
 logger = logging.getLogger(__name__)
 

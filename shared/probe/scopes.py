@@ -11,10 +11,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.platform.yaml_bounded import load_yaml_bounded
 from shared.probe.state import Change
-from shared.yaml_bounded import load_yaml_bounded
 
-DEFAULT_DRIFT_FILE = Path(__file__).resolve().parents[1] / "drift.yaml"
+DEFAULT_DRIFT_FILE = Path(__file__).with_name("drift.yaml")
 _SETTING = re.compile(r"%([A-Za-z0-9_]+)%")
 
 
@@ -121,7 +121,8 @@ def _resolve_settings(value: Any) -> Any:
 
 def parse_drift_config(text: str, source: str = "drift.yaml") -> DriftConfig:
     """drift.yaml's text as a DriftConfig; DriftConfigError for invalid YAML (including a document past
-    shared.yaml_bounded's bounds), a top level that is not a mapping, or scopes that do not validate."""
+    shared.platform.yaml_bounded's bounds), a top level that is not a mapping, or scopes that do not
+    validate."""
     try:
         loaded = load_yaml_bounded(text)
     except yaml.YAMLError as exc:

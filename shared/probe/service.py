@@ -10,7 +10,7 @@ from typing import Any
 from azure.storage.queue import QueueClient
 from pydantic import BaseModel
 
-from shared.normalize import NormalizationError, normalize_record
+from shared.ingestion.normalize import NormalizationError, normalize_record
 from shared.probe.scopes import DriftConfig
 from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger
 from shared.probe.store import ProbeStateStore

@@ -32,7 +32,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.clock import parse_utc, utc_iso
+from shared.platform.clock import parse_utc, utc_iso
 
 MAX_BURST_IDS = 4_000  # 16 bytes each: 64,000 bytes, within Table Storage's 64 KiB per binary property
 MAX_CLAMPED_IDS = 256  # future-stamped records remembered across bursts, with the time they were given

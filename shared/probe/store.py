@@ -17,7 +17,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.clock import parse_utc, utc_iso
+from shared.platform.clock import parse_utc, utc_iso
 from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger, step
 
 ROW_KEY = "state"

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.platform.ids import is_rule_id
 from shared.rules.regex import RegexError, check_rule_regex
 
 Severity = Literal["informational", "low", "medium", "high", "critical"]
@@ -24,7 +25,6 @@ SEVERITY_ORDER: dict[str, int] = {"informational": 0, "low": 1, "medium": 2, "hi
 
 MAX_REGEX_LENGTH = 512
 MAX_CONDITION_DEPTH = 8
-RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 FIELD_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\])?(\.[A-Za-z_][A-Za-z0-9_]*(\[\])?)*$")
 LIST_REFERENCE = re.compile(r"^\$[a-z][a-z0-9_]*$")
 
@@ -213,7 +213,7 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not RULE_ID.match(value):
+        if not is_rule_id(value):
             raise ValueError("an id is 3-80 lower-case letters, digits, '.', '_' or '-'")
         return value
 

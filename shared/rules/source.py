@@ -20,10 +20,10 @@ import yaml
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.clock import Clock
+from shared.platform.clock import Clock
+from shared.platform.yaml_bounded import load_yaml_bounded
 from shared.rules.engine import BusinessHours, RuleSet
 from shared.rules.model import RuleError, Scalar, parse_rule_file
-from shared.yaml_bounded import load_yaml_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def compile_rules(
 ) -> RuleSet:
     """Parse and compile a rule file's text; RuleError lists every problem.
 
-    The YAML is loaded within shared.yaml_bounded's bounds: a "billion laughs" override blob is refused
-    (and the rules in force kept) instead of stalling the alert worker."""
+    The YAML is loaded within shared.platform.yaml_bounded's bounds: a "billion laughs" override blob
+    is refused (and the rules in force kept) instead of stalling the alert worker."""
     try:
         document: Any = load_yaml_bounded(text)
     except yaml.YAMLError as exc:

@@ -13,9 +13,9 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from devtools.simulator import TenantSimulator
-from shared.clients import get_clients
-from shared.messages import AlertWorkMessage, EventRef
-from shared.resources import CosmosContainers, Queues
+from shared.ingestion.messages import AlertWorkMessage, EventRef
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers, Queues
 from tests.support.cpu_hog import CpuHog, hog_requested
 from tests.support.host_process import HostProcess, wait_until
 from tests.support.simulated_tenant import app_settings_for, start_real_time_simulator

@@ -25,9 +25,9 @@ from schemathesis.checks import (
 )
 
 from devtools.services import PROJECT_ROOT
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.resources import BlobContainers, CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.platform.clock import utc_iso
+from shared.platform.resources import BlobContainers, CosmosContainers
 from shared.rules.source import RULES_BLOB
 from tests.support.event_corpus import make_events
 from tests.support.host_process import FUNCTION_KEY, HostProcess

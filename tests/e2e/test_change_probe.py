@@ -11,11 +11,11 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from devtools.simulator import TenantSimulator
-from shared.clients import get_clients
-from shared.clock import parse_utc
+from shared.platform.clients import get_clients
+from shared.platform.clock import parse_utc
+from shared.platform.resources import Queues, Tables
 from shared.probe.state import ChangeSummary, Trigger
 from shared.probe.store import ProbeStateStore
-from shared.resources import Queues, Tables
 from tests.support.drift import unique_drift_file
 from tests.support.host_process import HostProcess, wait_until
 from tests.support.simulated_tenant import app_settings_for, start_real_time_simulator

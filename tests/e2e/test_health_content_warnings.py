@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.services import PROJECT_ROOT
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.resources import Tables
-from shared.watermarks import WatermarkStore
+from shared.ingestion.watermarks import WatermarkStore
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import Tables
 from tests.support.host_process import HostProcess, http_request
 
 SOURCE = "o365_management.Audit.SharePoint"

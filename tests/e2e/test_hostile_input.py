@@ -24,11 +24,11 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from shared.alerts.model import alert_fingerprint
-from shared.clients import AzureClients
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.events import partition_key
-from shared.resources import BlobContainers, CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.events import partition_key
+from shared.platform.clients import AzureClients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import BlobContainers, CosmosContainers
 from shared.rules.source import RULES_BLOB
 from tests.support.host_process import HostProcess
 from tests.support.own_database import own_cosmos_database

@@ -17,9 +17,9 @@ import pytest
 
 from devtools.services import PROJECT_ROOT, LocalServices
 from devtools.simulator import SimulatorConfig, TenantSimulator
-from shared.clients import get_clients, reset_clients
-from shared.resources import CosmosContainers, Queues
-from shared.watermarks import WatermarkStore
+from shared.ingestion.watermarks import WatermarkStore
+from shared.platform.clients import get_clients, reset_clients
+from shared.platform.resources import CosmosContainers, Queues
 from tests.support.cosmos import event_ids
 from tests.support.host_process import HostProcess, wait_until
 from tests.support.own_database import own_cosmos_database

@@ -16,9 +16,9 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from devtools.simulator import TenantSimulator
-from shared.clients import get_clients
+from shared.platform.clients import get_clients
+from shared.platform.resources import Queues, poison_queue
 from shared.probe.state import ChangeSummary, Trigger
-from shared.resources import Queues, poison_queue
 from tests.support.drift import unique_drift_file
 from tests.support.host_process import FUNCTION_KEY, HostProcess, http_request, wait_until
 from tests.support.simulated_tenant import app_settings_for, start_real_time_simulator

@@ -19,11 +19,11 @@ from devtools.services import PROJECT_ROOT
 from devtools.simulator import TenantSimulator
 from shared.alerts.store import AlertStore
 from shared.api.catalog import openapi_json
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.events import partition_key
-from shared.resources import CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.events import partition_key
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers
 from tests.support.host_process import FUNCTION_KEY, HostProcess, http_request
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api, swa_principal
 from tests.support.simulated_tenant import start_real_time_simulator

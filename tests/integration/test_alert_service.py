@@ -14,14 +14,14 @@ from shared.alerts.lifecycle import AlertUpdate, update_alert
 from shared.alerts.service import AlertService
 from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
-from shared.clients import get_clients
-from shared.event_store import EventStore
-from shared.messages import AlertWorkMessage, EventRef
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.messages import AlertWorkMessage, EventRef
+from shared.ingestion.watermarks import WatermarkStore
 from shared.notify.channels import parse_channels
-from shared.resources import CosmosContainers, Tables
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers, Tables
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource
-from shared.watermarks import WatermarkStore
 from tests.support.audit_records import delete_user_record, normalized, role_assignment_record
 from tests.support.clock import ManualClock
 

@@ -22,11 +22,11 @@ from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard, ApiResponse
 from shared.api.service import ApiService
-from shared.archive import RawArchive
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.resources import CosmosContainers
+from shared.ingestion.archive import RawArchive
+from shared.ingestion.event_store import EventStore
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers
 from tests.support.clock import ManualClock
 from tests.support.principals import swa_principal
 

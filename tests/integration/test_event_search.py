@@ -14,10 +14,10 @@ from azure.cosmos import PartitionKey
 from shared.api.events_query import EventSearch, SensitivityPolicy, parse_event_query
 from shared.api.paging import ContinuationSigner
 from shared.api.problems import ApiProblem
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.resources import CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers
 from tests.support.event_corpus import FILTERS, NOW, make_events
 
 SECRET = b"test-continuation-secret-0123"

@@ -17,9 +17,9 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from shared.api.paging import ContinuationSigner
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.resources import CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers
 from tests.support.event_corpus import FILTERS, NOW, expected_ids, make_events
 from tests.support.host_process import FUNCTION_KEY, HostProcess, http_request
 from tests.support.own_database import own_cosmos_database

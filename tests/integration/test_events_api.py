@@ -21,13 +21,13 @@ from shared.api.events_api import CSV_COLUMNS, MAX_TAGS_PER_EVENT, EventActions,
 from shared.api.events_query import EventSearch, SensitivityPolicy, public_event
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard, ApiResponse
-from shared.archive import RawArchive, raw_blob_name
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.event_store import EventStore
-from shared.events import Event, RawRef, partition_key
-from shared.normalize import normalize_record
-from shared.resources import CosmosContainers
+from shared.ingestion.archive import RawArchive, raw_blob_name
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.events import Event, RawRef, partition_key
+from shared.ingestion.normalize import normalize_record
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers
 from tests.support.audit_records import delete_user_record, role_assignment_record
 from tests.support.clock import ManualClock
 from tests.support.principals import swa_principal

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from shared.archive import RawArchive, raw_blob_name
-from shared.clients import get_clients
-from shared.event_store import EventStore
-from shared.resources import CosmosContainers, Tables
-from shared.watermarks import HandedOffContent, WatermarkStore
+from shared.ingestion.archive import RawArchive, raw_blob_name
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.watermarks import HandedOffContent, WatermarkStore
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers, Tables
 from tests.support.cosmos import event_ids
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -179,8 +179,8 @@ def test_concurrent_pages_on_one_facet_shard_lose_no_count(app_environment: dict
 def test_a_handed_off_page_carries_its_tenant(app_environment: dict[str, str]) -> None:
     from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
-    from shared.messages import IngestMessage
-    from shared.sources.handoff import PageHandOff
+    from shared.ingestion.messages import IngestMessage
+    from shared.ingestion.sources.handoff import PageHandOff
 
     queue_name = f"handoff-{uuid.uuid4().hex[:8]}"
     queue = QueueClient.from_connection_string(
@@ -206,8 +206,8 @@ def test_records_whose_native_id_is_unsafe_are_quarantined_and_the_page_is_store
 ) -> None:
     """A native id holding '/' or '\\' would make an unsafe Cosmos id, and EventStore.write_events
     refuses a page that holds one: normalization quarantines those records (counted), the rest is stored."""
-    from shared.ingest import IngestService
-    from shared.messages import IngestMessage
+    from shared.ingestion.ingest import IngestService
+    from shared.ingestion.messages import IngestMessage
     from tests.support.clock import ManualClock
 
     clients = get_clients()

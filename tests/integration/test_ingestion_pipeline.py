@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.simulator import SimulatorConfig, TenantSimulator
-from shared.cli import renormalize
-from shared.clients import get_clients, reset_clients
-from shared.messages import IngestMessage
-from shared.resources import Queues
-from shared.runtime import ingest_service, poller, reset_runtime, watermark_store
+from shared.app.cli import renormalize
+from shared.app.runtime import ingest_service, poller, reset_runtime, watermark_store
+from shared.ingestion.messages import IngestMessage
+from shared.platform.clients import get_clients, reset_clients
+from shared.platform.resources import Queues
 from tests.support.cosmos import event_ids
 from tests.support.simulated_tenant import app_settings_for
 

@@ -21,18 +21,23 @@ import pytest
 import requests
 
 from devtools.simulator import SimulatorConfig, TenantSimulator
+from shared.api.health import HealthReport, source_health
 from shared.api.status_api import source_status
-from shared.archive import RawArchive
-from shared.auth import StaticTokenProvider
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.health import HealthReport, source_health
-from shared.http_client import ApiClient, new_session
-from shared.messages import IngestMessage
-from shared.resources import Tables
-from shared.sources.handoff import PageHandOff
-from shared.sources.management import MAX_CONTENT_ATTEMPTS, ManagementCollector, retry_delay, watermark_key
-from shared.watermarks import FailedContent, HandedOffContent, WatermarkStore
+from shared.ingestion.archive import RawArchive
+from shared.ingestion.messages import IngestMessage
+from shared.ingestion.sources.handoff import PageHandOff
+from shared.ingestion.sources.management import (
+    MAX_CONTENT_ATTEMPTS,
+    ManagementCollector,
+    retry_delay,
+    watermark_key,
+)
+from shared.ingestion.watermarks import FailedContent, HandedOffContent, WatermarkStore
+from shared.m365.auth import StaticTokenProvider
+from shared.m365.http_client import ApiClient, new_session
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import Tables
 from tests.support.clock import ManualClock
 
 CONTENT_TYPE = "Audit.SharePoint"

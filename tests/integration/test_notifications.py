@@ -17,8 +17,7 @@ import pytest
 from devtools.simulator import SimulatorConfig, TenantSimulator
 from shared.alerts.model import NotifyMessage
 from shared.alerts.store import AlertStore
-from shared.clients import get_clients
-from shared.http_client import ApiClient, ApiError
+from shared.m365.http_client import ApiClient, ApiError
 from shared.notify.channels import parse_channels
 from shared.notify.delivery import (
     CLAIM_STALE,
@@ -29,7 +28,8 @@ from shared.notify.delivery import (
     NotificationService,
 )
 from shared.notify.payloads import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from shared.resources import CosmosContainers, Tables
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers, Tables
 from tests.support.clock import ManualClock
 from tests.support.host_process import wait_until
 

@@ -24,9 +24,11 @@ from azure.storage.queue import QueueClient
 
 from devtools.simulator import TenantSimulator
 from devtools.simulator.faults import unit
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.devops import (
+from shared.m365.http_client import ApiClient, ApiError
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import Tables
+from shared.probe.devops import (
     CLAIM_TIMEOUT,
     DEFER_MARGIN,
     MAX_RUN_ATTEMPTS,
@@ -37,12 +39,10 @@ from shared.devops import (
     RunOutcomeUnknownError,
     TriggerResult,
 )
-from shared.http_client import ApiClient, ApiError
 from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService
 from shared.probe.state import Change, ChangeSummary, ProbeWindows, Trigger
 from shared.probe.store import ProbeStateStore
-from shared.resources import Tables
 from tests.support.clock import ManualClock
 from tests.support.simulator_client import simulator_at
 
@@ -393,7 +393,7 @@ def test_the_redelivery_of_a_message_whose_worker_died_mid_call_is_deferred_not_
         service = world.service(sim.devops_base_url)
         world.clock.advance(15)
 
-        with caplog.at_level(logging.INFO, logger="shared.devops"):
+        with caplog.at_level(logging.INFO, logger="shared.probe.devops"):
             own = service.handle(world.trigger(), message_id="m1")
             other = service.handle(world.trigger(), message_id="m2")
 

@@ -1,4 +1,4 @@
-"""`python -m shared.cli probe --once` and `trigger-pipeline`, against the simulator and Azurite."""
+"""`python -m shared.app.cli probe --once` and `trigger-pipeline`, against the simulator and Azurite."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from devtools.simulator import SimulatorConfig, TenantSimulator
-from shared import cli
-from shared.clients import reset_clients
-from shared.clock import parse_utc
-from shared.runtime import probe_service, reset_runtime
+from shared.app import cli
+from shared.app.runtime import probe_service, reset_runtime
+from shared.platform.clients import reset_clients
+from shared.platform.clock import parse_utc
 from tests.support.drift import unique_drift_file
 from tests.support.simulated_tenant import app_settings_for
 

@@ -23,12 +23,12 @@ from azure.storage.queue import QueueClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.clients import get_clients
-from shared.clock import utc_iso
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import Tables
 from shared.probe.service import ProbeService
 from shared.probe.state import MAX_BURST_IDS, Change, ProbeState, ProbeWindows, Trigger, step
 from shared.probe.store import ProbeStateStore
-from shared.resources import Tables
 from tests.support.probe_sim import AuditRecord, delivered, probe_for
 
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

@@ -18,10 +18,10 @@ from azure.storage.blob import ContainerClient
 from shared.alerts.ledger import MatchLedger
 from shared.alerts.service import AlertService
 from shared.alerts.store import AlertStore
-from shared.clients import get_clients
-from shared.event_store import EventStore
-from shared.messages import AlertWorkMessage, EventRef
-from shared.resources import CosmosContainers, Tables
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.messages import AlertWorkMessage, EventRef
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers, Tables
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RULES_BLOB, RuleSource, blob_reader
 from tests.support.audit_records import normalized, role_assignment_record

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from azure.storage.blob import ContainerClient
 
-from shared.clients import get_clients
+from shared.platform.clients import get_clients
 from shared.rules.engine import BusinessHours
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader, compile_rules
 from tests.support.clock import ManualClock

@@ -26,10 +26,10 @@ from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard, ApiResponse
 from shared.api.rules_api import MAX_SAVE_ATTEMPTS, RulesApi, rule_view
-from shared.clients import get_clients
-from shared.event_store import EventStore
-from shared.events import partition_key
-from shared.resources import CosmosContainers
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.events import partition_key
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers
 from shared.rules.engine import BusinessHours
 from shared.rules.model import parse_rule_file
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader

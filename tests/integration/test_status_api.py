@@ -20,16 +20,16 @@ from shared.api.auth import Authenticator
 from shared.api.events_query import SensitivityPolicy
 from shared.api.responses import ApiGuard, ApiResponse
 from shared.api.status_api import StatusApi
-from shared.clients import get_clients
-from shared.clock import utc_iso
-from shared.poller import Poller, PollReport
+from shared.ingestion.sources.graph import SourceRunResult
+from shared.ingestion.watermarks import WatermarkStore
+from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers, Queues, Tables, poison_queue
+from shared.probe.poller import Poller, PollReport
 from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService, ScopeResult
 from shared.probe.state import Change, ProbeWindows
 from shared.probe.store import ProbeStateStore
-from shared.resources import CosmosContainers, Queues, Tables, poison_queue
-from shared.sources.graph import SourceRunResult
-from shared.watermarks import WatermarkStore
 from tests.support.clock import ManualClock
 from tests.support.principals import swa_principal
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from azure.cosmos import ContainerProxy
 
-from shared.alerts.store import AlertStore, read_or_none, replace_unchanged
-from shared.ids import UnsafeStorageIdError
-from shared.resources import CosmosContainers
+from shared.alerts.store import AlertStore
+from shared.platform.cosmos import read_or_none, replace_unchanged
+from shared.platform.ids import UnsafeStorageIdError
+from shared.platform.resources import CosmosContainers
 from tests.support.own_database import own_cosmos_database
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from azure.data.tables import TableClient
 
-from shared.clients import get_clients
-from shared.table_claim import ClaimBusyError, ClaimLostError, RowClaimer
+from shared.platform.clients import get_clients
+from shared.platform.table_claim import ClaimBusyError, ClaimLostError, RowClaimer
 
 NOW = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
 STALE_AFTER = dt.timedelta(minutes=5)

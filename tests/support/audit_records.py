@@ -6,8 +6,8 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from shared.clock import utc_iso
-from shared.normalize import normalize_record
+from shared.ingestion.normalize import normalize_record
+from shared.platform.clock import utc_iso
 
 
 def _graph_time(moment: dt.datetime) -> str:

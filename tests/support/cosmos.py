@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared.clients import get_clients
-from shared.resources import CosmosContainers
+from shared.platform.clients import get_clients
+from shared.platform.resources import CosmosContainers
 
 
 def event_ids(tenant_id: str, months: Iterable[str]) -> set[str]:

@@ -10,8 +10,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from shared.clock import utc_iso
-from shared.events import Event, partition_key
+from shared.ingestion.events import Event, partition_key
+from shared.platform.clock import utc_iso
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 SERVICES = ["Directory", "Exchange", "SharePoint", "Intune", "Teams"]

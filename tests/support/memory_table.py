@@ -1,5 +1,5 @@
 """An in-memory stand-in for azure.data.tables.TableClient, for unit tests of the stores in
-shared/watermarks.py: ETag-conditional writes and the few filters those stores send."""
+shared/ingestion/watermarks.py: ETag-conditional writes and the few filters those stores send."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.bootstrap import bootstrap
-from shared.clients import AzureClients, get_clients, reset_clients
+from shared.platform.bootstrap import bootstrap
+from shared.platform.clients import AzureClients, get_clients, reset_clients
 
 
 @contextlib.contextmanager

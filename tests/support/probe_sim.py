@@ -22,7 +22,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableEntity, UpdateMode
 
-from shared.clock import utc_iso
+from shared.platform.clock import utc_iso
 from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService
 from shared.probe.state import Change, ProbeWindows, Trigger

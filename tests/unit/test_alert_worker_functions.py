@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from alert_worker import functions
 from shared.alerts.model import NotifyMessage
 from shared.alerts.service import AlertReport
-from shared.messages import AlertWorkMessage, EventRef
+from shared.ingestion.messages import AlertWorkMessage, EventRef
 from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]

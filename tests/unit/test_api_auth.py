@@ -32,7 +32,7 @@ from shared.api.auth import (
     Role,
     principal_from_swa,
 )
-from shared.cloud import CLOUD_NAMES, CLOUDS, CloudEndpoints
+from shared.m365.cloud import CLOUD_NAMES, CLOUDS, CloudEndpoints
 from tests.support.clock import ManualClock
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api, swa_principal
 

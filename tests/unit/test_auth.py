@@ -19,7 +19,7 @@ import requests
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
-from shared.auth import (
+from shared.m365.auth import (
     AuthError,
     AzureIdentityTokenProvider,
     MsalTokenProvider,
@@ -370,7 +370,7 @@ def test_identity_provider_failure_is_an_auth_error() -> None:
 def test_identity_factory_builds_without_network() -> None:
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-    from shared.auth import identity_credential
+    from shared.m365.auth import identity_credential
 
     assert isinstance(identity_credential("client-guid"), ManagedIdentityCredential)
     assert isinstance(identity_credential(None), DefaultAzureCredential)

@@ -1,5 +1,5 @@
 """The one body decoder (shared.api.bodies): each hostile body is a 400, 413 or 415 problem, never an
-exception; a body must be labelled JSON; YAML is loaded within bounds (shared.yaml_bounded); `answer`
+exception; a body must be labelled JSON; YAML is loaded within bounds (shared.platform.yaml_bounded); `answer`
 turns what a handler did not expect into a problem."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from shared.api.bodies import (
 from shared.api.events_api import CommentBody
 from shared.api.problems import ApiProblem
 from shared.api.responses import ApiResponse, answer
-from shared.ids import UnsafeStorageIdError
+from shared.platform.ids import UnsafeStorageIdError
+from shared.platform.yaml_bounded import YamlTooLargeError, load_yaml_bounded
 from shared.rules.source import DEFAULT_RULES_FILE
-from shared.yaml_bounded import YamlTooLargeError, load_yaml_bounded
 
 JSON = {"Content-Type": "application/json"}
 

@@ -15,9 +15,9 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-import shared.clients as clients_module
-from shared.clients import AzureClients
-from shared.settings import LOCAL_SETTINGS_ENV, AppSettings
+import shared.platform.clients as clients_module
+from shared.platform.clients import AzureClients
+from shared.platform.settings import LOCAL_SETTINGS_ENV, AppSettings
 
 ACCOUNT_KEY = base64.b64encode(b"not-a-real-account-key-for-tests").decode()
 CONNECTION_STRING = (

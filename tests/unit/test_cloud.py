@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from shared.cloud import CLOUD_NAMES, CLOUDS, CloudEndpoints, parse_cloud_name, resolve_endpoints
+from shared.m365.cloud import CLOUD_NAMES, CLOUDS, CloudEndpoints, parse_cloud_name, resolve_endpoints
 
 
 def test_every_cloud_name_has_endpoints() -> None:

@@ -20,14 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.alerts.staleness import stale_source_events
-from shared.clock import parse_utc
-from shared.events import Event
-from shared.normalize import SOURCES, normalize_record
+from shared.ingestion.events import Event
+from shared.ingestion.normalize import SOURCES, normalize_record
+from shared.ingestion.watermarks import SourceState
+from shared.platform.clock import parse_utc
 from shared.rules.engine import BusinessHours, RuleSet
 from shared.rules.model import RuleError, parse_rule_file
 from shared.rules.regex import LinearRegex
 from shared.rules.source import DEFAULT_RULES_FILE
-from shared.watermarks import SourceState
 
 CASES_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "rules" / "default_pack_cases.yaml"
 TENANT = "41463f53-8812-40f4-890f-865bf6e35190"

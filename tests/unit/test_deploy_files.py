@@ -101,8 +101,8 @@ def test_every_module_and_data_file_the_app_loads_ships(package: set[str], tmp_p
     """Import function_app as the host does, and list every first-party file it loaded."""
     probe = (
         "import json, sys, function_app\n"
-        "from shared import resources\n"
-        "from shared.normalize.mappings import DEFAULT_MAPPINGS_PATH\n"
+        "from shared.platform import resources\n"
+        "from shared.ingestion.normalize.mappings import DEFAULT_MAPPINGS_PATH\n"
         "from shared.probe.scopes import DEFAULT_DRIFT_FILE\n"
         "from shared.rules.source import DEFAULT_RULES_FILE\n"
         "files = [m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)]\n"
@@ -124,7 +124,7 @@ def test_every_module_and_data_file_the_app_loads_ships(package: set[str], tmp_p
         if Path(name).resolve().is_relative_to(ROOT) and ".venv" not in Path(name).parts
     }
     assert "function_app.py" in loaded
-    assert "shared/resources.json" in loaded
+    assert "shared/platform/resources.json" in loaded
     assert len(loaded) > 50
     missing = sorted(loaded - package)
     assert not missing, f"the app loads these, but .funcignore leaves them out: {missing}"
@@ -143,6 +143,6 @@ def test_gitignore_keeps_azd_environments_and_caches_out_of_git(tmp_path: Path) 
         ".hypothesis/examples/x",
         ".local/azurite/x",
     ]
-    kept = ["local.settings.json.example", "shared/settings.py", "infra/main.bicep", "azure.yaml"]
+    kept = ["local.settings.json.example", "shared/platform/settings.py", "infra/main.bicep", "azure.yaml"]
     visible = _not_ignored(ROOT / ".gitignore", wanted_ignored + kept, tmp_path)
     assert visible == set(kept)

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.devops import build_devops_client
+from shared.platform.settings import AppSettings
+from shared.probe.devops import build_devops_client
 from shared.probe.scopes import PipelineTarget
-from shared.settings import AppSettings
 
 IDENTITY_CLIENT_ID = "0f0f0f0f-1111-2222-3333-444444444444"
 DEVOPS_RESOURCE = "499b84ac-1321-427f-aa17-267ca6975798"

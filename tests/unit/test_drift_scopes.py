@@ -58,7 +58,7 @@ def test_default_scope_matches_configuration_changes_only(event: dict[str, objec
 def test_pipeline_comes_from_app_settings_and_stays_unset_without_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    text = Path("shared/drift.yaml").read_text()
+    text = Path("shared/probe/drift.yaml").read_text()
     for name in ("DEVOPS_ORGANIZATION", "DEVOPS_PROJECT", "DEVOPS_PIPELINE_ID"):
         monkeypatch.delenv(name, raising=False)
     assert parse_drift_config(text).scopes[0].pipeline is None
@@ -107,7 +107,7 @@ DRIFT_BOMB = "\n".join(
     ],
 )
 def test_a_hostile_drift_file_is_a_drift_config_error(tmp_path: Path, text: str, reason: str) -> None:
-    """drift.yaml is a file an admin edits: it is loaded within shared.yaml_bounded's bounds."""
+    """drift.yaml is a file an admin edits: it is loaded within shared.platform.yaml_bounded's bounds."""
     drift_file = tmp_path / "drift.yaml"
     drift_file.write_text(text, encoding="utf-8")
     with pytest.raises(DriftConfigError, match=reason) as refused:

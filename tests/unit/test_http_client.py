@@ -16,7 +16,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from shared.http_client import (
+from shared.m365.http_client import (
     ApiClient,
     ApiError,
     iter_graph_pages,

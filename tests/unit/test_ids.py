@@ -1,5 +1,5 @@
-"""The id grammar (shared.ids): every id the app makes passes, every hostile value is refused, and the
-storage helpers refuse an unsafe id before they call storage at all."""
+"""The id grammar (shared.platform.ids): every id the app makes passes, every hostile value is refused,
+and the storage helpers refuse an unsafe id before they call storage at all."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import yaml
 
 from shared.alerts.lifecycle import update_id
 from shared.alerts.model import alert_fingerprint
-from shared.alerts.store import AlertStore, read_or_none, replace_unchanged
+from shared.alerts.store import AlertStore
 from shared.api.events_api import comment_id
-from shared.archive import RawArchive, raw_blob_name
-from shared.event_store import EventStore, facet_document_id
-from shared.events import partition_key
-from shared.ids import (
+from shared.ingestion.archive import RawArchive, raw_blob_name
+from shared.ingestion.event_store import EventStore, facet_document_id
+from shared.ingestion.events import partition_key
+from shared.ingestion.normalize import NormalizationError, normalize_record
+from shared.platform.cosmos import read_or_none, replace_unchanged
+from shared.platform.ids import (
     UnsafeStorageIdError,
     is_alert_id,
     is_comment_id,
@@ -27,7 +29,6 @@ from shared.ids import (
     storage_blob_name,
     storage_id,
 )
-from shared.normalize import NormalizationError, normalize_record
 from shared.rules.source import DEFAULT_RULES_FILE
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "normalize"

@@ -10,8 +10,8 @@ import pytest
 import tree_sitter_bicep
 from tree_sitter import Language, Node, Parser
 
-from shared.resources import RESOURCES_FILE, BlobContainers, CosmosContainers, Queues, Tables
-from shared.settings import NOT_DEPLOYED, setting_names
+from shared.platform.resources import RESOURCES_FILE, BlobContainers, CosmosContainers, Queues, Tables
+from shared.platform.settings import NOT_DEPLOYED, setting_names
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -167,7 +167,7 @@ def test_storage_template_disables_shared_keys() -> None:
 
 def test_deployed_literal_values_parse_with_the_settings_model(monkeypatch: pytest.MonkeyPatch) -> None:
     from devtools.host.timers import Schedule
-    from shared.settings import AppSettings
+    from shared.platform.settings import AppSettings
 
     ((_, obj),) = app_settings_objects()
     literals = {

@@ -6,10 +6,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from shared.archive import QuarantinedRecord
-from shared.ids import storage_id
-from shared.ingest import IngestService
-from shared.messages import AlertWorkMessage, IngestMessage
+from shared.ingestion.archive import QuarantinedRecord
+from shared.ingestion.ingest import IngestService
+from shared.ingestion.messages import AlertWorkMessage, IngestMessage
+from shared.platform.ids import storage_id
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 

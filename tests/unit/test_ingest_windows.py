@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared.clock import utc_iso
-from shared.enrichment import GET_BY_IDS_LIMIT, DirectoryNameResolver
-from shared.poller import Poller
-from shared.sources.graph import SourceRunResult, graph_window
-from shared.sources.management import content_windows, management_window_start
+from shared.ingestion.enrichment import GET_BY_IDS_LIMIT, DirectoryNameResolver
+from shared.ingestion.sources.graph import SourceRunResult, graph_window
+from shared.ingestion.sources.management import content_windows, management_window_start
+from shared.platform.clock import utc_iso
+from shared.probe.poller import Poller
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 

@@ -16,8 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from shared.http_client import ApiError
-from shared.sources.management import (
+from shared.ingestion.sources.management import (
     MAX_CONSECUTIVE_FAILURES,
     MAX_CONTENT_ATTEMPTS,
     PAGE_RECORDS,
@@ -26,7 +25,8 @@ from shared.sources.management import (
     retry_delay,
     watermark_key,
 )
-from shared.watermarks import FailedContent, HandedOffContent, WatermarkStore
+from shared.ingestion.watermarks import FailedContent, HandedOffContent, WatermarkStore
+from shared.m365.http_client import ApiError
 from tests.support.clock import ManualClock
 from tests.support.memory_table import MemoryTable
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.events import Event
-from shared.normalize import NormalizationError, event_id, normalize_record
+from shared.ingestion.events import Event
+from shared.ingestion.normalize import NormalizationError, event_id, normalize_record
 
 SOURCE = "entra_signin"
 TENANT = "contoso-tenant"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared.events import Event
-from shared.ids import is_event_id, storage_id
-from shared.normalize import NormalizationError, event_id, normalize_record
+from shared.ingestion.events import Event
+from shared.ingestion.normalize import NormalizationError, event_id, normalize_record
+from shared.platform.ids import is_event_id, storage_id
 
 TENANT = "contoso-tenant"
 INGESTED = "2026-11-05T06:07:08.123Z"

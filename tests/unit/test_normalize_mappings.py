@@ -1,4 +1,4 @@
-"""Summary templates (shared/mappings.yaml), the safe renderer, timestamps and operation types."""
+"""Summary templates (shared/ingestion/mappings.yaml), the safe renderer, timestamps and operation types."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from shared.normalize import SOURCES, load_mappings
-from shared.normalize import mappings as mappings_module
-from shared.normalize._common import derive_operation_type, parse_timestamp
-from shared.normalize.mappings import (
+from shared.ingestion.normalize import SOURCES, load_mappings
+from shared.ingestion.normalize import mappings as mappings_module
+from shared.ingestion.normalize._common import derive_operation_type, parse_timestamp
+from shared.ingestion.normalize.mappings import (
     DEFAULT_MAPPINGS_PATH,
     Template,
     clear_mappings_cache,
@@ -306,8 +306,8 @@ def test_derive_operation_type(operation: str, native: str | None, expected: str
 
 
 def test_a_yaml_bomb_in_a_mappings_file_is_refused_before_it_is_built(tmp_path: Path) -> None:
-    """mappings.yaml is edited by admins: it is loaded within shared.yaml_bounded's bounds."""
-    from shared.yaml_bounded import YamlTooLargeError
+    """mappings.yaml is edited by admins: it is loaded within shared.platform.yaml_bounded's bounds."""
+    from shared.platform.yaml_bounded import YamlTooLargeError
 
     laughs = [
         'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',

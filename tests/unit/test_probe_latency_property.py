@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.clock import utc_iso
+from shared.platform.clock import utc_iso
 from shared.probe.state import ProbeWindows
 from tests.support.probe_sim import AuditRecord, Polls, simulate
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.clock import utc_iso
+from shared.platform.clock import utc_iso
 from shared.probe.scopes import DEFAULT_DRIFT_FILE, parse_drift_config
 from shared.probe.service import ChangeCollector, ProbeService
 from shared.probe.state import ProbeWindows

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.runtime import probe_windows, reset_runtime
-from shared.settings import LOCAL_SETTINGS_ENV, AppSettings, get_settings
+from shared.app.runtime import probe_windows, reset_runtime
+from shared.platform.settings import LOCAL_SETTINGS_ENV, AppSettings, get_settings
 
 NAMES = (
     "PROBE_ENABLED",

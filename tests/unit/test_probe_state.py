@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from shared.clock import utc_iso
+from shared.platform.clock import utc_iso
 from shared.probe.state import MAX_BURST_IDS, Change, Phase, ProbeState, ProbeWindows, Trigger, step
 
 T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)

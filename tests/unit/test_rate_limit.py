@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared.rate_limit import SlidingWindowRateLimiter
+from shared.m365.rate_limit import SlidingWindowRateLimiter
 
 
 class FakeClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.redact import redact
+from shared.platform.redact import redact
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"

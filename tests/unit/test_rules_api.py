@@ -28,13 +28,13 @@ from shared.api.rules_api import (
     set_enabled,
 )
 from shared.api.status_api import STATUS_ROUTES, run_summary
-from shared.poller import PollReport
+from shared.ingestion.sources.graph import SourceRunResult
+from shared.probe.poller import PollReport
 from shared.probe.service import ScopeResult
 from shared.probe.state import ChangeSummary, Trigger
 from shared.rules.engine import BusinessHours
 from shared.rules.model import RuleError, parse_rule, parse_rule_file
 from shared.rules.source import DEFAULT_RULES_FILE, compile_rules
-from shared.sources.graph import SourceRunResult
 
 HOURS = BusinessHours.parse("08:00-18:00", "Mon-Fri", "Europe/London")
 DEFAULT_TEXT = DEFAULT_RULES_FILE.read_text(encoding="utf-8")

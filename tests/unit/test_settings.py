@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared.settings import (
+from shared.platform.settings import (
     LOCAL_SETTINGS_ENV,
     AppSettings,
     local_settings_path,
@@ -489,19 +489,19 @@ def test_devops_defaults_to_the_managed_identity(kv_env: pytest.MonkeyPatch) -> 
 def test_configuration_problems_are_logged_once_by_name_never_by_value(
     kv_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from shared.settings import get_settings
+    from shared.platform.settings import get_settings
 
     secret_reference = kv("api-continuation-secret")
     kv_env.setenv("API_CONTINUATION_SECRET", secret_reference)
     kv_env.setenv("ALERT_CHANNELS", CHANNELS)
     get_settings.cache_clear()
     try:
-        with caplog.at_level("WARNING", logger="shared.settings"):
+        with caplog.at_level("WARNING", logger="shared.platform.settings"):
             get_settings()
             get_settings()
     finally:
         get_settings.cache_clear()
-    lines = [r.getMessage() for r in caplog.records if r.name == "shared.settings"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.platform.settings"]
     assert len(lines) == 1
     assert "API_CONTINUATION_SECRET" in lines[0]
     assert "api-continuation-secret" in lines[0]

@@ -1,0 +1,1 @@
+"""Ingestion: sources, normalization, the raw archive, watermarks and the event store."""

@@ -1,0 +1,168 @@
+"""Events and facets in Cosmos DB.
+
+Events are written create-first, which tells a new event from a redelivered one, so facet counts
+grow only for new events. A redelivered event replaces the stored one under its ETag but keeps what
+analysts added through the API (`tags`, `comments`): a re-ingest never wipes annotations.
+
+Facets (distinct services, operations, results, actors and sources with counts) replace GROUP BY and
+DISTINCT, which neither cosmosdb-server nor cheap Azure queries offer.
+Each (tenant, facet) is spread over a few shard documents holding value -> count maps, updated under
+their ETag: a page of 1,000 events costs a handful of facet writes, and parallel pages rarely collide.
+Writes run through a bounded pool; the SDK itself retries 429 responses, honouring x-ms-retry-after-ms.
+
+Every id is checked with shared.platform.ids.storage_id before it reaches a request path:
+`write_events` refuses the whole batch (UnsafeStorageIdError) before writing any of it when one
+event's id is unsafe.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from azure.cosmos import ContainerProxy
+from azure.cosmos.exceptions import CosmosResourceExistsError
+
+from shared.platform.cosmos import update_unchanged
+from shared.platform.ids import storage_id
+
+FACET_FIELDS = ("service", "operation", "result", "actor", "source")
+FACET_SHARDS = 8
+MAX_FACET_RETRIES = 20
+MAX_EVENT_RETRIES = 10
+# Fields only the API writes; a re-ingested event carries the stored values over.
+ANNOTATION_FIELDS = ("tags", "comments")
+
+
+def facet_values(document: dict[str, Any]) -> list[tuple[str, str]]:
+    actor = document.get("actor") or {}
+    values = [
+        ("service", document.get("service")),
+        ("operation", document.get("operation")),
+        ("result", document.get("result")),
+        ("actor", actor.get("upn") or actor.get("display") or actor.get("id")),
+        ("source", document.get("source")),
+    ]
+    return [(name, str(value)) for name, value in values if value]
+
+
+def facet_document_id(tenant_id: str, facet: str, shard: int) -> str:
+    return f"facet:{tenant_id}:{facet}:{shard}"
+
+
+def merge_facets(documents: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """facet -> value -> count, summed over shards."""
+    merged: dict[str, dict[str, int]] = defaultdict(dict)
+    for document in documents:
+        values = merged[document["facet"]]
+        for value, entry in (document.get("values") or {}).items():
+            values[value] = values.get(value, 0) + int(entry.get("count", 0))
+    return dict(merged)
+
+
+class EventStore:
+    def __init__(self, events: ContainerProxy, facets: ContainerProxy, concurrency: int) -> None:
+        self._events = events
+        self._facets = facets
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="cosmos"
+        )
+
+    def _write(self, document: dict[str, Any]) -> bool:
+        """Store one event; True when it did not exist before."""
+        if self._create(document):
+            return True
+        for _ in range(MAX_EVENT_RETRIES):
+
+            def keep_annotations(current: dict[str, Any]) -> bool:
+                annotations = {k: current[k] for k in ANNOTATION_FIELDS if k in current}
+                etag = current.get("_etag")
+                current.clear()
+                current.update({**document, **annotations, "_etag": etag})
+                return True
+
+            stored, _ = update_unchanged(self._events, document["id"], document["pk"], keep_annotations)
+            if stored is not None:
+                return False
+            if self._create(document):  # expired (TTL) since the conflict: store it anew
+                return True
+        raise RuntimeError(f"event {document['id']}: too many concurrent updates")
+
+    def _create(self, document: dict[str, Any]) -> bool:
+        try:
+            self._events.create_item(document)
+            return True
+        except CosmosResourceExistsError:
+            return False
+
+    def write_events(self, documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store every event (idempotent); returns the ones that are new.
+
+        Raises shared.platform.ids.UnsafeStorageIdError, before writing anything, when an id is unsafe."""
+        documents = list(documents)
+        for document in documents:
+            storage_id(document.get("id"))
+        created = list(self._pool.map(self._write, documents))
+        return [doc for doc, new in zip(documents, created, strict=True) if new]
+
+    def update_facets(
+        self,
+        tenant_id: str,
+        new: list[dict[str, Any]],
+        existing: list[dict[str, Any]],
+        seen_at: str,
+        shard_key: str,
+    ) -> None:
+        """Count the new events' facet values; make sure the existing (redelivered) ones' values exist."""
+        increments: dict[str, Counter[str]] = defaultdict(Counter)
+        for document in new:
+            for facet, value in facet_values(document):
+                increments[facet][value] += 1
+        for document in existing:
+            for facet, value in facet_values(document):
+                increments[facet][value] += 0
+        shard = zlib.crc32(shard_key.encode("utf-8")) % FACET_SHARDS
+        jobs = [(facet, counts) for facet, counts in increments.items() if counts]
+        list(self._pool.map(lambda job: self._apply(tenant_id, job[0], shard, job[1], seen_at), jobs))
+
+    def _apply(self, tenant_id: str, facet: str, shard: int, counts: Counter[str], seen_at: str) -> None:
+        doc_id = storage_id(facet_document_id(tenant_id, facet, shard))
+        values = {v: {"count": n, "last_seen": seen_at} for v, n in counts.items()}
+        try:
+            # Create first: cosmosdb-server answers a read of a missing item with 500, not 404.
+            self._facets.create_item(
+                {"id": doc_id, "pk": tenant_id, "facet": facet, "shard": shard, "values": values}
+            )
+            return
+        except CosmosResourceExistsError:
+            pass
+
+        def add_counts(current: dict[str, Any]) -> bool:
+            stored = current.setdefault("values", {})
+            changed = False
+            for value, increment in counts.items():
+                entry = stored.get(value)
+                if entry is None:
+                    stored[value] = {"count": increment, "last_seen": seen_at}
+                    changed = True
+                elif increment:
+                    entry["count"] = int(entry.get("count", 0)) + increment
+                    entry["last_seen"] = max(str(entry.get("last_seen", "")), seen_at)
+                    changed = True
+            return changed
+
+        update_unchanged(self._facets, doc_id, tenant_id, add_counts, attempts=MAX_FACET_RETRIES)
+
+    def read_facets(self, tenant_id: str) -> dict[str, dict[str, int]]:
+        documents = self._facets.query_items(
+            "SELECT * FROM c WHERE c.pk = @pk",
+            parameters=[{"name": "@pk", "value": tenant_id}],
+            partition_key=tenant_id,
+        )
+        return merge_facets(documents)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

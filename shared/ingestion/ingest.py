@@ -1,0 +1,129 @@
+"""Normalize one archived page and store its events: the ingest worker's service."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from pydantic import BaseModel
+
+from shared.ingestion.archive import RawArchive
+from shared.ingestion.enrichment import DirectoryNameResolver
+from shared.ingestion.event_store import EventStore
+from shared.ingestion.events import RawRef
+from shared.ingestion.messages import MAX_REFS_PER_ALERT_MESSAGE, AlertWorkMessage, EventRef, IngestMessage
+from shared.ingestion.normalize import NormalizationError, normalize_record
+from shared.ingestion.sources.management import SOURCE as MANAGEMENT_SOURCE
+from shared.ingestion.sources.management import watermark_key
+from shared.ingestion.watermarks import WatermarkStore
+from shared.platform.clock import Clock, utc_iso
+
+logger = logging.getLogger(__name__)
+
+
+class IngestReport(BaseModel):
+    source: str
+    blob: str
+    records: int
+    stored: int
+    new: int
+    quarantined: int
+    enriched: int
+    alert_messages: list[str]
+
+
+def _state_key(message: IngestMessage) -> str:
+    if message.source == MANAGEMENT_SOURCE and message.content_type:
+        return watermark_key(message.content_type)
+    return message.source
+
+
+class IngestService:
+    def __init__(
+        self,
+        archive: RawArchive,
+        store: EventStore,
+        watermarks: WatermarkStore,
+        tenant_id: str,
+        clock: Clock,
+        *,
+        keep_raw: bool = False,
+        resolver: DirectoryNameResolver | None = None,
+        normalize: Callable[..., dict[str, Any]] = normalize_record,
+    ) -> None:
+        self._archive = archive
+        self._store = store
+        self._watermarks = watermarks
+        self._tenant_id = tenant_id
+        self._clock = clock
+        self._keep_raw = keep_raw
+        self._resolver = resolver
+        self._normalize = normalize
+
+    def process(self, message: IngestMessage) -> IngestReport:
+        now = self._clock.now()
+        ingested_at = utc_iso(now)
+        tenant_id = message.tenant_id or self._tenant_id
+        documents: dict[str, dict[str, Any]] = {}
+        quarantined = newly_quarantined = records = 0
+        try:
+            lines = list(self._archive.read_lines(message.blob))
+        except ResourceNotFoundError as exc:
+            raise ValueError(f"raw page {message.blob} does not exist") from exc
+        for line_number, line in lines:
+            records += 1
+            try:
+                record = json.loads(line)
+                document = self._normalize(
+                    message.source,
+                    record,
+                    tenant_id=tenant_id,
+                    ingested_at=ingested_at,
+                    raw_ref=RawRef(blob=message.blob, line=line_number),
+                    keep_raw=self._keep_raw,
+                )
+            except (json.JSONDecodeError, NormalizationError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                kept = self._archive.quarantine(message.source, message.blob, line_number, reason, line, now)
+                quarantined += 1
+                newly_quarantined += kept.new
+                continue
+            documents[document["id"]] = document  # a page may repeat a record; one id, one write
+
+        stored = list(documents.values())
+        enriched = self._resolver.enrich(stored) if self._resolver and stored else 0
+        new = self._store.write_events(stored)
+        new_ids = {d["id"] for d in new}
+        existing = [d for d in stored if d["id"] not in new_ids]
+        self._store.update_facets(tenant_id, new, existing, ingested_at, shard_key=message.blob)
+        if newly_quarantined:
+            self._watermarks.add_counts(_state_key(message), quarantined=newly_quarantined)
+        if quarantined:
+            logger.warning(
+                "%s: %d of %d records quarantined (%d seen before)",
+                message.blob, quarantined, records, quarantined - newly_quarantined,
+            )  # fmt: skip
+
+        refs = [EventRef(id=d["id"], pk=d["pk"]) for d in stored]
+        alert_messages = [
+            AlertWorkMessage(
+                source=message.source,
+                blob=message.blob,
+                run_id=message.run_id,
+                events=refs[i : i + MAX_REFS_PER_ALERT_MESSAGE],
+            ).model_dump_json()
+            for i in range(0, len(refs), MAX_REFS_PER_ALERT_MESSAGE)
+        ]
+        return IngestReport(
+            source=message.source,
+            blob=message.blob,
+            records=records,
+            stored=len(stored),
+            new=len(new),
+            quarantined=quarantined,
+            enriched=enriched,
+            alert_messages=alert_messages,
+        )

@@ -1,0 +1,1 @@
+"""Platform: settings, storage clients, resource names, ids, the clock and Table claims."""

@@ -1,0 +1,98 @@
+"""The grammar of the ids this app makes, and the check every storage call makes on an id.
+
+The azure-cosmos SDK builds a document's address as `dbs/{db}/colls/{coll}/docs/{id}` and
+percent-encodes everything in it except `/`; its HTTP stack then resolves `.` and `..` segments. So an
+id of `/`, `.` or `..` (or one holding them) addresses the documents feed or the container itself,
+not a document. Two layers keep such ids away from storage:
+
+- the API checks every id from a URL or a body against the grammar of ids of that kind (`is_alert_id`,
+  `is_event_id`, `is_rule_id`) and answers anything else with a 404 (or 400) before any storage call;
+- `storage_id` refuses, whoever calls it, an id that is not safe as one path segment; the Cosmos
+  reads and replaces (shared.alerts.store, shared.ingestion.event_store, the API) and the raw archive's blob
+  reads (`storage_blob_name`) go through it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Alerts: "alert-" + 40 hex digits of a sha256 (shared.alerts.model.alert_fingerprint). The grammar
+# admits lower-case letters, digits and '-' after the prefix, up to 80 characters in all.
+ALERT_ID = re.compile(r"alert-[a-z0-9][a-z0-9-]{0,73}")
+# Events: "{namespace}:{native id}" (shared.ingestion.normalize): the namespace is a source's lower-case name;
+# Microsoft's native ids are GUIDs or words of letters, digits, '_' and '-' (Directory_<guid>_X1Y2Z_42);
+# records without one get "h:" + 32 hex digits.
+EVENT_ID = re.compile(r"[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9_-][A-Za-z0-9_:-]{0,199}")
+# Rules: 3 to 80 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.
+RULE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,79}")
+# Comments and alert-update ids: 32 hex digits (uuid4().hex, or a sha256 prefix for an idempotent retry).
+COMMENT_ID = re.compile(r"[0-9a-f]{32}")
+# An Idempotency-Key header: 1 to 100 printable ASCII characters, no blank at either end.
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,98}[\x21-\x7e])?")
+
+# Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
+FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
+MAX_STORAGE_ID_LENGTH = 255  # characters; Cosmos DB's own limit is 1,023 bytes
+MAX_BLOB_NAME_LENGTH = 1024  # Azure Blob Storage's limit, in characters
+BLOB_NAME_SEGMENT = re.compile(r"[A-Za-z0-9_.=-]{1,255}")
+
+
+class UnsafeStorageIdError(ValueError):
+    """An id (or blob name) that would address something other than the one item it names."""
+
+
+def is_alert_id(value: object) -> bool:
+    return isinstance(value, str) and ALERT_ID.fullmatch(value) is not None
+
+
+def is_event_id(value: object) -> bool:
+    return isinstance(value, str) and EVENT_ID.fullmatch(value) is not None
+
+
+def is_rule_id(value: object) -> bool:
+    """A rule id (RULE_ID), matched whole: no trailing newline."""
+    return isinstance(value, str) and RULE_ID.fullmatch(value) is not None
+
+
+def is_comment_id(value: object) -> bool:
+    return isinstance(value, str) and COMMENT_ID.fullmatch(value) is not None
+
+
+def is_idempotency_key(value: object) -> bool:
+    return isinstance(value, str) and IDEMPOTENCY_KEY.fullmatch(value) is not None
+
+
+def _has_control_character(value: str) -> bool:
+    # Cc: C0 and C1 controls and DEL; Cs: lone surrogates, which cannot even be encoded.
+    return any(unicodedata.category(character) in ("Cc", "Cs") for character in value)
+
+
+def storage_id(value: object) -> str:
+    """`value` when it is safe as a Cosmos DB item id in a request path; UnsafeStorageIdError if not.
+
+    Refused: a non-string, empty, over 255 characters, `/ \\ ? # %`, control characters, a blank at
+    either end, and `.` or `..` (a path segment the HTTP layer resolves).
+    """
+    if not isinstance(value, str):
+        raise UnsafeStorageIdError(f"an id must be a string, not {type(value).__name__}")
+    if not 0 < len(value) <= MAX_STORAGE_ID_LENGTH:
+        raise UnsafeStorageIdError(f"an id has 1 to {MAX_STORAGE_ID_LENGTH} characters")
+    if value in (".", ".."):
+        raise UnsafeStorageIdError("an id may not be '.' or '..'")
+    if FORBIDDEN_STORAGE_ID_CHARACTERS.intersection(value):
+        raise UnsafeStorageIdError("an id may not hold '/', '\\', '?', '#' or '%'")
+    if _has_control_character(value) or value != value.strip():
+        raise UnsafeStorageIdError("an id may not hold control characters or start or end with a blank")
+    return value
+
+
+def storage_blob_name(value: object) -> str:
+    """`value` when it is a blob name of the shape the app writes: '/'-separated segments of letters,
+    digits, '_', '.', '=' and '-', none of them '.' or '..'. UnsafeStorageIdError if not."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_BLOB_NAME_LENGTH:
+        raise UnsafeStorageIdError(f"a blob name has 1 to {MAX_BLOB_NAME_LENGTH} characters")
+    for segment in value.split("/"):
+        if segment in (".", "..") or BLOB_NAME_SEGMENT.fullmatch(segment) is None:
+            raise UnsafeStorageIdError("a blob name is '/'-separated segments of A-Z a-z 0-9 _ . = -")
+    return value
