@@ -1,4 +1,5 @@
-# AOC Functions: `make run` serves the app on http://127.0.0.1:7071; `make test` runs the whole suite.
+# AOC Functions: `make run` serves the app on http://127.0.0.1:7071; `make test` checks the code, then runs
+# the whole suite; `make unit` runs the fast tier (tests/unit) alone.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -6,7 +7,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := devtools/node_modules/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run check lint typecheck test unit format clean
 
 install: $(PY_STAMP) $(NODE_STAMP)
 
@@ -24,16 +25,28 @@ $(NODE_STAMP): devtools/package.json devtools/package-lock.json
 run: install
 	$(PY) -m devtools.run
 
-test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+# What CI enforces before any test runs: lint, formatting, types and the layering of shared/.
+check: lint typecheck
+	$(VENV)/bin/lint-imports --no-cache
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# One mypy run over [tool.mypy] files: strict for shared/, the Blueprints and function_app.py, the
+# defaults for devtools/, tests/ and bench/ (pyproject.toml).
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) devtools/node_modules .local .pytest_cache .ruff_cache
+	rm -rf $(VENV) devtools/node_modules .local .pytest_cache .ruff_cache .mypy_cache

@@ -5,7 +5,7 @@ import azure.functions as func
 from shared.alerts.model import NotifyMessage
 from shared.app.runtime import alert_service, notification_service, source_health_check
 from shared.ingestion.messages import AlertWorkMessage
-from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
+from shared.notify.delivery_log import QUEUE_MAX_DEQUEUE_COUNT
 from shared.platform.clients import get_clients
 from shared.platform.resources import Queues
 

@@ -126,7 +126,7 @@ def _venv_python(venv_dir: Path) -> Path:
 
 
 def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
 
 
 def _report(title: str, result: subprocess.CompletedProcess[str]) -> None:
@@ -166,7 +166,9 @@ def check(venv_dir: Path) -> int:
         return EXIT_FLOORS_FAIL if reachable else EXIT_REGISTRY_UNREACHABLE
 
     listed = _run([python, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"])
-    installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout or "[]")}
+    installed: dict[str, str] = {
+        canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout or "[]")
+    }
     drifted = {
         f.name: installed.get(f.name)
         for f in pins
@@ -231,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix="aoc-min-versions-"))
         print(f"venv kept in {folder / 'venv'}")
         return check(folder / "venv")
-    with tempfile.TemporaryDirectory(prefix="aoc-min-versions-") as folder:
-        return check(Path(folder) / "venv")
+    with tempfile.TemporaryDirectory(prefix="aoc-min-versions-") as temporary:
+        return check(Path(temporary) / "venv")
 
 
 if __name__ == "__main__":

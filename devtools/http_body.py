@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from email.message import Message
+from io import BufferedIOBase
 from typing import BinaryIO
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
 
 
-def read_request_body(headers: Message, stream: BinaryIO, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+def read_request_body(
+    headers: Message, stream: BufferedIOBase | BinaryIO, max_bytes: int = MAX_BODY_BYTES
+) -> bytes:
     if headers.get("Transfer-Encoding", "").lower() == "chunked":
         chunks: list[bytes] = []
         total = 0

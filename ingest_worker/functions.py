@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 @bp.queue_trigger(arg_name="msg", queue_name=Queues.INGEST, connection="AzureWebJobsStorage")
 @bp.queue_output(arg_name="alerts", queue_name=Queues.ALERTS, connection="AzureWebJobsStorage")
 def ingest_page(msg: func.QueueMessage, alerts: func.Out[list[str]]) -> None:
-    report = ingest_service().process(IngestMessage.model_validate_json(msg.get_body()))
+    message = IngestMessage.model_validate_json(msg.get_body())  # decoded before any service is built
+    report = ingest_service().process(message)
     alerts.set(report.alert_messages)
     logger.info(
         "ingested %s: %d records, %d new, %d quarantined",

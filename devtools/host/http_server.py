@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
@@ -183,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_body()
-        host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+        bound = cast(tuple[str, int], self.server.server_address)  # a TCP server, not a Unix socket
+        host = self.headers.get("Host") or f"{bound[0]}:{bound[1]}"
         url = f"http://{host}{self.path}"
         headers: dict[str, str] = {}
         for name, value in self.headers.items():

@@ -269,7 +269,7 @@ class QueueListener:
 
     def _process(self, message: QueueMessage, lease: _Lease | None = None) -> None:
         lease = lease or self._track(message)
-        if message.dequeue_count > self.options.max_dequeue_count:
+        if (message.dequeue_count or 0) > self.options.max_dequeue_count:
             with lease.lock:
                 self._release(lease)
                 self._move_to_poison(message, lease.pop_receipt)
@@ -307,7 +307,7 @@ class QueueListener:
                 if error is None:
                     self.processed += 1
                     self.queue.delete_message(message.id, lease.pop_receipt)
-                elif message.dequeue_count >= self.options.max_dequeue_count:
+                elif (message.dequeue_count or 0) >= self.options.max_dequeue_count:
                     self.failed += 1
                     self._move_to_poison(message, lease.pop_receipt)
                 else:

@@ -127,7 +127,9 @@ def _parse_parameter(body: str) -> _Parameter:
 
 def _split_constraints(body: str) -> list[str]:
     """Split 'id:int:min(1)' on colons that are not inside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
     for ch in body:
         if ch == "(":
             depth += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 from azure.storage.queue import QueueClient, QueueServiceClient
 
@@ -29,7 +30,7 @@ class QueueClientFactory:
 
     def _build(self, connection: str) -> QueueServiceClient:
         env = self._environ
-        options = {"connection_timeout": 5, "read_timeout": 30}
+        options: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 30}
         if env.get(connection):
             return QueueServiceClient.from_connection_string(env[connection], **options)
         uri = env.get(f"{connection}__queueServiceUri")

@@ -28,6 +28,7 @@ from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.directory import guid
 from devtools.simulator.faults import unit
 from devtools.simulator.responses import Response, json_response
+from devtools.simulator.routing import ApiRequest
 from devtools.simulator.timefmt import from_us, graph_time, iso
 
 # The Azure DevOps application id: tokens for `{DEVOPS_RESOURCE}/.default` call the DevOps REST APIs.
@@ -176,6 +177,21 @@ class DevOpsService:
             return [dict(attempt) for attempt in self._attempts]
 
     # ------------------------------------------------------------------------------------------
+    def route(self, request: ApiRequest, segments: list[str]) -> Response:
+        """The router for /devops/{segments}: `handle`, recording whether the credentials were accepted."""
+        response, accepted = self.handle(
+            request.method,
+            request.path,
+            segments,
+            request.query,
+            request.headers,
+            request.body,
+            base_url=request.base_url,
+            now_us=request.now_us(),
+        )
+        request.entry["authorized"] = accepted
+        return response
+
     def handle(
         self,
         method: str,

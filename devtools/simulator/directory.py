@@ -156,7 +156,8 @@ def build_directory(seed: int) -> Directory:
     )
     groups = tuple(Group(id=guid(rng), display_name=name, mail_nickname=nick) for name, nick in _GROUPS)
     by_id: dict[str, DirectoryObject] = {}
-    for obj in (*users, *sps, *groups):
+    objects: tuple[DirectoryObject, ...] = (*users, *sps, *groups)
+    for obj in objects:
         by_id[obj.id] = obj
     return Directory(
         domain=TENANT_DOMAIN,

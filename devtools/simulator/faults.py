@@ -28,8 +28,20 @@ class Fault:
 
 
 class FaultPlan:
+    """Which Graph and Management calls fail. Both APIs share one call counter, so the faults follow
+    the order calls arrive in across the two APIs. Thread-safe."""
+
     def __init__(self, config: SimulatorConfig) -> None:
         self._config = config
+        self._lock = threading.Lock()
+        self._calls = 0
+
+    def next_call(self) -> Fault | None:
+        """Count one more API call and return its fault, if any."""
+        with self._lock:
+            self._calls += 1
+            counter = self._calls
+        return self.for_call(counter)
 
     def for_call(self, counter: int) -> Fault | None:
         """The fault for the `counter`-th API call (1-based), if any."""

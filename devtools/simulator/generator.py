@@ -175,8 +175,8 @@ class Tenant:
             templates = day_templates(kind)
             cum: list[float] = []
             acc = 0.0
-            for template in templates:
-                acc += template.weight
+            for weighted in templates:
+                acc += weighted.weight
                 cum.append(acc)
             last_template = len(templates) - 1
             is_graph = source != O365
@@ -349,7 +349,7 @@ class Tenant:
             # then the revision that makes them part of new snapshots.
             self._graph[source] = ([r.event_us for r in merged], merged)
             self.records.extend(new)
-            summary = {
+            summary: dict[str, Any] = {
                 "burst": number,
                 "kind": kind,
                 "source": source,

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devtools.simulator.responses import Response
+from devtools.simulator.responses import Response, json_response
+from devtools.simulator.routing import ApiRequest, no_route
+from devtools.simulator.timefmt import iso
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -112,6 +114,19 @@ class WebhookSink:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._webhooks: dict[str, _Webhook] = {}
+
+    def route(self, request: ApiRequest, segments: list[str]) -> Response:
+        """The router for /webhooks/{name}: POST delivers, other methods 405, other paths 404."""
+        if len(segments) != 1 or not valid_name(segments[0]):
+            return no_route(request.path)
+        if request.method != "POST":
+            return json_response(
+                405,
+                {"error": {"code": "MethodNotAllowed", "message": "A webhook only accepts POST."}},
+                Allow="POST",
+            )
+        request.entry["authorized"] = True  # webhook URLs carry their secret in the URL
+        return self.deliver(segments[0], request.headers, request.body, iso(request.now_us()))
 
     def deliver(self, name: str, headers: Mapping[str, str], body: bytes, sim_time: str) -> Response:
         """Record one POST to webhook `name` and answer it with the next scripted response."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.alerts.model import ALLOWED_TRANSITIONS, AlertStatus, Classification, HistoryEntry
-from shared.alerts.store import AlertStore
+from shared.alerts.ports import AlertDocuments
 from shared.platform.clock import Clock, utc_iso
 
 MAX_COMMENT_LENGTH = 4000
@@ -96,7 +96,7 @@ def apply_update(
 
 
 def update_alert(
-    store: AlertStore,
+    store: AlertDocuments,
     clock: Clock,
     tenant_id: str,
     alert_id: str,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from shared.platform.ids import is_alert_id, is_channel_name, storage_id
 from shared.rules.model import Severity
 
 MAX_EVENT_REFS = 100  # evidence kept on the alert; `occurrences` counts every match
@@ -103,12 +104,28 @@ class Alert(BaseModel):
         return [e.id for e in self.events]
 
 
-class NotifyMessage(BaseModel):
-    """One notification for the `notify` queue: the delivery log key is (alert, channel, round)."""
+def _alert_id(value: str) -> str:
+    if not is_alert_id(value):
+        raise ValueError("alert_id is not an alert id of this app")
+    return value
 
-    alert_id: str
-    pk: str
-    channel: str
+
+def _channel_name(value: str) -> str:
+    if not is_channel_name(value):
+        raise ValueError("channel is not a channel name (1 to 40 of A-Z a-z 0-9 _ -)")
+    return value
+
+
+class NotifyMessage(BaseModel):
+    """One notification for the `notify` queue: the delivery log key is (alert, channel, round).
+
+    The alert id and channel are checked when the message is decoded: they key a DeliveryLog row, which
+    is claimed before the alert is read, so an id of another grammar must never get that far.
+    """
+
+    alert_id: Annotated[str, AfterValidator(_alert_id)]
+    pk: Annotated[str, AfterValidator(storage_id)]
+    channel: Annotated[str, AfterValidator(_channel_name)]
     round: int = Field(ge=1)
 
     @property

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from azure.cosmos import ContainerProxy
 
-from shared.alerts.ledger import MatchLedger, MatchRow, qualifying_rows
+from shared.alerts.ledger import MatchRow, qualifying_rows
 from shared.alerts.model import (
     ACTIVE_STATUSES,
     MAX_EVENT_REFS,
@@ -33,12 +33,11 @@ from shared.alerts.model import (
     NotifyMessage,
     alert_fingerprint,
 )
-from shared.alerts.store import AlertStore
+from shared.alerts.ports import AlertDocuments, CurrentRules, MatchHistory
 from shared.ingestion.messages import AlertWorkMessage, EventRef
 from shared.platform.clock import Clock, parse_utc, utc_iso
 from shared.platform.cosmos import read_or_none
 from shared.rules.engine import CompiledRule
-from shared.rules.source import RuleSource
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +108,9 @@ class AlertService:
     def __init__(
         self,
         events: ContainerProxy,
-        store: AlertStore,
-        ledger: MatchLedger,
-        rules: RuleSource,
+        store: AlertDocuments,
+        ledger: MatchHistory,
+        rules: CurrentRules,
         clock: Clock,
         *,
         channels: Sequence[ChannelRoute],

@@ -13,10 +13,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from shared.alerts.ledger import MatchLedger
+from shared.alerts.ports import LedgerRetention
 from shared.alerts.service import AlertReport, AlertService
 from shared.ingestion.events import partition_key
-from shared.ingestion.watermarks import SourceState, WatermarkStore
+from shared.ingestion.ports import SourceStates
+from shared.ingestion.watermarks import SourceState
 from shared.platform.clock import Clock, parse_utc, utc_iso
 
 logger = logging.getLogger(__name__)
@@ -100,9 +101,9 @@ class SourceHealthCheck:
 
     def __init__(
         self,
-        watermarks: WatermarkStore,
+        watermarks: SourceStates,
         alerts: AlertService,
-        ledger: MatchLedger,
+        ledger: LedgerRetention,
         clock: Clock,
         *,
         enabled_sources: set[str],

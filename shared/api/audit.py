@@ -1,7 +1,8 @@
 """The API's audit trail: every write (PATCH, POST, PUT) as who, what, when, before and after.
 
 Records live in the Cosmos `audit` container, partitioned by tenant, with a deterministic id per
-request so a retried write records once. `GET /api/audit` (admins) pages through them newest first.
+request so a retried write records once. `GET /api/audit` (admins, `AuditApi`) pages through them
+newest first.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.api.auth import Principal
+from shared.api.auth import Principal, Role
 from shared.api.paging import ContinuationSigner, iso_time_or_none, query_hash
+from shared.api.responses import ApiGuard
+from shared.api.routing import Call, Reply, Resource, route
 from shared.platform.clock import Clock, parse_utc, utc_iso
 
 
@@ -122,3 +125,24 @@ class AuditLog:
             items = items[: query.page_size]
             continuation = signer.encode(fingerprint, {"at": items[-1].at, "id": items[-1].id})
         return AuditPage(items=items, continuation=continuation)
+
+
+class AuditApi(Resource):
+    def __init__(self, guard: ApiGuard, log: AuditLog, signer: ContinuationSigner) -> None:
+        self.guard = guard
+        self._log = log
+        self._signer = signer
+
+    @route(
+        "GET",
+        "audit",
+        "list_audit",
+        role=Role.ADMIN,
+        summary="Who changed what through the API",
+        tag="operations",
+        query=AuditQuery,
+        body=None,
+        response=AuditPage,
+    )
+    def list_audit(self, call: Call[AuditQuery, None]) -> Reply:
+        return self._log.search(call.query, self._signer)

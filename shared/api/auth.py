@@ -223,8 +223,15 @@ class ApiAudience:
         return audience == self.client_id or (self.app_id_uri is not None and audience == self.app_id_uri)
 
 
-def _is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _finite_number(value: Any) -> float | None:
+    """`value` as a float when it is a finite JSON number (not a bool, not past float range), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float range
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass
@@ -304,8 +311,9 @@ class EntraTokenVerifier:
         return tenant
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
-        times = {name: claims.get(name) for name in ("exp", "nbf", "iat")}
-        if not all(_is_finite_number(value) for value in times.values()):
+        parsed = {name: _finite_number(claims.get(name)) for name in ("exp", "nbf", "iat")}
+        times = {name: value for name, value in parsed.items() if value is not None}
+        if len(times) != len(parsed):
             raise AuthError(401, "invalid token: exp, nbf and iat must be numbers")
         now = self.clock.now().timestamp()
         if now > times["exp"] + self.leeway_seconds:

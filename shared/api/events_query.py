@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +27,6 @@ RELATIVE = re.compile(r"^(\d{1,5})([mhd])$")
 DEFAULT_RANGE = dt.timedelta(days=30)
 MAX_RANGE = dt.timedelta(days=800)
 HIDDEN_FIELDS = ("raw",)
-REPEATABLE = ("service", "tag", "exclude_tag")
 
 
 class EventQuery(BaseModel):
@@ -69,6 +69,21 @@ class EventQuery(BaseModel):
 
     def filters(self) -> dict[str, Any]:
         return self.model_dump(exclude={"continuation"}, exclude_defaults=True)
+
+
+def list_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The query parameters of `model` that may be given more than once: its list-typed fields."""
+    return tuple(name for name, info in model.model_fields.items() if _is_list(info.annotation))
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    return origin is not None and any(_is_list(a) for a in typing.get_args(annotation) if a is not type(None))
+
+
+REPEATABLE = list_fields(EventQuery)
 
 
 def parse_query_string(url: str, repeatable: Sequence[str] = REPEATABLE) -> dict[str, Any]:

@@ -1,47 +1,19 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models each route declares.
+"""The OpenAPI 3.1 document, generated from the route declarations (shared.api.routing.Route).
 
-Every route module lists its `RouteDoc`s; `openapi_document` turns query models into parameters,
-body and response models into JSON Schema components, and adds the problem responses all routes share.
+`openapi_document` turns query models into parameters (list-typed fields as repeatable ones), body and
+response models into JSON Schema components, and adds the problem responses the routes share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.api.auth import Role
 from shared.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
-
-
-@dataclass(frozen=True)
-class PathParam:
-    name: str
-    description: str
-    max_length: int = 400
-
-
-@dataclass(frozen=True)
-class RouteDoc:
-    method: str
-    path: str  # under /api, with {param} segments
-    operation_id: str
-    summary: str
-    role: Role | None  # None: no authentication
-    tag: str
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    status: int = 200
-    path_params: tuple[PathParam, ...] = ()
-    # Non-JSON success bodies (exports, raw records): media type -> JSON schema.
-    content: dict[str, dict[str, Any]] = field(default_factory=dict)
-    description: str = ""
-    repeatable: tuple[str, ...] = ()  # query parameters that may be given more than once
-    extra_statuses: tuple[int, ...] = ()  # other statuses answered with the same body, e.g. 503
+from shared.api.routing import WRITE_METHODS, Route
 
 
 class Problem(BaseModel):
@@ -55,7 +27,7 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
-def _models(routes: Iterable[RouteDoc]) -> list[type[BaseModel]]:
+def _models(routes: Iterable[Route]) -> list[type[BaseModel]]:
     seen: dict[str, type[BaseModel]] = {"Problem": Problem}
     for route in routes:
         for model in (route.body, route.response):
@@ -64,15 +36,14 @@ def _models(routes: Iterable[RouteDoc]) -> list[type[BaseModel]]:
     return list(seen.values())
 
 
-def _query_parameters(route: RouteDoc) -> list[dict[str, Any]]:
-    if route.query is None:
-        return []
+def _query_parameters(route: Route) -> list[dict[str, Any]]:
     schema = route.query.model_json_schema(mode="validation")
     definitions = schema.get("$defs", {})
+    repeatable = route.repeatable
     parameters = []
     for name, prop in schema.get("properties", {}).items():
         prop = _inline(prop, definitions)
-        if name in route.repeatable:
+        if name in repeatable:
             items = prop.get("items") or prop
             parameter_schema: dict[str, Any] = {"type": "array", "items": items}
             if "maxItems" in prop:
@@ -121,7 +92,7 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-def openapi_document(routes: Iterable[RouteDoc], *, title: str, version: str) -> dict[str, Any]:
+def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> dict[str, Any]:
     routes = list(routes)
     _, schemas = models_json_schema(
         [(model, "validation") for model in _models(routes) if model is not None],
@@ -157,7 +128,7 @@ def openapi_document(routes: Iterable[RouteDoc], *, title: str, version: str) ->
             operation["security"] = []
         if route.body is not None:
             operation["requestBody"] = {
-                "required": True,
+                "required": bool(route.body.model_fields) or route.raw_body,
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{route.body.__name__}"}}
                 },
@@ -175,14 +146,13 @@ def openapi_document(routes: Iterable[RouteDoc], *, title: str, version: str) ->
         responses: dict[str, Any] = {str(route.status): success}
         for status in route.extra_statuses:
             responses[str(status)] = {**success, "description": "See the body"}
-        if route.query is not None or route.body is not None or route.path_params:
-            responses["400"] = _problem("Invalid input: the problem names the field")
+        responses["400"] = _problem("Invalid input: the problem names the field")
         if route.role is not None:
             responses["401"] = _problem("Not authenticated")
             responses["403"] = _problem("Authenticated, without the role this needs")
         if route.path_params:
             responses["404"] = _problem("Not found, or hidden from this caller")
-        if route.method.upper() in ("PUT", "PATCH", "POST") and route.body is not None:
+        if route.method in WRITE_METHODS and route.body is not None:
             responses["409"] = _problem("Changed by someone else meanwhile: read it again and retry")
             responses["413"] = _problem("The body is larger than this route accepts")
             responses["415"] = _problem("The body is not JSON (application/json, UTF-8)")

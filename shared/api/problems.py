@@ -50,6 +50,11 @@ def bad_request(detail: str, field: str | None = None) -> ApiProblem:
     return ApiProblem(400, "Bad Request", detail, kind="invalid-input", errors=errors)
 
 
+def conflict(detail: str) -> ApiProblem:
+    """409: what the request builds on changed meanwhile; read it again and retry."""
+    return ApiProblem(409, "Conflict", detail, kind="conflict")
+
+
 def from_validation_error(error: ValidationError, location: str = "query") -> ApiProblem:
     """A 400 listing each invalid field (never echoing the input value)."""
     errors = []

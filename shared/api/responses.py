@@ -52,10 +52,10 @@ def answer(path: str, handler: Callable[[], ApiResponse]) -> ApiResponse:
         return problem_response(ApiProblem(404, "Not Found", "no such item", kind="not-found"), path)
     except Exception:
         logger.exception("%s: unexpected error", path[:200])
-        problem = ApiProblem(
+        failure = ApiProblem(
             500, "Internal Server Error", "the request failed unexpectedly", kind="internal-error"
         )
-        return problem_response(problem, path)
+        return problem_response(failure, path)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

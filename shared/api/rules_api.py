@@ -1,54 +1,45 @@
-"""GET /api/rules, PUT /api/rules/{id} and POST /api/rules/test: the alert rules through the API.
+"""The rule routes: GET /api/rules, PUT /api/rules/{id} and POST /api/rules/test.
 
-A PUT edits the override blob (`config/rules.yaml`), starting from the shipped default file when there
-is none. The whole resulting file is validated with the engine's schema and compiler before it is
-saved, and it is saved conditionally on the ETag of the blob it was built from (create-if-absent when
-there was none), so two concurrent edits never lose each other: the loser re-reads and re-applies its
-change, a few times, then gets a 409.
+Editing the rule file (validation of the whole file, ETag-guarded saves, canonical form) is
+shared.rules.editing's; this module turns its outcomes into answers and problems, audits each save,
+and evaluates a rule under test against the newest events the caller may see.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-from azure.storage.blob import ContainerClient, ContentSettings
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from azure.storage.blob import ContainerClient
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.api.audit import AuditLog
-from shared.api.auth import Principal, Role
-from shared.api.bodies import read_json_object
-from shared.api.events_query import EventQuery, EventSearch, parse_query_string
-from shared.api.openapi import PathParam, RouteDoc
-from shared.api.problems import ApiProblem, bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, idempotency_key, json_response, not_found
+from shared.api.auth import Role
+from shared.api.events_query import EventQuery, EventSearch, SensitivityPolicy
+from shared.api.problems import ApiProblem, bad_request, conflict
+from shared.api.responses import ApiGuard, not_found
+from shared.api.routing import Call, NoQuery, PathParam, Reply, Resource, route
 from shared.platform.clock import Clock
 from shared.platform.ids import is_rule_id
-from shared.platform.yaml_bounded import load_yaml_bounded
-from shared.rules.engine import BusinessHours, RuleSet, compile_rule
-from shared.rules.model import (
-    Condition,
-    Rule,
-    RuleError,
-    Scalar,
-    Severity,
-    Threshold,
-    parse_rule,
+from shared.rules.editing import MAX_SAVE_ATTEMPTS as MAX_SAVE_ATTEMPTS
+from shared.rules.editing import (
+    RuleFileEditor,
+    RuleFileUnreadableError,
+    RuleSaveConflictError,
+    UnknownRuleError,
+    rule_error_details,
 )
-from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader, compile_rules
+from shared.rules.editing import rule_view as rule_view
+from shared.rules.engine import BusinessHours, compile_rule
+from shared.rules.model import RuleError, Scalar, Severity, Threshold, parse_rule
+from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
-MAX_SAVE_ATTEMPTS = 5
 MAX_TEST_EVENTS = 5000
 DEFAULT_TEST_EVENTS = 500
 TEST_PAGE_SIZE = 200
@@ -58,34 +49,17 @@ THRESHOLD_NOTE = (
     "threshold rule: every event that satisfies the condition is listed; whether {count} of them fell "
     "within {window:g} minutes of each other (per group) is not evaluated here"
 )
-# Top-level keys of a rule, in the order they are written to the YAML file (`when` last, as in the
-# shipped file, so the condition reads below the description).
-RULE_KEY_ORDER = (
+RULE_ID = PathParam(
     "id",
-    "title",
-    "description",
-    "severity",
-    "mitre",
-    "enabled",
-    "tags",
-    "group_by",
-    "threshold",
-    "suppress_minutes",
-    "when",
-)
-_CONDITION = TypeAdapter(Condition)
-_PROBLEM = re.compile(
-    r"^(?:rule '(?P<rule>[^']*)'|rules\[(?P<index>\d+)\]): (?P<field>[^:]+): (?P<message>.*)$", re.S
+    "the rule id, e.g. entra.global-admin-added",
+    "rule",
+    is_rule_id,
+    max_length=80,
+    refusal="an id is 3-80 lower-case letters, digits, '.', '_' or '-'",
 )
 
 
 # --- documented models -------------------------------------------------------------------------------
-
-
-class RulesQuery(BaseModel):
-    """The rule routes take no query parameters; any given is refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class RuleView(BaseModel):
@@ -175,187 +149,34 @@ class RuleTestResult(BaseModel):
     note: str | None = None
 
 
-RULE_PATH_PARAM = PathParam("id", "the rule id, e.g. entra.global-admin-added", max_length=80)
-
-RULE_ROUTES: list[RouteDoc] = [
-    RouteDoc(
-        "GET",
-        "rules",
-        "listRules",
-        "The alert rules in force",
-        Role.READER,
-        "rules",
-        query=RulesQuery,
-        response=RulesDocument,
-        description="Every rule of the rule file in force (disabled ones included), with its origin.",
-    ),
-    RouteDoc(
-        "PUT",
-        "rules/{id}",
-        "putRule",
-        "Replace, add, enable or disable one rule",
-        Role.ADMIN,
-        "rules",
-        query=RulesQuery,
-        body=RuleDefinition,
-        response=RuleView,
-        path_params=(RULE_PATH_PARAM,),
-        description=(
-            "Writes the override blob config/rules.yaml (from the shipped rules when there is none) after "
-            "validating the whole resulting file. A 400 lists each problem with the field at fault."
-        ),
-    ),
-    RouteDoc(
-        "POST",
-        "rules/test",
-        "testRule",
-        "Evaluate a rule against recent events without saving it",
-        Role.ADMIN,
-        "rules",
-        query=RulesQuery,
-        body=RuleTestRequest,
-        response=RuleTestResult,
-        description=(
-            "Compiles the rule with the lists in force and evaluates it against the newest events of the "
-            "last 30 days that the caller may see."
-        ),
-    ),
-]
-
-
-# --- pure rule-file logic -------------------------------------------------------------------------
-
-
-class RulesFileError(ApiProblem):
-    """The override blob cannot be edited (not YAML, or not a rule file's shape)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(409, "Conflict", detail, kind="rules-file-unreadable")
-
-
-def load_rule_document(text: str, origin: str) -> dict[str, Any]:
-    """A rule file's text as an editable document: a mapping with a `rules` list.
-
-    Loaded with bounds on nesting and alias expansion: a YAML bomb in the blob is a 409, not a hang."""
-    try:
-        document = load_yaml_bounded(text)
-    except yaml.YAMLError:
-        raise RulesFileError(f"{origin} is not valid YAML: fix or delete it") from None
-    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
-        raise RulesFileError(f"{origin} is not a rule file (a mapping with a 'rules' list): fix or delete it")
-    return document
-
-
-def _raw_id(raw: Any) -> Any:
-    return raw.get("id") if isinstance(raw, dict) else None
-
-
-def find_rule(document: Mapping[str, Any], rule_id: str) -> dict[str, Any] | None:
-    return next((r for r in document["rules"] if _raw_id(r) == rule_id), None)
-
-
-def replace_rule(
-    document: Mapping[str, Any], rule: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A copy of `document` with the rule of the same id replaced in place, or appended when new;
-    and the rule it replaced. Everything else (version, lists, other rules, key order) is kept."""
-    updated = copy.deepcopy(dict(document))
-    rules: list[Any] = updated["rules"]
-    for index, raw in enumerate(rules):
-        if _raw_id(raw) == rule["id"]:
-            rules[index] = dict(rule)
-            return updated, raw
-    rules.append(dict(rule))
-    return updated, None
-
-
-def set_enabled(
-    document: Mapping[str, Any], rule_id: str, enabled: bool
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """A copy of `document` with one rule switched on or off, otherwise unchanged; (document, before,
-    after). KeyError when there is no such rule."""
-    before = find_rule(document, rule_id)
-    if before is None:
-        raise KeyError(rule_id)
-    after = {**before, "enabled": enabled}
-    updated, _ = replace_rule(document, after)
-    return updated, before, after
-
-
-def condition_document(condition: Condition) -> dict[str, Any]:
-    """A condition as written in the rule file: aliases (`in`, `not`), unset operators left out."""
-    dumped: dict[str, Any] = _CONDITION.dump_python(
-        condition, mode="json", by_alias=True, exclude_defaults=True
-    )
-    return dumped
-
-
-def rule_view(rule: Rule) -> dict[str, Any]:
-    """Every field of a rule, for API responses (the RuleView shape)."""
-    document = rule.model_dump(mode="json", by_alias=True, exclude={"when"})
-    document["when"] = condition_document(rule.when)
-    return {key: document[key] for key in RULE_KEY_ORDER}
-
-
-def rule_document(rule: Rule) -> dict[str, Any]:
-    """A rule as it is written to the YAML file: unset optional fields and empty lists left out."""
-    return {
-        key: value
-        for key, value in rule_view(rule).items()
-        if key == "enabled" or (value is not None and value != [])
-    }
-
-
-def dump_rule_file(document: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(
-        dict(document), sort_keys=False, allow_unicode=True, default_flow_style=False, width=110
-    )
-
-
-def rule_error_details(error: RuleError, rule_id: str | None) -> list[dict[str, str]]:
-    """Each problem as {field, message}. Fields of the rule `rule_id` (of the only rule, when None) are
-    named as in its body; those of another rule of the file as `rules.<id>.<field>`."""
-    details = []
-    for problem in error.problems:
-        match = _PROBLEM.match(problem)
-        if match is None:
-            details.append({"field": "rules", "message": problem})
-            continue
-        field = match.group("field")
-        field = "body" if field == "(rule)" else field
-        owner = match.group("rule")
-        if rule_id is not None and owner != rule_id:
-            field = f"rules.{owner if owner is not None else match.group('index')}.{field}"
-        details.append({"field": field, "message": match.group("message")})
-    return details
+# --- problems ---------------------------------------------------------------------------------------
 
 
 def invalid_rule(error: RuleError, rule_id: str | None) -> ApiProblem:
+    """A 400 listing each problem with the field at fault (shared.rules.editing.rule_error_details)."""
     details = rule_error_details(error, rule_id)
     first = details[0] if details else {"field": "body", "message": "invalid rule"}
     return ApiProblem(
-        400,
-        "Bad Request",
+        400, "Bad Request", f"{first['field']}: {first['message']}", kind="invalid-rule", errors=details
+    )
+
+
+def _nested(problem: ApiProblem, prefix: str) -> ApiProblem:
+    """The same problem with every field named under `prefix` (the rule sits at `rule` in the body)."""
+    errors = [{**e, "field": f"{prefix}.{e['field']}"} for e in problem.errors]
+    first = errors[0] if errors else {"field": prefix, "message": problem.detail}
+    return ApiProblem(
+        problem.status,
+        problem.title,
         f"{first['field']}: {first['message']}",
-        kind="invalid-rule",
-        errors=details,
+        kind=problem.kind,
+        errors=errors,
     )
 
 
 def _json_safe(value: Any) -> Any:
+    """A YAML value (dates included) as plain JSON, for the audit log."""
     return json.loads(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _json_body(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-    """The body as one JSON object (400, 413, 415 otherwise: shared.api.bodies)."""
-    return read_json_object(body, headers, max_bytes=MAX_BODY_BYTES, required=True)
-
-
-def _no_query(url: str) -> None:
-    try:
-        RulesQuery.model_validate(parse_query_string(url, repeatable=()))
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
 
 
 def _actor(event: Mapping[str, Any]) -> str | None:
@@ -366,13 +187,10 @@ def _actor(event: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-# --- the service ----------------------------------------------------------------------------------
-
-# Changes the editable rule file document: (the new document, the rule it replaced or None).
-Edit = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any] | None]]
+# --- the routes -------------------------------------------------------------------------------------
 
 
-class RulesApi:
+class RulesApi(Resource):
     def __init__(
         self,
         guard: ApiGuard,
@@ -387,158 +205,112 @@ class RulesApi:
         default_file: Path = DEFAULT_RULES_FILE,
         extra_lists: dict[str, list[Scalar]] | None = None,
     ) -> None:
-        self._guard = guard
+        self.guard = guard
         self._rule_source = rule_source
-        self._container = config_container
-        self._blob_name = blob_name
-        self._read = blob_reader(config_container, blob_name)
+        self._editor = RuleFileEditor(
+            config_container, hours, blob_name=blob_name, default_file=default_file, extra_lists=extra_lists
+        )
         self._search = search
         self._audit = audit
         self._hours = hours
         self._clock = clock
-        self._default_file = default_file
-        self._extra_lists = extra_lists or {}
 
-    # GET /api/rules ------------------------------------------------------------------------------
-
-    def list_rules(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
-        def handle() -> ApiResponse:
-            self._guard.require(headers, Role.READER)
-            _no_query(url)
-            rules = self._rule_source.current()
-            document = RulesDocument(
-                origin=rules.origin,
-                overridden=rules.origin.startswith("blob:"),
-                version=rules.version,
-                last_error=self._rule_source.last_error,
-                count=len(rules.rules),
-                rules=[RuleView.model_validate(rule_view(r)) for r in rules.rules],
-            )
-            return json_response(document.model_dump(mode="json"))
-
-        return answer(path, handle)
-
-    # PUT /api/rules/{id} -------------------------------------------------------------------------
-
-    def put_rule(
-        self, rule_id: str, url: str, body: bytes, headers: Mapping[str, str], path: str
-    ) -> ApiResponse:
-        def handle() -> ApiResponse:
-            principal = self._guard.require(headers, Role.ADMIN)
-            _no_query(url)
-            if not is_rule_id(rule_id):
-                raise bad_request("an id is 3-80 lower-case letters, digits, '.', '_' or '-'", field="id")
-            key = idempotency_key(headers)
-            definition = _json_body(body, headers)
-            if "id" in definition and definition["id"] != rule_id:
-                raise bad_request(f"the body's id must equal the path's id {rule_id!r}", field="id")
-            toggle_only = set(definition) <= {"id", "enabled"} and "enabled" in definition
-            if toggle_only and not isinstance(definition["enabled"], bool):
-                raise bad_request("enabled must be true or false", field="enabled")
-            edit: Edit
-            if toggle_only:
-                enabled = bool(definition["enabled"])
-
-                def edit(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-                    try:
-                        updated, before, _ = set_enabled(document, rule_id, enabled)
-                    except KeyError:
-                        raise not_found("rule", rule_id) from None
-                    return updated, before
-
-            else:
-                raw = {"id": rule_id, **{k: v for k, v in definition.items() if k != "id"}}
-
-                def edit(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-                    return self._replace(document, raw, rule_id)
-
-            before, saved = self._save(edit, rule_id)
-            self._rule_source.invalidate()
-            self._audit.record(
-                principal,
-                "rule.update",
-                "rule",
-                rule_id,
-                _json_safe(before) if before is not None else None,
-                saved,
-                request_id=key,
-            )
-            logger.info("rule %s saved by %s", rule_id, principal.name)
-            return json_response(saved)
-
-        return answer(path, handle)
-
-    def _replace(
-        self, document: dict[str, Any], raw: dict[str, Any], rule_id: str
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Validate the rule as sent inside the whole file, then write it in its canonical form."""
-        candidate, _ = replace_rule(document, raw)
-        rule_set = self._compile(dump_rule_file(candidate), rule_id)
-        rule = next(r for r in rule_set.rules if r.id == rule_id)
-        return replace_rule(document, rule_document(rule))
-
-    def _compile(self, text: str, rule_id: str) -> RuleSet:
-        try:
-            return compile_rules(text, self._hours, f"blob:{self._blob_name}", self._extra_lists)
-        except RuleError as exc:
-            raise invalid_rule(exc, rule_id) from None
-
-    def _save(self, edit: Edit, rule_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Apply `edit` to the current file and save it conditionally; re-read and re-apply on a lost
-        race. Returns (the rule before, the rule saved, as the API shows it)."""
-        blob = self._container.get_blob_client(self._blob_name)
-        for attempt in range(1, MAX_SAVE_ATTEMPTS + 1):
-            found = self._read()
-            if found is None:
-                text, origin = (
-                    self._default_file.read_text(encoding="utf-8"),
-                    f"file:{self._default_file.name}",
-                )
-            else:
-                text, origin = found.text, found.origin
-            document = load_rule_document(text, origin)
-            updated, before = edit(document)
-            new_text = dump_rule_file(updated)
-            rule_set = self._compile(new_text, rule_id)  # the whole file, exactly as it will be saved
-            saved = next(r for r in rule_set.rules if r.id == rule_id)
-            settings = ContentSettings(content_type="application/yaml; charset=utf-8")
-            try:
-                if found is None:
-                    blob.upload_blob(new_text.encode("utf-8"), overwrite=False, content_settings=settings)
-                else:
-                    blob.upload_blob(
-                        new_text.encode("utf-8"),
-                        overwrite=True,
-                        etag=found.etag,
-                        match_condition=MatchConditions.IfNotModified,
-                        content_settings=settings,
-                    )
-            except (ResourceModifiedError, ResourceExistsError):
-                logger.info("rule file changed while saving %s (attempt %d); retrying", rule_id, attempt)
-                continue
-            return before, rule_view(saved)
-        raise ApiProblem(
-            409,
-            "Conflict",
-            "the rule file kept changing while saving: read the rules again and retry",
-            kind="conflict",
+    @route(
+        "GET",
+        "rules",
+        "list_rules",
+        operation_id="listRules",
+        role=Role.READER,
+        summary="The alert rules in force",
+        query=NoQuery,
+        body=None,
+        response=RulesDocument,
+        description="Every rule of the rule file in force (disabled ones included), with its origin.",
+    )
+    def list_rules(self, call: Call[NoQuery, None]) -> Reply:
+        rules = self._rule_source.current()
+        return RulesDocument(
+            origin=rules.origin,
+            overridden=rules.origin.startswith("blob:"),
+            version=rules.version,
+            last_error=self._rule_source.last_error,
+            count=len(rules.rules),
+            rules=[RuleView.model_validate(rule_view(r)) for r in rules.rules],
         )
 
-    # POST /api/rules/test ------------------------------------------------------------------------
+    @route(
+        "PUT",
+        "rules/{id}",
+        "put_rule",
+        operation_id="putRule",
+        role=Role.ADMIN,
+        summary="Replace, add, enable or disable one rule",
+        query=NoQuery,
+        body=RuleDefinition,
+        raw_body=True,  # the rule engine validates it, naming each field at fault
+        max_body_bytes=MAX_BODY_BYTES,
+        response=RuleView,
+        path_params=(RULE_ID,),
+        description=(
+            "Writes the override blob config/rules.yaml (from the shipped rules when there is none) after "
+            "validating the whole resulting file. A 400 lists each problem with the field at fault."
+        ),
+    )
+    def put_rule(self, call: Call[NoQuery, dict[str, Any]]) -> Reply:
+        rule_id, definition, principal = call.params["id"], call.body, call.principal
+        if "id" in definition and definition["id"] != rule_id:
+            raise bad_request(f"the body's id must equal the path's id {rule_id!r}", field="id")
+        toggle_only = set(definition) <= {"id", "enabled"} and "enabled" in definition
+        if toggle_only and not isinstance(definition["enabled"], bool):
+            raise bad_request("enabled must be true or false", field="enabled")
+        try:
+            if toggle_only:
+                before, saved = self._editor.set_enabled(rule_id, definition["enabled"])
+            else:
+                before, saved = self._editor.replace(rule_id, definition)
+        except RuleError as exc:
+            raise invalid_rule(exc, rule_id) from None
+        except UnknownRuleError:
+            raise not_found("rule", rule_id) from None
+        except RuleFileUnreadableError as exc:
+            raise ApiProblem(409, "Conflict", str(exc), kind="rules-file-unreadable") from None
+        except RuleSaveConflictError:
+            raise conflict(
+                "the rule file kept changing while saving: read the rules again and retry"
+            ) from None
+        self._rule_source.invalidate()
+        self._audit.record(
+            principal,
+            "rule.update",
+            "rule",
+            rule_id,
+            _json_safe(before) if before is not None else None,
+            saved,
+            request_id=call.idempotency_key,
+        )
+        logger.info("rule %s saved by %s", rule_id, principal.name)
+        return saved
 
-    def test_rule(self, url: str, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
-        def handle() -> ApiResponse:
-            principal = self._guard.require(headers, Role.ADMIN)
-            _no_query(url)
-            try:
-                request = RuleTestRequest.model_validate(_json_body(body, headers))
-            except ValidationError as exc:
-                raise from_validation_error(exc, location="body") from None
-            return json_response(self._evaluate(request, principal).model_dump(mode="json"))
+    @route(
+        "POST",
+        "rules/test",
+        "test_rule",
+        operation_id="testRule",
+        role=Role.ADMIN,
+        summary="Evaluate a rule against recent events without saving it",
+        query=NoQuery,
+        body=RuleTestRequest,
+        max_body_bytes=MAX_BODY_BYTES,
+        response=RuleTestResult,
+        description=(
+            "Compiles the rule with the lists in force and evaluates it against the newest events of the "
+            "last 30 days that the caller may see."
+        ),
+    )
+    def test_rule(self, call: Call[NoQuery, RuleTestRequest]) -> Reply:
+        return self._evaluate(call.body, call.hide)
 
-        return answer(path, handle)
-
-    def _evaluate(self, request: RuleTestRequest, principal: Principal) -> RuleTestResult:
+    def _evaluate(self, request: RuleTestRequest, hide: SensitivityPolicy | None) -> RuleTestResult:
         definition = {"id": TEST_RULE_ID, **request.rule}
         lists = self._rule_source.current().rule_file.lists
         try:
@@ -547,7 +319,6 @@ class RulesApi:
             raise _nested(invalid_rule(exc, None), "rule") from None
         compiled = compile_rule(rule, lists, self._hours)
         now = self._clock.now()
-        hide = self._guard.hide_for(principal)
         evaluated = matched = 0
         matches: list[RuleTestMatch] = []
         continuation: str | None = None
@@ -585,16 +356,3 @@ class RulesApi:
             threshold_evaluated=False,
             note=note,
         )
-
-
-def _nested(problem: ApiProblem, prefix: str) -> ApiProblem:
-    """The same problem with every field named under `prefix` (the rule sits at `rule` in the body)."""
-    errors = [{**e, "field": f"{prefix}.{e['field']}"} for e in problem.errors]
-    first = errors[0] if errors else {"field": prefix, "message": problem.detail}
-    return ApiProblem(
-        problem.status,
-        problem.title,
-        f"{first['field']}: {first['message']}",
-        kind=problem.kind,
-        errors=errors,
-    )

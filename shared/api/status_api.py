@@ -1,22 +1,21 @@
-"""GET /api/status (sources, probe scopes, queue depths) and POST /api/probe/run (one poll cycle now)."""
+"""The operations routes: GET /api/status (sources, probe scopes, queue depths, settings problems) and
+POST /api/probe/run (one polling and probe cycle now)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueServiceClient
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from shared.api.audit import AuditLog
 from shared.api.auth import Role
-from shared.api.bodies import read_json_object
-from shared.api.events_query import parse_query_string
-from shared.api.openapi import RouteDoc
-from shared.api.problems import ApiProblem, bad_request, from_validation_error
-from shared.api.responses import ApiGuard, ApiResponse, answer, json_response
+from shared.api.problems import ApiProblem
+from shared.api.responses import ApiGuard
+from shared.api.routing import Call, EmptyBody, NoQuery, Reply, Resource, route
 from shared.ingestion.watermarks import SourceState, WatermarkStore
 from shared.platform.clock import Clock, utc_iso
 from shared.platform.redact import redact
@@ -28,12 +27,6 @@ from shared.probe.state import Phase, ProbeState
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024
-
-
-class StatusQuery(BaseModel):
-    """These routes take no query parameters; any given is refused."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class SourceStatus(BaseModel):
@@ -95,35 +88,6 @@ class StatusDocument(BaseModel):
     )
 
 
-STATUS_ROUTES: list[RouteDoc] = [
-    RouteDoc(
-        "GET",
-        "status",
-        "getStatus",
-        "Sources, probe scopes and queue depths",
-        Role.READER,
-        "operations",
-        query=StatusQuery,
-        response=StatusDocument,
-        description="Per source: watermark, last success and error, staleness and counts; each probe "
-        "scope's state; the depth of every queue and its poison queue; settings problems (a missing "
-        "secret, an unresolved Key Vault reference).",
-    ),
-    RouteDoc(
-        "POST",
-        "probe/run",
-        "runProbe",
-        "Run one polling and probe cycle now",
-        Role.ADMIN,
-        "operations",
-        query=StatusQuery,
-        response=PollReport,
-        description="Polls every enabled source and steps the probe, as the timer does; one run at a time "
-        "per instance (409 while one is running).",
-    ),
-]
-
-
 def source_status(state: SourceState, stale: bool) -> SourceStatus:
     return SourceStatus(
         source=state.source,
@@ -182,12 +146,7 @@ def _describe(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {message}")[:300]
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
-class StatusApi:
+class StatusApi(Resource):
     def __init__(
         self,
         guard: ApiGuard,
@@ -203,7 +162,7 @@ class StatusApi:
         queues: Sequence[str] = Queues.ALL,
         configuration: Sequence[SettingIssue] = (),
     ) -> None:
-        self._guard = guard
+        self.guard = guard
         self._watermarks = watermarks
         self._probe_states = probe_states
         self._queue_service = queue_service
@@ -216,22 +175,23 @@ class StatusApi:
         self._configuration = list(configuration)
         self._running = threading.Lock()
 
-    @staticmethod
-    def _no_query(url: str) -> None:
-        try:
-            StatusQuery.model_validate(parse_query_string(url, repeatable=()))
-        except ValidationError as exc:
-            raise from_validation_error(exc) from None
-
-    # GET /api/status -----------------------------------------------------------------------------
-
-    def get_status(self, url: str, headers: Mapping[str, str], path: str) -> ApiResponse:
-        def handle() -> ApiResponse:
-            self._guard.require(headers, Role.READER)
-            self._no_query(url)
-            return json_response(self.status().model_dump(mode="json"))
-
-        return answer(path, handle)
+    @route(
+        "GET",
+        "status",
+        "get_status",
+        operation_id="getStatus",
+        role=Role.READER,
+        summary="Sources, probe scopes and queue depths",
+        tag="operations",
+        query=NoQuery,
+        body=None,
+        response=StatusDocument,
+        description="Per source: watermark, last success and error, staleness and counts; each probe "
+        "scope's state; the depth of every queue and its poison queue; settings problems (a missing "
+        "secret, an unresolved Key Vault reference).",
+    )
+    def get_status(self, call: Call[NoQuery, None]) -> Reply:
+        return self.status()
 
     def status(self) -> StatusDocument:
         now = self._clock.now()
@@ -269,48 +229,43 @@ class StatusApi:
             name=name, poison=poison, exists=True, depth=int(properties.approximate_message_count or 0)
         )
 
-    # POST /api/probe/run -------------------------------------------------------------------------
-
-    def run_probe(self, url: str, body: bytes, headers: Mapping[str, str], path: str) -> ApiResponse:
-        def handle() -> ApiResponse:
-            principal = self._guard.require(headers, Role.ADMIN)
-            self._no_query(url)
-            if read_json_object(body, headers, max_bytes=MAX_BODY_BYTES):  # 400, 413 or 415 when hostile
-                raise bad_request("this route takes no body (or {})", field="body")
-            if not self._running.acquire(blocking=False):
-                raise ApiProblem(
-                    409, "Conflict", "a poll run started here is still running; retry later", kind="busy"
-                )
-            try:
-                try:
-                    report = self._run_poll()
-                except Exception as exc:
-                    error = _describe(exc)
-                    logger.error("poll run requested by %s failed: %s", principal.name, error)
-                    self._audit.record(
-                        principal,
-                        "probe.run",
-                        "probe",
-                        "run",
-                        None,
-                        {"error": error},
-                        request_id=_header(headers, "idempotency-key"),
-                    )
-                    raise ApiProblem(
-                        500, "Internal Server Error", f"the poll run failed: {error}", kind="run-failed"
-                    ) from None
-            finally:
-                self._running.release()
-            self._audit.record(
-                principal,
-                "probe.run",
-                "probe",
-                report.run_id,
-                None,
-                run_summary(report),
-                request_id=_header(headers, "idempotency-key"),
+    @route(
+        "POST",
+        "probe/run",
+        "run_probe",
+        operation_id="runProbe",
+        role=Role.ADMIN,
+        summary="Run one polling and probe cycle now",
+        tag="operations",
+        query=NoQuery,
+        body=EmptyBody,
+        max_body_bytes=MAX_BODY_BYTES,
+        response=PollReport,
+        description="Polls every enabled source and steps the probe, as the timer does; one run at a time "
+        "per instance (409 while one is running). Takes no body, or {}.",
+    )
+    def run_probe(self, call: Call[NoQuery, EmptyBody]) -> Reply:
+        principal, key = call.principal, call.idempotency_key
+        if not self._running.acquire(blocking=False):
+            raise ApiProblem(
+                409, "Conflict", "a poll run started here is still running; retry later", kind="busy"
             )
-            logger.info("poll run %s requested by %s", report.run_id, principal.name)
-            return json_response(report.model_dump(mode="json"))
-
-        return answer(path, handle)
+        try:
+            try:
+                report = self._run_poll()
+            except Exception as exc:
+                error = _describe(exc)
+                logger.error("poll run requested by %s failed: %s", principal.name, error)
+                self._audit.record(
+                    principal, "probe.run", "probe", "run", None, {"error": error}, request_id=key
+                )
+                raise ApiProblem(
+                    500, "Internal Server Error", f"the poll run failed: {error}", kind="run-failed"
+                ) from None
+        finally:
+            self._running.release()
+        self._audit.record(
+            principal, "probe.run", "probe", report.run_id, None, run_summary(report), request_id=key
+        )
+        logger.info("poll run %s requested by %s", report.run_id, principal.name)
+        return report

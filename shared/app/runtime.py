@@ -1,26 +1,35 @@
-"""The composition root: builds each service once per process from settings and shared clients."""
+"""The composition root: builds each service once per process from settings and shared clients.
+
+Longer than 400 lines on purpose: it is one flat list of cached factories, one per service, that together
+are the whole wiring of the app, and reset_runtime() clears them all. Split by domain, the factories would
+import one another across files (the API needs the alert store, the poller the probe) for no gain.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from shared.alerts.ledger import MatchLedger
 from shared.alerts.service import AlertService
 from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
-from shared.api.alerts_api import AlertSearch
-from shared.api.audit import AuditLog
+from shared.api.alerts_api import AlertsApi, AlertSearch
+from shared.api.audit import AuditApi, AuditLog
 from shared.api.auth import ApiAudience, Authenticator, EntraTokenVerifier, JwksCache, effective_roles
 from shared.api.cors import CorsPolicy
-from shared.api.events_api import EventActions
+from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
+from shared.api.health import HealthReport, check_health, source_health
+from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard
+from shared.api.routing import Resource
 from shared.api.rules_api import RulesApi
-from shared.api.service import ApiService
 from shared.api.status_api import StatusApi
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.enrichment import DirectoryNameResolver
@@ -32,11 +41,13 @@ from shared.ingestion.sources.management import ManagementCollector, watermark_k
 from shared.ingestion.watermarks import FailedContent, HandedOffContent, WatermarkStore
 from shared.m365.auth import TokenProvider, build_token_provider
 from shared.m365.cloud import CloudEndpoints, resolve_endpoints
-from shared.m365.http_client import ApiClient, shared_session
+from shared.m365.http_client import ApiClient
+from shared.m365.http_transport import httpx_timeout, shared_http_client
 from shared.notify.channels import ChannelConfig, parse_channels
-from shared.notify.delivery import DeliveryLog, NotificationService
+from shared.notify.delivery import NotificationService
+from shared.notify.delivery_log import DeliveryLog
 from shared.platform.clients import get_clients
-from shared.platform.clock import Clock, build_clock
+from shared.platform.clock import Clock, SystemClock, build_clock
 from shared.platform.resources import BlobContainers, CosmosContainers, Queues, Tables
 from shared.platform.settings import AppSettings, get_settings
 from shared.probe.devops import PipelineTriggerService, build_devops_client
@@ -354,10 +365,10 @@ def api_guard() -> ApiGuard:
         client_id, app_id_uri = s.api_token_audience
         cloud = endpoints()
         keys_url = f"{cloud.authority_host}/{tenant}/discovery/v2.0/keys"
-        timeout = (s.http_connect_timeout_seconds, s.http_read_timeout_seconds)
+        timeout = httpx_timeout((s.http_connect_timeout_seconds, s.http_read_timeout_seconds))
 
         def fetch_keys() -> dict[str, object]:
-            response = shared_session().get(keys_url, timeout=timeout)
+            response = shared_http_client().get(keys_url, timeout=timeout)
             response.raise_for_status()
             return dict(response.json())
 
@@ -389,31 +400,12 @@ def continuation_signer() -> ContinuationSigner:
 
 
 @cache
-def api_service() -> ApiService:
-    clients = get_clients()
-    tenant = _tenant_id(get_settings())
-    events = clients.cosmos_container(CosmosContainers.EVENTS.name)
-    signer = continuation_signer()
-    return ApiService(
-        api_guard(),
-        EventSearch(events, signer, tenant),
-        events,
-        tenant,
-        app_clock(),
-        AlertSearch(clients.cosmos_container(CosmosContainers.ALERTS.name), signer, tenant),
-        alert_store(),
-        audit_log(),
-        signer,
-    )
-
-
-@cache
-def event_actions() -> EventActions:
+def events_api() -> EventsApi:
     s = get_settings()
     clients = get_clients()
     tenant = _tenant_id(s)
     events = clients.cosmos_container(CosmosContainers.EVENTS.name)
-    return EventActions(
+    return EventsApi(
         api_guard(),
         events,
         EventSearch(events, continuation_signer(), tenant),
@@ -425,6 +417,40 @@ def event_actions() -> EventActions:
         export_max=s.api_export_max_events,
         bulk_max=s.api_bulk_tag_max_events,
     )
+
+
+@cache
+def alerts_api() -> AlertsApi:
+    tenant = _tenant_id(get_settings())
+    alerts = AlertSearch(
+        get_clients().cosmos_container(CosmosContainers.ALERTS.name), continuation_signer(), tenant
+    )
+    return AlertsApi(api_guard(), alerts, alert_store(), audit_log(), tenant, app_clock())
+
+
+@cache
+def audit_api() -> AuditApi:
+    return AuditApi(api_guard(), audit_log(), continuation_signer())
+
+
+def health_report() -> HealthReport:
+    """The dependencies' health now; when they are healthy, each source's staleness as well."""
+    s = get_settings()
+    report = check_health(get_clients(), SystemClock(), s.health_timeout_seconds)
+    if report.status == "ok":
+        report.sources = source_health(watermark_store().all(), app_clock().now(), s.poll_interval_seconds)
+    return report
+
+
+def openapi_document() -> dict[str, Any]:
+    from shared.api.catalog import openapi_json  # imports every route module: only when asked for
+
+    return openapi_json()
+
+
+@cache
+def operations_api() -> OperationsApi:
+    return OperationsApi(health_report, openapi_document)
 
 
 @cache
@@ -459,6 +485,19 @@ def status_api() -> StatusApi:
         expected_sources=enabled_source_keys(s),
         configuration=s.configuration_issues(),
     )
+
+
+def api_resource(kind: type[Resource]) -> Resource:
+    """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
+    factories: dict[type[Resource], Callable[[], Resource]] = {
+        OperationsApi: operations_api,
+        EventsApi: events_api,
+        AlertsApi: alerts_api,
+        AuditApi: audit_api,
+        RulesApi: rules_api,
+        StatusApi: status_api,
+    }
+    return factories[kind]()
 
 
 @cache
@@ -496,12 +535,14 @@ def reset_runtime() -> None:
         notification_service,
         api_guard,
         continuation_signer,
-        api_service,
+        events_api,
+        alerts_api,
+        audit_api,
+        operations_api,
         audit_log,
         cors_policy,
         rules_api,
         status_api,
-        event_actions,
         event_store,
     ):
         factory.cache_clear()

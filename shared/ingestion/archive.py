@@ -77,7 +77,7 @@ class RawArchive:
         again by an overlapping poll, or redelivered, is stored and counted once.
         """
         digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
-        name = f"{source}/{digest}.json"
+        name = storage_blob_name(f"{source}/{digest}.json")  # a `..` source would leave the container
         body = {
             "source": source,
             "blob": blob_name,

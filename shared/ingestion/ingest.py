@@ -10,15 +10,12 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from pydantic import BaseModel
 
-from shared.ingestion.archive import RawArchive
-from shared.ingestion.enrichment import DirectoryNameResolver
-from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import RawRef
 from shared.ingestion.messages import MAX_REFS_PER_ALERT_MESSAGE, AlertWorkMessage, EventRef, IngestMessage
 from shared.ingestion.normalize import NormalizationError, normalize_record
-from shared.ingestion.sources.management import SOURCE as MANAGEMENT_SOURCE
-from shared.ingestion.sources.management import watermark_key
-from shared.ingestion.watermarks import WatermarkStore
+from shared.ingestion.ports import ArchivedPages, EventSink, NameResolver, SourceCounts
+from shared.ingestion.sources.management_windows import SOURCE as MANAGEMENT_SOURCE
+from shared.ingestion.sources.management_windows import watermark_key
 from shared.platform.clock import Clock, utc_iso
 
 logger = logging.getLogger(__name__)
@@ -44,14 +41,14 @@ def _state_key(message: IngestMessage) -> str:
 class IngestService:
     def __init__(
         self,
-        archive: RawArchive,
-        store: EventStore,
-        watermarks: WatermarkStore,
+        archive: ArchivedPages,
+        store: EventSink,
+        watermarks: SourceCounts,
         tenant_id: str,
         clock: Clock,
         *,
         keep_raw: bool = False,
-        resolver: DirectoryNameResolver | None = None,
+        resolver: NameResolver | None = None,
         normalize: Callable[..., dict[str, Any]] = normalize_record,
     ) -> None:
         self._archive = archive

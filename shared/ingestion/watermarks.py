@@ -33,7 +33,7 @@ class SourceState(BaseModel):
     total_count: int = 0
     quarantined: int = 0
     expired_skipped: int = 0
-    # Management Activity API content blobs (see shared/ingestion/sources/management.py).
+    # Management Activity API content blobs (see shared/ingestion/sources/content_run.py).
     failing_blobs: int = 0  # failing now, retried on later polls
     given_up_blobs: int = 0  # given up since the source was first polled
     last_blob_error: str | None = None
@@ -69,7 +69,7 @@ class WatermarkStore:
         entities = self._table.query_entities("PartitionKey eq @tenant", parameters={"tenant": self._tenant})
         return [_to_state(e) for e in entities]
 
-    def _update(self, source: str, change: Any) -> SourceState:
+    def _update(self, source: str, change: Callable[[SourceState], SourceState]) -> SourceState:
         for _ in range(MAX_CONFLICT_RETRIES):
             try:
                 entity = self._table.get_entity(self._tenant, source)

@@ -28,24 +28,32 @@ stored reasons name the channel instead.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import uuid
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient
-from requests import Response
+import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any
 
 from shared.alerts.model import NotifyMessage
 from shared.alerts.store import AlertStore
-from shared.m365.http_client import ApiClient, ApiError
+from shared.m365.http_client import ApiClient, ApiError, StopIf
 from shared.m365.rate_limit import RateLimiter, SlidingWindowRateLimiter
 from shared.notify.channels import ChannelConfig
+from shared.notify.delivery_log import (
+    DEFER_MARGIN,
+    IDEMPOTENCY_HEADER,
+    MAX_REASON_LENGTH,
+    SENDING_STALE,
+    Defer,
+    DeliveryLog,
+    DeliveryResult,
+    LogStatus,
+    failure_reason,
+    retryable,
+)
 from shared.notify.payloads import (
     NotificationContent,
     encode_body,
@@ -54,151 +62,10 @@ from shared.notify.payloads import (
     teams_payload,
     webhook_payload,
 )
-from shared.platform.clock import Clock, SystemClock, parse_utc, utc_iso
-from shared.platform.table_claim import Claim, ClaimBusyError, ClaimLostError, RowClaimer
+from shared.platform.clock import Clock, SystemClock, utc_iso
+from shared.platform.table_claim import ClaimBusyError, ClaimLostError
 
 logger = logging.getLogger(__name__)
-
-FUNCTION_TIMEOUT = dt.timedelta(minutes=10)  # host.json functionTimeout (a test keeps them equal)
-STALE_MARGIN = dt.timedelta(minutes=5)
-SENDING_STALE = FUNCTION_TIMEOUT + STALE_MARGIN
-"""A `sending` or `unknown` row older than this is abandoned: no invocation outlives the function
-timeout, so its worker is certainly dead."""
-CLAIM_STALE = dt.timedelta(minutes=2)
-"""A `claimed` row (not yet sending) older than this may be taken over. That is safe at any age, since
-the holder's move to `sending` is ETag-checked; the wait only keeps copies from stealing live claims."""
-DEFER_MARGIN = dt.timedelta(seconds=30)  # a deferred copy arrives this long after the claim goes stale
-QUEUE_MAX_DEQUEUE_COUNT = 5  # host.json extensions.queues.maxDequeueCount (a test keeps them equal)
-MAX_REASON_LENGTH = 300
-IDEMPOTENCY_HEADER = "X-AOC-Delivery-Id"
-
-Outcome = Literal["sent", "failed", "duplicate", "skipped", "deferred", "unknown"]
-LogStatus = Literal["sent", "failed", "retrying", "gave_up", "unknown"]
-Defer = Callable[[NotifyMessage, int], None]
-"""Queues a copy of the message that becomes visible after the given number of seconds."""
-
-_NEVER_CONNECTED = ("NewConnectionError", "NameResolutionError", "Failed to establish a new connection")
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    outcome: Outcome
-    channel: str
-    attempts: int = 0
-    http_status: int | None = None
-    reason: str | None = None
-    retry_at: str | None = None
-
-
-def never_sent(error: ApiError) -> bool:
-    """Whether a webhook call failed before any byte of the request left (so a retry cannot duplicate).
-
-    The client hides a secret URL's exception chain, so the error's code and message tell: a connect
-    timeout, or a connection that was refused or whose host did not resolve.
-    """
-    if error.status is not None:
-        return False
-    if error.code == "ConnectTimeout":
-        return True
-    return error.code == "ConnectionError" and any(mark in error.message for mark in _NEVER_CONNECTED)
-
-
-def retryable(error: BaseException) -> bool:
-    """Worth another POST: the receiver refused it (throttled, a server error) or was never reached."""
-    if not isinstance(error, ApiError):
-        return False
-    if error.status is not None:
-        return error.status == 429 or error.status >= 500
-    return never_sent(error)
-
-
-def _reason(error: ApiError) -> str:
-    text = f"HTTP {error.status}: {error.message}" if error.status else f"no response: {error.message}"
-    return text[:MAX_REASON_LENGTH]
-
-
-class DeliveryLog:
-    """Table `DeliveryLog`: PartitionKey alert id, RowKey `{channel}:{round}`."""
-
-    def __init__(self, table: TableClient, clock: Clock) -> None:
-        self._table = table
-        self._claimer = RowClaimer(
-            table,
-            "claimed",
-            {"sent", "failed"},
-            CLAIM_STALE,
-            held_statuses={"sending": SENDING_STALE, "unknown": SENDING_STALE},
-        )
-        self._clock = clock
-
-    @staticmethod
-    def _keys(message: NotifyMessage) -> tuple[str, str]:
-        return message.alert_id, f"{message.channel}:{message.round}"
-
-    def get(self, message: NotifyMessage) -> dict[str, Any] | None:
-        try:
-            return dict(self._table.get_entity(*self._keys(message)))
-        except ResourceNotFoundError:
-            return None
-
-    def held_until(self, row: Mapping[str, Any]) -> dt.datetime | None:
-        """When a row's hold lapses (None: it does not hold the delivery)."""
-        holds_for = self._claimer.staleness(row.get("status"))
-        if holds_for is None or not row.get("claimed_at"):
-            return None
-        return parse_utc(row["claimed_at"]) + holds_for
-
-    def claim(self, message: NotifyMessage, owner: str, message_id: str | None = None) -> Claim:
-        """Claim the delivery for `owner`; Claim("done") when it was already sent or failed.
-
-        Raises ClaimBusyError (with the row) while another delivery holds it.
-        """
-        partition, row = self._keys(message)
-        return self._claimer.claim(
-            partition,
-            row,
-            self._clock.now(),
-            new_fields={"attempts": 0, "message_id": message_id},
-            takeover_fields=lambda existing: {
-                "attempts": int(existing.get("attempts") or 0),
-                "message_id": message_id,
-                "taken_over_from": existing.get("status"),
-            },
-            label=message.delivery_key,
-            owner=owner,
-        )
-
-    def move(
-        self,
-        message: NotifyMessage,
-        *,
-        etag: str,
-        owner: str,
-        status: Literal["sending"] | LogStatus,
-        attempts: int,
-        message_id: str | None,
-        http_status: int | None = None,
-        reason: str | None = None,
-        taken_over_from: str | None = None,
-    ) -> str:
-        """Move this owner's row to `status` if nobody took it over; the new ETag, or ClaimLostError."""
-        partition, row = self._keys(message)
-        return self._claimer.advance(
-            partition,
-            row,
-            self._clock.now(),
-            etag=etag,
-            owner=owner,
-            fields={
-                "status": status,
-                "attempts": attempts,
-                "message_id": message_id,
-                "http_status": http_status,
-                "reason": reason,
-                "taken_over_from": taken_over_from,
-            },
-            label=message.delivery_key,
-        )
 
 
 def build_content(alert: dict[str, Any], link_base_url: str | None, round_: int) -> NotificationContent:
@@ -265,11 +132,11 @@ class NotificationService:
         self._log = log
         self._channels = {c.name: c for c in channels}
         # `client`'s own retries would repeat a POST after a read timeout, when the receiver may have
-        # it. Each POST goes through a single-attempt client on the same session instead, and `_post`
-        # retries only what the receiver refused or never got; `client` sets the bounds.
+        # it. Each POST goes through a single-attempt client over the same pooled httpx.Client instead,
+        # and `_post` retries only what the receiver refused or never got; `client` sets the bounds.
         self._client = ApiClient(
             None,
-            session=client.session,
+            http=client.http,
             timeout=client.timeout,
             clock=client.clock,
             sleep=client.sleep,
@@ -369,10 +236,10 @@ class NotificationService:
         body: bytes,
         headers: dict[str, str],
         attempt: _Attempt,
-    ) -> Response:
+    ) -> httpx.Response:
         limiter = self._limiters.get(channel.name)
 
-        def once() -> Response:
+        def once() -> httpx.Response:
             if limiter is not None:
                 limiter.acquire()
             # Still ours? Moving the row to `sending` renews the claim; an attempt taken over stops here.
@@ -396,7 +263,7 @@ class NotificationService:
 
         retrying = Retrying(
             retry=retry_if_exception(retryable),
-            stop=stop_any(stop_after_attempt(self._max_attempts), self._retry_after_too_long),
+            stop=stop_any(stop_after_attempt(self._max_attempts), StopIf(self._retry_after_too_long)),
             wait=self._wait,
             sleep=self._sleep,
             before_sleep=lambda state: logger.warning(
@@ -424,7 +291,7 @@ class NotificationService:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, ApiError) and error.retry_after is not None:
             return error.retry_after
-        ceiling = min(self._backoff_cap, self._backoff_base * 2 ** (state.attempt_number - 1))
+        ceiling = min(self._backoff_cap, self._backoff_base * 2.0 ** (state.attempt_number - 1))
         return self._random() * ceiling
 
     # -- outcomes -----------------------------------------------------------------------------------
@@ -439,7 +306,7 @@ class NotificationService:
         last_attempt: bool,
         defer: Defer | None,
     ) -> DeliveryResult:
-        reason = _reason(error)
+        reason = failure_reason(error)
         if retryable(error):
             status: LogStatus = "gave_up" if last_attempt else "retrying"
             self._finish(message, attempt, status, error.status, reason)

@@ -42,15 +42,15 @@ def bootstrap(clients: AzureClients) -> BootstrapReport:
     database = clients.cosmos.create_database_if_not_exists(clients.settings.cosmos_database)
     retention_seconds = clients.settings.event_retention_days * 86400
     for spec in CosmosContainers.ALL:
-        container = database.create_container_if_not_exists(
+        cosmos_container = database.create_container_if_not_exists(
             id=spec.name,
             partition_key=PartitionKey(path=spec.partition_key_path),
             indexing_policy=spec.indexing_policy(),
             default_ttl=retention_seconds if spec.ttl_from_retention else None,
         )
-        if spec.ttl_from_retention and container.read().get("defaultTtl") != retention_seconds:
+        if spec.ttl_from_retention and cosmos_container.read().get("defaultTtl") != retention_seconds:
             database.replace_container(
-                container,
+                cosmos_container,
                 partition_key=PartitionKey(path=spec.partition_key_path),
                 indexing_policy=spec.indexing_policy(),
                 default_ttl=retention_seconds,

@@ -30,6 +30,12 @@ RULE_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,79}")
 COMMENT_ID = re.compile(r"[0-9a-f]{32}")
 # An Idempotency-Key header: 1 to 100 printable ASCII characters, no blank at either end.
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,98}[\x21-\x7e])?")
+# Drift scopes (shared.probe.scopes.DriftScope.name) and backup triggers, "{scope}:{token}": the probe
+# makes the token from 24 hex digits of a sha256 (shared.probe.state.trigger_id). Both are Table keys.
+SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+TRIGGER_ID = re.compile(r"(?P<scope>[A-Za-z0-9][A-Za-z0-9._-]{0,62}):[A-Za-z0-9_-]{1,64}")
+# Notification channels (shared.notify.channels.ChannelConfig.name); part of a DeliveryLog row key.
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
@@ -61,6 +67,20 @@ def is_comment_id(value: object) -> bool:
 
 def is_idempotency_key(value: object) -> bool:
     return isinstance(value, str) and IDEMPOTENCY_KEY.fullmatch(value) is not None
+
+
+def is_scope_name(value: object) -> bool:
+    return isinstance(value, str) and SCOPE_NAME.fullmatch(value) is not None
+
+
+def is_trigger_id(value: object, scope: str) -> bool:
+    """A trigger id of the app's grammar that belongs to `scope`."""
+    match = TRIGGER_ID.fullmatch(value) if isinstance(value, str) else None
+    return match is not None and match.group("scope") == scope
+
+
+def is_channel_name(value: object) -> bool:
+    return isinstance(value, str) and CHANNEL_NAME.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:

@@ -1,98 +1,51 @@
-"""Every app setting in one model.
+"""Every app setting in one model, and `get_settings()`, the process-wide instance.
 
 Values come from the process environment (Functions app settings in Azure) and, for local runs, from
-`local.settings.json` `Values`. The environment wins, as it does under `func start`.
+`local.settings.json` `Values` (shared.platform.local_settings). The environment wins, as it does under
+`func start`. A value that is still an unresolved Key Vault reference counts as unset and is reported by
+name, with the secrets the configuration needs but lacks (shared.platform.setting_issues).
+
+Longer than 400 lines on purpose: one model holds all the app's settings (about 80 fields, each with the
+name Azure spells it by), so that there is one place to add a setting and one to read them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic.functional_validators import ModelWrapValidatorHandler
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-LOCAL_SETTINGS_ENV = "AOC_LOCAL_SETTINGS_FILE"
+from shared.platform.local_settings import (
+    LOCAL_SETTINGS_ENV,
+    LocalSettingsJsonSource,
+    local_settings_path,
+    read_local_settings_values,
+)
+from shared.platform.setting_issues import (
+    SettingIssue,
+    configuration_issues,
+    is_key_vault_reference,
+    key_vault_secret_name,
+)
+
+# Re-exported: the settings' callers and tests import them from here.
+__all__ = [
+    "LOCAL_SETTINGS_ENV",
+    "NOT_DEPLOYED",
+    "AppSettings",
+    "SettingIssue",
+    "get_settings",
+    "local_settings_path",
+    "read_local_settings_values",
+    "setting_names",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def local_settings_path() -> Path:
-    return Path(os.environ.get(LOCAL_SETTINGS_ENV) or "local.settings.json")
-
-
-def read_local_settings_values(path: Path) -> dict[str, str]:
-    """The `Values` of a local.settings.json file, as strings; {} when the file does not exist."""
-    if not path.is_file():
-        return {}
-    document = json.loads(path.read_text(encoding="utf-8") or "{}")
-    values = document.get("Values") or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: 'Values' must be an object")
-    return {str(k): "" if v is None else str(v) for k, v in values.items()}
-
-
-class LocalSettingsJsonSource(EnvSettingsSource):
-    """Reads `local.settings.json` Values with the same alias and case rules as the environment."""
-
-    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        self._path = path
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        values = read_local_settings_values(self._path)
-        return parse_env_vars(values, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
-
-
-# App Service hands a Key Vault reference it cannot resolve (secret missing, the identity's access not in
-# effect yet) to the app as its own literal text. Such a value is never a usable setting, least of all a
-# secret: the settings model drops it (the field falls back to its default) and reports it by name.
-KEY_VAULT_REFERENCE_PREFIX = "@microsoft.keyvault("
-_KEY_VAULT_SECRET = re.compile(r"SecretName=([^;)\s]+)|/secrets/([^/;)\s]+)", re.IGNORECASE)
-
-
-def is_key_vault_reference(value: object) -> bool:
-    """Whether a raw setting value is an (unresolved) `@Microsoft.KeyVault(...)` reference."""
-    return isinstance(value, str) and value.strip().lower().startswith(KEY_VAULT_REFERENCE_PREFIX)
-
-
-def key_vault_secret_name(reference: str) -> str | None:
-    """The secret a reference names (`SecretName=` or a `SecretUri=` path); not a secret itself."""
-    match = _KEY_VAULT_SECRET.search(reference)
-    return (match.group(1) or match.group(2)) if match else None
-
-
-class SettingIssue(BaseModel):
-    """A setting the app needs that is missing, or that arrived as an unresolved Key Vault reference."""
-
-    setting: str = Field(description="the app-setting name, as Azure spells it")
-    problem: Literal["unresolved_key_vault_reference", "missing"]
-    secret_name: str | None = Field(default=None, description="the Key Vault secret the reference names")
-    detail: str
-
-
-# What stops working without each setting that configuration_issues() checks.
-_CONSEQUENCES = {
-    "ALERT_CHANNELS": "no notification is sent (alerts are only stored)",
-    "DEVOPS_PAT": "no backup pipeline can be queued",
-    "M365_CLIENT_SECRET": "no Microsoft 365 token can be had and nothing is collected",
-    "M365_CERTIFICATE_PEM": "no Microsoft 365 token can be had and nothing is collected",
-    "API_CONTINUATION_SECRET": "next-page links are signed with a per-instance key and fail on another "
-    "instance or after a restart",
-}
 
 
 def _alias(*names: str) -> AliasChoices:
@@ -405,45 +358,8 @@ class AppSettings(BaseSettings):
         return dict(self._unresolved_references)
 
     def configuration_issues(self) -> list[SettingIssue]:
-        """Unresolved Key Vault references, and secrets this configuration needs that are not set.
-
-        Names and explanations only, never a value, so the list can go into /api/health and the logs.
-        """
-        issues = []
-        for name, secret in sorted(self._unresolved_references.items()):
-            named = f" to secret {secret!r}" if secret else ""
-            consequence = f", and {_CONSEQUENCES[name]}" if name in _CONSEQUENCES else ""
-            issues.append(
-                SettingIssue(
-                    setting=name,
-                    problem="unresolved_key_vault_reference",
-                    secret_name=secret,
-                    detail=f"the Key Vault reference{named} was not resolved (the secret does not exist, "
-                    "or the app's identity cannot read it yet), so the setting is treated as unset"
-                    f"{consequence}. Set the secret, then restart the app.",
-                )
-            )
-
-        def missing(name: str, why: str) -> None:
-            if name not in self._unresolved_references:
-                issues.append(
-                    SettingIssue(setting=name, problem="missing", detail=f"{why}, so {_CONSEQUENCES[name]}")
-                )
-
-        if not self.alert_channels:
-            missing("ALERT_CHANNELS", "no notification channels are configured")
-        if self.probe_enabled and self.devops_auth_mode == "pat" and not self.devops_pat:
-            missing("DEVOPS_PAT", "DEVOPS_AUTH_MODE is pat but DEVOPS_PAT is not set")
-        credentials = ("M365_CLIENT_SECRET", "M365_CERTIFICATE_PEM")
-        if (
-            self.auth_mode == "msal"
-            and not (self.client_secret or self.certificate_pem)
-            and not set(credentials) & set(self._unresolved_references)
-        ):
-            missing("M365_CLIENT_SECRET", "M365_AUTH_MODE is msal but neither credential is set")
-        if not self.api_continuation_secret:
-            missing("API_CONTINUATION_SECRET", "API_CONTINUATION_SECRET is not set")
-        return issues
+        """Unresolved Key Vault references, and secrets this configuration needs that are not set."""
+        return configuration_issues(self)
 
     @property
     def uses_storage_identity(self) -> bool:
@@ -505,7 +421,8 @@ def setting_names() -> list[str]:
     names = []
     for field in AppSettings.model_fields.values():
         alias = field.validation_alias
-        names.append(alias.choices[0] if isinstance(alias, AliasChoices) else str(alias))
+        first = alias.choices[0] if isinstance(alias, AliasChoices) else alias
+        names.append(first if isinstance(first, str) else str(first))
     return names
 
 

@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-import requests
-import urllib3.exceptions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 from azure.storage.queue import QueueClient
@@ -31,7 +29,7 @@ from pydantic import BaseModel
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_any
 
 from shared.m365.auth import TokenProvider, build_token_provider
-from shared.m365.http_client import ApiClient, ApiError
+from shared.m365.http_client import DEFAULT_MAX_ATTEMPTS, ApiClient, ApiError, StopIf
 from shared.platform.clock import Clock, parse_utc, utc_iso
 from shared.platform.redact import redact
 from shared.platform.settings import AppSettings
@@ -68,22 +66,13 @@ class TriggerResult(BaseModel):
     retry_at: str | None = None
 
 
-def _never_connected(error: BaseException | None) -> bool:
-    """Whether the request failed while connecting, so no byte of it reached the server."""
-    if not isinstance(error, requests.ConnectionError) or not error.args:
-        return False
-    # NewConnectionError (refused, DNS) subclasses ConnectTimeoutError; a connection lost after the
-    # request was sent is a ProtocolError instead.
-    return isinstance(getattr(error.args[0], "reason", None), urllib3.exceptions.ConnectTimeoutError)
-
-
 def refused(error: BaseException) -> bool:
     """Whether a failed Run Pipeline POST certainly queued no run."""
     if isinstance(error, DevOpsAuthError):
         return True
     if isinstance(error, ApiError):
         if error.status is None:
-            return _never_connected(error.__cause__)
+            return error.never_sent  # no connection was made (httpx.ConnectError, ConnectTimeout...)
         return 400 <= error.status < 500
     return False
 
@@ -91,7 +80,7 @@ def refused(error: BaseException) -> bool:
 def _refused_for_now(error: BaseException) -> bool:
     """A refusal that may pass: no connection, or throttled."""
     return isinstance(error, ApiError) and (
-        error.status == 429 or (error.status is None and _never_connected(error.__cause__))
+        error.status == 429 or (error.status is None and error.never_sent)
     )
 
 
@@ -167,7 +156,7 @@ def build_devops_client(
     identity (tests).
     """
     timeout = (settings.http_connect_timeout_seconds, settings.http_read_timeout_seconds)
-    attempts = {} if max_attempts is None else {"max_attempts": max_attempts}
+    attempts = DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
     if settings.devops_auth_mode == "pat":
         if not settings.devops_pat:
             why = (
@@ -176,9 +165,9 @@ def build_devops_client(
                 else "is not set"
             )
             raise ValueError(f"DEVOPS_AUTH_MODE is pat but DEVOPS_PAT {why}")
-        api = ApiClient(None, timeout=timeout, **attempts)
+        api = ApiClient(None, timeout=timeout, max_attempts=attempts)
         return DevOpsClient(api, settings.devops_base_url, pat=settings.devops_pat.get_secret_value())
-    api = ApiClient(token_provider or devops_token_provider(settings), timeout=timeout, **attempts)
+    api = ApiClient(token_provider or devops_token_provider(settings), timeout=timeout, max_attempts=attempts)
     return DevOpsClient(api, settings.devops_base_url, token_scope=settings.devops_token_scope)
 
 
@@ -277,7 +266,7 @@ class PipelineTriggerService:
             retry=retry_if_exception(_refused_for_now),
             stop=stop_any(
                 stop_after_attempt(REFUSED_ATTEMPTS),
-                lambda retry_state: retry_state.upcoming_sleep > MAX_REFUSED_WAIT,
+                StopIf(lambda retry_state: retry_state.upcoming_sleep > MAX_REFUSED_WAIT),
             ),
             wait=self._wait,
             sleep=self._sleep,
@@ -296,7 +285,7 @@ class PipelineTriggerService:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(error, ApiError) and error.retry_after is not None:
             return error.retry_after
-        return self._random() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (retry_state.attempt_number - 1))
+        return self._random() * min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (retry_state.attempt_number - 1))
 
     # -- outcomes -------------------------------------------------------------------------------------
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from pydantic import BaseModel
 
-from shared.ingestion.sources.graph import GRAPH_SOURCES, GraphCollector, SourceRunResult
-from shared.ingestion.sources.management import ManagementCollector, watermark_key
-from shared.ingestion.watermarks import WatermarkStore
+from shared.ingestion.ports import SourceFailures
+from shared.ingestion.sources.graph import GRAPH_SOURCES, GraphSourceSpec, PageObserver, SourceRunResult
+from shared.ingestion.sources.management_windows import watermark_key
 from shared.platform.clock import Clock, SystemClock, utc_iso
 from shared.platform.redact import redact
 from shared.probe.service import ChangeCollector, ProbeService, ScopeResult
@@ -32,12 +34,38 @@ class PollReport(BaseModel):
         return [s for s in self.sources if s.error]
 
 
+class GraphSources(Protocol):
+    """Collects one Graph source's new window: shared.ingestion.sources.graph.GraphCollector."""
+
+    def collect(
+        self,
+        spec: GraphSourceSpec,
+        run_id: str,
+        run_started: dt.datetime,
+        deadline: float,
+        observer: PageObserver | None = None,
+    ) -> SourceRunResult: ...
+
+
+class ContentSources(Protocol):
+    """Collects one Management API content type: shared.ingestion.sources.management.ManagementCollector."""
+
+    def collect(
+        self,
+        content_type: str,
+        run_id: str,
+        run_started: dt.datetime,
+        deadline: float,
+        observer: PageObserver | None = None,
+    ) -> SourceRunResult: ...
+
+
 class Poller:
     def __init__(
         self,
-        graph: GraphCollector | None,
-        management: ManagementCollector | None,
-        watermarks: WatermarkStore,
+        graph: GraphSources | None,
+        management: ContentSources | None,
+        watermarks: SourceFailures,
         clock: Clock,
         *,
         graph_sources: list[str],
@@ -63,15 +91,14 @@ class Poller:
     ) -> dict[str, Callable[[], SourceRunResult]]:
         jobs: dict[str, Callable[[], SourceRunResult]] = {}
         if self._graph is not None:
-            graph = self._graph
             for name in self._graph_sources:
-                spec = GRAPH_SOURCES[name]
-                jobs[name] = lambda spec=spec: graph.collect(spec, run_id, run_started, deadline, observer)
+                jobs[name] = functools.partial(
+                    self._graph.collect, GRAPH_SOURCES[name], run_id, run_started, deadline, observer
+                )
         if self._management is not None:
-            management = self._management
             for content_type in self._content_types:
-                jobs[watermark_key(content_type)] = lambda ct=content_type: management.collect(
-                    ct, run_id, run_started, deadline, observer
+                jobs[watermark_key(content_type)] = functools.partial(
+                    self._management.collect, content_type, run_id, run_started, deadline, observer
                 )
         return jobs
 

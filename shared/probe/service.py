@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
-from azure.storage.queue import QueueClient
 from pydantic import BaseModel
 
 from shared.ingestion.normalize import NormalizationError, normalize_record
+from shared.platform.ports import MessageQueue
 from shared.probe.scopes import DriftConfig
 from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger
-from shared.probe.store import ProbeStateStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +49,23 @@ class ChangeCollector:
                 self.changes[scope].extend(changes)
 
 
+class ProbeStates(Protocol):
+    """Each scope's probe state under ETag concurrency: shared.probe.store.ProbeStateStore."""
+
+    def all(self) -> list[ProbeState]: ...
+
+    def transition(
+        self, scope: str, changes: list[Change], now: dt.datetime, windows: ProbeWindows
+    ) -> tuple[ProbeState, Trigger | None]: ...
+
+    def claim_stale_outbox(self, scope: str, now: dt.datetime) -> Trigger | None: ...
+
+    def clear_outbox(self, scope: str, trigger_id: str) -> None: ...
+
+
 class ProbeService:
     def __init__(
-        self, store: ProbeStateStore, drift: DriftConfig, trigger_queue: QueueClient, windows: ProbeWindows
+        self, store: ProbeStates, drift: DriftConfig, trigger_queue: MessageQueue, windows: ProbeWindows
     ) -> None:
         self._store = store
         self.drift = drift

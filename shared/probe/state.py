@@ -30,9 +30,10 @@ from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.platform.clock import parse_utc, utc_iso
+from shared.platform.ids import is_scope_name, is_trigger_id
 
 MAX_BURST_IDS = 4_000  # 16 bytes each: 64,000 bytes, within Table Storage's 64 KiB per binary property
 MAX_CLAMPED_IDS = 256  # future-stamped records remembered across bursts, with the time they were given
@@ -84,13 +85,26 @@ class ChangeSummary(BaseModel):
 
 
 class Trigger(BaseModel):
-    """The message on the backup-trigger queue."""
+    """The message on the backup-trigger queue.
+
+    The scope and trigger id are the TriggerLog row's keys, claimed before Azure DevOps is called: a
+    message whose id is not "{scope}:{token}" of the app's grammar (shared.platform.ids.TRIGGER_ID) is
+    refused when it is decoded, so it can neither address another row nor queue a pipeline run.
+    """
 
     trigger_id: str
     scope: str
     reason: str
     summary: ChangeSummary
     checked_at: str
+
+    @model_validator(mode="after")
+    def _ids_of_the_app(self) -> Trigger:
+        if not is_scope_name(self.scope):
+            raise ValueError("scope is not a drift scope name")
+        if not is_trigger_id(self.trigger_id, self.scope):
+            raise ValueError("trigger_id is not '{scope}:{token}' for this scope")
+        return self
 
 
 class ProbeState(BaseModel):

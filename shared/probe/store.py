@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableEntity, UpdateMode
 
 from shared.platform.clock import parse_utc, utc_iso
 from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger, step
@@ -49,8 +50,27 @@ def _from_entity(entity: dict[str, Any]) -> ProbeState:
     return ProbeState(scope=entity["PartitionKey"], **data)
 
 
+class StateTable(Protocol):
+    """The part of azure.data.tables.TableClient this store uses (tests pass an in-memory table)."""
+
+    def get_entity(self, partition_key: str, row_key: str) -> TableEntity: ...
+
+    def create_entity(self, entity: Mapping[str, Any]) -> object: ...
+
+    def update_entity(
+        self,
+        entity: Mapping[str, Any],
+        mode: UpdateMode = ...,
+        *,
+        etag: str | None = ...,
+        match_condition: MatchConditions | None = ...,
+    ) -> object: ...
+
+    def query_entities(self, query_filter: str) -> Iterable[TableEntity]: ...
+
+
 class ProbeStateStore:
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: StateTable) -> None:
         self._table = table
 
     def read(self, scope: str) -> tuple[ProbeState, str | None]:

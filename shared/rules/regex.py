@@ -21,7 +21,7 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+import re2
 
 # RE2 instructions a rule regex may compile to. Matching costs at most (text length x active
 # instructions): at this size a regex crafted to keep thousands of states alive (`a[ab]{999}` four times)

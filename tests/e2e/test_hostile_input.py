@@ -216,8 +216,8 @@ def storage_snapshot(clients: AzureClients, database: str) -> dict[str, Any]:
             "items": sorted((dict(i) for i in items), key=lambda d: (str(d.get("pk")), d["id"])),
         }
     for name in (BlobContainers.CONFIG, BlobContainers.RAW):
-        container = clients.blob_service.get_container_client(name)
-        blobs = {b.name: b.etag for b in container.list_blobs()}
+        blob_container = clients.blob_service.get_container_client(name)
+        blobs = {b.name: b.etag for b in blob_container.list_blobs()}
         snapshot[f"blob:{name}"] = blobs
     rules = clients.blob_service.get_container_client(BlobContainers.CONFIG).get_blob_client(RULES_BLOB)
     snapshot["rules.yaml"] = rules.download_blob().readall() if rules.exists() else None

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,7 @@ def _stored_ids(months: set[str]) -> tuple[set[str], int]:
         patch.setenv("HTTP_READ_TIMEOUT_SECONDS", "600")
         reset_clients()
         ids = event_ids(TENANT_ID, months)
-        total = next(
+        total: Any = next(  # SELECT VALUE COUNT(1): a number, not a document
             iter(
                 get_clients()
                 .cosmos_container(CosmosContainers.EVENTS.name)
@@ -138,7 +139,9 @@ def _describe(simulator: TenantSimulator, ids: set[str]) -> str:
 
 
 def _queue_depth(name: str) -> int:
-    return int(get_clients().queue(name).get_queue_properties().approximate_message_count)
+    depth = get_clients().queue(name).get_queue_properties().approximate_message_count
+    assert depth is not None
+    return depth
 
 
 @pytest.mark.timeout(1200)

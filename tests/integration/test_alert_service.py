@@ -11,6 +11,7 @@ import pytest
 
 from shared.alerts.ledger import MatchLedger
 from shared.alerts.lifecycle import AlertUpdate, update_alert
+from shared.alerts.model import AlertStatus, Classification
 from shared.alerts.service import AlertService
 from shared.alerts.staleness import SourceHealthCheck
 from shared.alerts.store import AlertStore
@@ -134,7 +135,9 @@ def test_a_match_after_the_suppression_window_opens_a_new_alert(harness: Harness
 def test_an_acknowledged_alert_still_absorbs_the_incident(harness: Harness) -> None:
     harness.service.process(harness.message([_ga(harness, 0)]))
     [alert] = harness.alerts("entra.global-admin-added")
-    update = AlertUpdate(status="acknowledged", classification="true_positive", comment="on it")
+    update = AlertUpdate(
+        status=AlertStatus.ACKNOWLEDGED, classification=Classification.TRUE_POSITIVE, comment="on it"
+    )
     update_alert(harness.store, harness.clock, harness.tenant, alert["id"], update, "ana@contoso.com")
 
     harness.service.process(harness.message([_ga(harness, 5)]))
@@ -152,7 +155,12 @@ def test_a_resolved_alert_no_longer_suppresses(harness: Harness) -> None:
     [alert] = harness.alerts("entra.global-admin-added")
 
     update_alert(
-        harness.store, harness.clock, harness.tenant, alert["id"], AlertUpdate(status="resolved"), "ana"
+        harness.store,
+        harness.clock,
+        harness.tenant,
+        alert["id"],
+        AlertUpdate(status=AlertStatus.RESOLVED),
+        "ana",
     )
     # The same event again (a redelivered batch, or the next poll's overlap window) is not a new incident.
     replay = harness.service.process(harness.message([first]))

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
@@ -110,7 +111,7 @@ def test_raw_archive_round_trips_non_ascii_lines_and_quarantines(app_environment
     assert other.name != quarantined.name
 
 
-def _event(event_id: str, tenant: str, operation: str = "Add user") -> dict[str, object]:
+def _event(event_id: str, tenant: str, operation: str = "Add user") -> dict[str, Any]:
     return {
         "id": event_id,
         "pk": f"{tenant}:2026-11",

@@ -99,6 +99,6 @@ def test_poll_and_ingest_store_exactly_the_ground_truth(simulator_settings: Tena
     assert rebuilt["quarantined"] == truth["malformed"]
 
     again = poller().run()
-    management = [s for s in again.sources if s.source.startswith("o365_management")]
-    assert len(management) == 5
-    assert all(s.records == 0 for s in management), "content handed off before is skipped"
+    management_runs = [s for s in again.sources if s.source.startswith("o365_management")]
+    assert len(management_runs) == 5
+    assert all(s.records == 0 for s in management_runs), "content handed off before is skipped"

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
-import requests
 
 from devtools.simulator import SimulatorConfig, TenantSimulator
 from shared.api.health import HealthReport, source_health
@@ -34,7 +34,7 @@ from shared.ingestion.sources.management import (
 )
 from shared.ingestion.watermarks import FailedContent, HandedOffContent, WatermarkStore
 from shared.m365.auth import StaticTokenProvider
-from shared.m365.http_client import ApiClient, new_session
+from shared.m365.http_client import ApiClient, new_http_client
 from shared.platform.clients import get_clients
 from shared.platform.clock import utc_iso
 from shared.platform.resources import Tables
@@ -106,7 +106,7 @@ def run(sim: TenantSimulator, app_environment: dict[str, str]) -> Iterator[Run]:
     clock = ManualClock(sim.now().replace(microsecond=0) + dt.timedelta(seconds=1))
     token = sim.issue_token("https://manage.office.com")
     api = ApiClient(
-        StaticTokenProvider(token), session=new_session(), timeout=(5.0, 30.0), sleep=lambda _: None
+        StaticTokenProvider(token), http=new_http_client(), timeout=(5.0, 30.0), sleep=lambda _: None
     )
     archive = RawArchive(clients.blob_service)
     watermarks = WatermarkStore(clients.table(Tables.WATERMARKS), store_tenant)
@@ -132,15 +132,16 @@ def run(sim: TenantSimulator, app_environment: dict[str, str]) -> Iterator[Run]:
 def test_the_simulator_serves_one_bad_or_late_blob_among_good_ones(sim: TenantSimulator) -> None:
     blobs = [b for b in sim.management_blobs() if b["content_type"] == "Audit.General"]
     bad, not_json, late, good = (b["content_id"] for b in blobs[1:5])
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {sim.issue_token('https://manage.office.com')}"
+    session = httpx.Client(
+        headers={"Authorization": f"Bearer {sim.issue_token('https://manage.office.com')}"}
+    )
     feed = f"{sim.base_url}/manage/api/v1.0/{sim.config.tenant_id}/activity/feed"
     control = f"{sim.base_url}/_sim/management"
 
     def post(route: str, body: dict[str, Any]) -> int:
-        return requests.post(f"{control}/{route}", json=body, timeout=10).status_code
+        return httpx.post(f"{control}/{route}", json=body, timeout=10).status_code
 
-    def fetch(content_id: str) -> requests.Response:
+    def fetch(content_id: str) -> httpx.Response:
         return session.get(f"{feed}/audit/{content_id}", timeout=10)
 
     assert post("content-faults", {"content_id": bad, "kind": "not_found"}) == 200
@@ -174,7 +175,7 @@ def test_the_simulator_serves_one_bad_or_late_blob_among_good_ones(sim: TenantSi
         sim.hold_listing(late, False)
         assert late in listed()
 
-        summary = requests.get(f"{control}/content-faults", timeout=10).json()
+        summary = httpx.get(f"{control}/content-faults", timeout=10).json()
         assert summary["faults"][bad] == {"kind": "not_found", "remaining": None, "served": 1}
         assert summary["faults"][not_json] == {"kind": "not_json", "remaining": 0, "served": 1}
         assert summary["held"] == []

@@ -120,7 +120,9 @@ class World:
 
     def queued_copies(self) -> int:
         """Messages in the retry queue, visible or not."""
-        return int(self.retry_queue.get_queue_properties().approximate_message_count)
+        count = self.retry_queue.get_queue_properties().approximate_message_count
+        assert count is not None
+        return count
 
     def visible_copies(self) -> int:
         return len(self.retry_queue.peek_messages(max_messages=32))

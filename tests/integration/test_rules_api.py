@@ -417,7 +417,7 @@ def test_put_is_audited_with_before_and_after(harness: Harness) -> None:
 class RacingContainer:
     """A container whose rule blob another writer changes right after each of our first `races` reads."""
 
-    def __init__(self, real: ContainerClient, interfere: Callable[[], None], races: int) -> None:
+    def __init__(self, real: ContainerClient, interfere: Callable[[], object], races: int) -> None:
         self.real = real
         self.interfere = interfere
         self.races = races

@@ -61,7 +61,9 @@ def test_a_safe_id_still_reads_and_replaces(alerts: ContainerProxy) -> None:
     existing = next(
         iter(alerts.query_items("SELECT * FROM c WHERE c.pk = 'tenant-a'", partition_key="tenant-a"))
     )
-    assert store.get("tenant-a", existing["id"])["title"] == "tenant-a"
+    found = store.get("tenant-a", existing["id"])
+    assert found is not None
+    assert found["title"] == "tenant-a"
     assert store.get("tenant-a", f"alert-{uuid.uuid4().hex}") is None
     stored = store.update("tenant-a", existing["id"], lambda alert: alert.update(title="seen") is None)
     assert stored is not None

@@ -80,6 +80,7 @@ def test_workers_racing_for_a_stale_claim_leave_exactly_one_winner(
 
     def worker() -> None:
         start.wait()
+        result: str
         try:
             result = claimer.claim("p", "r", later, label="job r").state
         except ClaimBusyError:

@@ -21,7 +21,7 @@ ACTORS = [("ana@contoso.com", "Ana Lopez"), ("bob@contoso.com", "Bob Stone"), (N
 
 def make_events(tenant: str, count: int) -> list[dict[str, Any]]:
     rng = random.Random(11)  # noqa: S311 - fixed test data
-    events = []
+    events: list[dict[str, Any]] = []
     for i in range(count):
         moment = NOW - dt.timedelta(minutes=rng.randrange(0, 40 * 24 * 60))  # spans October and November
         if i % 17 == 0 and events:

@@ -23,10 +23,11 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TableEntity, UpdateMode
 
 from shared.platform.clock import utc_iso
+from shared.platform.ports import MessageQueue
 from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService
 from shared.probe.state import Change, ProbeWindows, Trigger
-from shared.probe.store import ProbeStateStore
+from shared.probe.store import ProbeStateStore, StateTable
 
 
 class FakeTable:
@@ -102,11 +103,11 @@ class FakeQueue:
         return [Trigger.model_validate_json(m).trigger_id for m in self.messages]
 
 
-def probe_for(scope: str, table: Any, queue: Any, windows: ProbeWindows) -> ProbeService:
+def probe_for(scope: str, table: StateTable, queue: MessageQueue, windows: ProbeWindows) -> ProbeService:
     """A ProbeService of one scope with a pipeline, over the given table and queue."""
     target = PipelineTarget(organization="contoso", project="aoc", pipeline_id=1)
     drift = DriftConfig(scopes=[DriftScope(name=scope, rules=[DriftRule(operations=["x"])], pipeline=target)])
-    return ProbeService(ProbeStateStore(table), drift, queue, windows)  # type: ignore[arg-type]
+    return ProbeService(ProbeStateStore(table), drift, queue, windows)
 
 
 @dataclass(frozen=True)

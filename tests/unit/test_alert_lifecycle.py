@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.alerts.lifecycle import AlertUpdate, InvalidTransitionError, apply_update, update_id
+from shared.alerts.model import AlertStatus, Classification
 
 NOW = "2026-11-22T10:00:00.000Z"
 
@@ -31,7 +32,7 @@ def _alert(status: str = "open") -> dict[str, Any]:
 )
 def test_allowed_transitions_record_who_and_when(start: str, target: str) -> None:
     alert = _alert(start)
-    assert apply_update(alert, AlertUpdate(status=target), "ana@contoso.com", NOW)
+    assert apply_update(alert, AlertUpdate(status=AlertStatus(target)), "ana@contoso.com", NOW)
     assert alert["status"] == target
     assert (alert["status_changed_by"], alert["status_changed_at"], alert["updated_at"]) == (
         "ana@contoso.com",
@@ -56,13 +57,18 @@ def test_allowed_transitions_record_who_and_when(start: str, target: str) -> Non
 def test_refused_transitions_change_nothing(start: str, target: str) -> None:
     alert = _alert(start)
     with pytest.raises(InvalidTransitionError, match=f"from {start} to {target}"):
-        apply_update(alert, AlertUpdate(status=target), "ana", NOW)
+        apply_update(alert, AlertUpdate(status=AlertStatus(target)), "ana", NOW)
     assert alert == _alert(start)
 
 
 def test_classification_and_comments_are_kept_in_order() -> None:
     alert = _alert()
-    apply_update(alert, AlertUpdate(classification="benign_positive", comment="planned change"), "ana", NOW)
+    apply_update(
+        alert,
+        AlertUpdate(classification=Classification.BENIGN_POSITIVE, comment="planned change"),
+        "ana",
+        NOW,
+    )
     apply_update(alert, AlertUpdate(comment="CAB-1234"), "bob", NOW)
     assert alert["classification"] == "benign_positive"
     assert [c["text"] for c in alert["comments"]] == ["planned change", "CAB-1234"]
@@ -71,7 +77,7 @@ def test_classification_and_comments_are_kept_in_order() -> None:
 
 def test_a_retry_with_the_same_idempotency_key_changes_nothing() -> None:
     alert = _alert()
-    update = AlertUpdate(status="acknowledged", comment="on it")
+    update = AlertUpdate(status=AlertStatus.ACKNOWLEDGED, comment="on it")
     assert apply_update(alert, update, "ana", NOW, idempotency_key="k1")
     after_first = copy.deepcopy(alert)
     assert not apply_update(alert, update, "ana", "2026-11-22T10:00:05.000Z", idempotency_key="k1")
@@ -84,9 +90,11 @@ def test_a_retry_with_the_same_idempotency_key_changes_nothing() -> None:
 
 def test_a_replayed_key_does_not_redo_a_status_change_made_since() -> None:
     alert = _alert()
-    apply_update(alert, AlertUpdate(status="resolved"), "ana", NOW, idempotency_key="resolve")
-    apply_update(alert, AlertUpdate(status="open"), "bob", NOW, idempotency_key="reopen")
-    assert not apply_update(alert, AlertUpdate(status="resolved"), "ana", NOW, idempotency_key="resolve")
+    apply_update(alert, AlertUpdate(status=AlertStatus.RESOLVED), "ana", NOW, idempotency_key="resolve")
+    apply_update(alert, AlertUpdate(status=AlertStatus.OPEN), "bob", NOW, idempotency_key="reopen")
+    assert not apply_update(
+        alert, AlertUpdate(status=AlertStatus.RESOLVED), "ana", NOW, idempotency_key="resolve"
+    )
     assert alert["status"] == "open"
 
 
@@ -108,7 +116,7 @@ def test_update_ids_are_stable_per_alert_caller_and_key_and_random_without_a_key
 
 def test_an_update_that_changes_nothing_is_not_written() -> None:
     alert = _alert("acknowledged")
-    assert not apply_update(alert, AlertUpdate(status="acknowledged"), "ana", NOW)
+    assert not apply_update(alert, AlertUpdate(status=AlertStatus.ACKNOWLEDGED), "ana", NOW)
     assert alert["updated_at"] == "earlier"
 
 

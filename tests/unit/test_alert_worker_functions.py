@@ -15,7 +15,7 @@ from alert_worker import functions
 from shared.alerts.model import NotifyMessage
 from shared.alerts.service import AlertReport
 from shared.ingestion.messages import AlertWorkMessage, EventRef
-from shared.notify.delivery import QUEUE_MAX_DEQUEUE_COUNT
+from shared.notify.delivery_log import QUEUE_MAX_DEQUEUE_COUNT
 
 ROOT = Path(__file__).resolve().parents[2]
 

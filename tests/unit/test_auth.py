@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
-import requests
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 
@@ -263,17 +263,26 @@ def test_msal_unreachable_authority_is_an_auth_error() -> None:
 
 
 def test_msal_every_http_call_has_the_timeout(token_service: TokenService) -> None:
-    seen: list[Any] = []
+    seen: list[tuple[str, str, Any]] = []
 
-    class SpySession(requests.Session):
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-            seen.append((method, url, kwargs.get("timeout")))
-            return super().request(method, url, *args, **kwargs)
+    def record(request: httpx.Request) -> None:
+        seen.append((request.method, str(request.url), request.extensions.get("timeout")))
 
-    provider = msal_provider(token_service, session=SpySession())
+    http = httpx.Client(event_hooks={"request": [record]})
+    provider = msal_provider(token_service, http=http)
     provider.get_token(GRAPH)
-    assert [(method, timeout) for method, _, timeout in seen] == [("GET", 5), ("POST", 5)]
+    timeout = {"connect": 5, "read": 5, "write": 5, "pool": 5}
+    assert [(method, t) for method, _, t in seen] == [("GET", timeout), ("POST", timeout)]
     assert all(url.startswith(token_service.origin) for _, url, _ in seen)
+
+
+def test_msal_form_post_goes_over_httpx_without_none_values(token_service: TokenService) -> None:
+    provider = msal_provider(token_service)
+    provider.get_token(GRAPH)
+    form = token_service.token_posts[0]
+    assert form["grant_type"] == ["client_credentials"]
+    assert form["client_id"] == [CLIENT_ID]
+    assert all(values != [""] for values in form.values())
 
 
 def test_msal_token_request_times_out(token_service: TokenService) -> None:
@@ -349,7 +358,7 @@ class FakeCredential:
 def test_identity_provider_caches_and_refreshes_by_the_clock() -> None:
     clock = FakeClock()
     credential = FakeCredential(clock)
-    provider = AzureIdentityTokenProvider(credential, clock=clock)  # type: ignore[arg-type]
+    provider = AzureIdentityTokenProvider(credential, clock=clock)
     assert provider.get_token(GRAPH) == "mi-token-1"
     assert provider.get_token(GRAPH) == "mi-token-1"
     clock.t += 3301
@@ -362,7 +371,7 @@ def test_identity_provider_caches_and_refreshes_by_the_clock() -> None:
 def test_identity_provider_failure_is_an_auth_error() -> None:
     credential = FakeCredential(FakeClock())
     credential.fail = True
-    provider = AzureIdentityTokenProvider(credential)  # type: ignore[arg-type]
+    provider = AzureIdentityTokenProvider(credential)
     with pytest.raises(AuthError, match="FakeCredential could not get a token"):
         provider.get_token(MANAGE)
 

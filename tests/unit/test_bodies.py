@@ -4,6 +4,7 @@ turns what a handler did not expect into a problem."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
@@ -188,7 +189,7 @@ def test_answer_turns_unexpected_exceptions_into_problems() -> None:
     assert unsafe.status == 404
     assert json.loads(unsafe.body)["instance"] == "/api/alerts/%2E%2E"
     for exc in (RuntimeError("secret detail"), RecursionError(), KeyError("k")):
-        response = answer("/api/x", lambda exc=exc: raises(exc))
+        response = answer("/api/x", functools.partial(raises, exc))
         assert response.status == 500
         assert response.media_type == "application/problem+json"
         problem = json.loads(response.body)

@@ -79,7 +79,7 @@ def _text_sent_by(client: QueueClient, content: str) -> str:
     def capture(queue_message: Any, **kwargs: Any) -> Any:
         raise _Sent(queue_message.message_text)
 
-    client._client.queue.send_message = capture  # type: ignore[method-assign]
+    client._client.queue.send_message = capture
     with pytest.raises(_Sent) as caught:
         client.send_message(content)
     return caught.value.message_text

@@ -110,7 +110,7 @@ def m365_token_service() -> Iterator[Recorder]:
 
 
 def _settings(devops: Recorder, m365: Recorder, **values: str) -> AppSettings:
-    base = {
+    base: dict[str, Any] = {
         "M365_AUTH_MODE": "msal",
         "M365_TENANT_ID": "00000000-0000-0000-0000-0000000000aa",
         "M365_CLIENT_ID": "11111111-2222-3333-4444-555555555555",

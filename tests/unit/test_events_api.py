@@ -1,5 +1,5 @@
 """The events routes' pure logic: CSV cells and columns, tag rules, body and query models, export
-paging against a scripted search, facet ranking, and the OpenAPI declarations."""
+paging against a scripted search, facet ranking, and the routes' declarations."""
 
 from __future__ import annotations
 
@@ -13,27 +13,24 @@ import pytest
 from pydantic import ValidationError
 
 from shared.api.auth import Authenticator
-from shared.api.events_api import (
-    CSV_COLUMNS,
-    EVENT_ACTION_ROUTES,
+from shared.api.events_api import EventsApi
+from shared.api.events_export import CSV_COLUMNS, csv_cell, csv_row, export_filename
+from shared.api.events_models import (
     MAX_TAGS_PER_EVENT,
     BulkTagBody,
     CommentBody,
-    EventActions,
     ExportQuery,
     FacetQuery,
     TagChange,
     TagLimitError,
     apply_tags,
     comment_id,
-    csv_cell,
-    csv_row,
-    export_filename,
 )
 from shared.api.events_query import EventQuery, SensitivityPolicy
 from shared.api.models import EventView
 from shared.api.openapi import openapi_document
 from shared.api.responses import ApiGuard
+from shared.api.routing import ApiRequest
 from tests.support.clock import ManualClock
 from tests.support.principals import swa_principal
 
@@ -169,6 +166,7 @@ def test_bulk_body_needs_a_filter_without_paging() -> None:
     query = body.filter.search_query()
     assert isinstance(query, EventQuery)
     assert (query.service, query.start, query.page_size) == (["Exchange"], "7d", 200)
+    bad: dict[str, Any]
     for bad in (
         {"add": ["x"]},
         {"filter": {"page_size": 10}, "add": ["x"]},
@@ -236,12 +234,12 @@ class FacetStore:
         return self.facets
 
 
-def _actions(search: Any = None, store: Any = None, export_max: int = 1000) -> EventActions:
+def _actions(search: Any = None, store: Any = None, export_max: int = 1000) -> EventsApi:
     guard = ApiGuard(
         Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()),
         SensitivityPolicy(services=["Exchange"], operations=["Wipe device"]),
     )
-    return EventActions(
+    return EventsApi(
         guard,
         None,  # type: ignore[arg-type]  # no Cosmos: these routes only use the search and the store
         search,
@@ -275,8 +273,8 @@ def test_export_walks_pages_up_to_the_cap(
     pages: list[tuple[list[dict[str, Any]], bool]], cap: int, count: int, truncated: bool
 ) -> None:
     search = ScriptedSearch(pages)
-    response = _actions(search, export_max=cap).export(
-        "https://h/api/events/export?format=jsonl", READER, "/api/events/export"
+    response = _actions(search, export_max=cap).export.serve(
+        ApiRequest("https://h/api/events/export?format=jsonl", READER)
     )
     assert response.status == 200
     assert response.media_type == "application/x-ndjson"
@@ -292,8 +290,8 @@ def test_export_walks_pages_up_to_the_cap(
 
 def test_csv_export_is_a_header_then_guarded_rows() -> None:
     search = ScriptedSearch([(_items(0, 2), False)])
-    response = _actions(search).export(
-        "https://h/api/events/export?format=csv", PRIVACY_READER, "/api/events/export"
+    response = _actions(search).export.serve(
+        ApiRequest("https://h/api/events/export?format=csv", PRIVACY_READER)
     )
     assert response.media_type == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"].endswith('.csv"')
@@ -353,9 +351,12 @@ def test_the_event_schema_accepts_real_events() -> None:
 
 
 def test_the_routes_document_themselves() -> None:
-    document = openapi_document(EVENT_ACTION_ROUTES, title="AOC", version="test")
+    routes = EventsApi.routes()
+    document = openapi_document(routes, title="AOC", version="test")
     paths = document["paths"]
     assert set(paths) == {
+        "/api/events",
+        "/api/events/{id}",
         "/api/events/{id}/raw",
         "/api/events/facets",
         "/api/events/export",
@@ -367,9 +368,19 @@ def test_the_routes_document_themselves() -> None:
     names = {p["name"] for p in export["parameters"]}
     assert {"format", "service", "start", "q"} <= names
     assert not names & {"page_size", "continuation"}
+    repeated = {p["name"] for p in export["parameters"] if p["schema"]["type"] == "array"}
+    assert repeated == {"service", "tag", "exclude_tag"}  # the list-typed fields of the filter model
     assert set(export["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
     assert paths["/api/events/{id}/comments"]["post"]["responses"].keys() >= {"201", "400", "403", "404"}
     assert paths["/api/events/{id}/raw"]["get"]["responses"]["200"]["content"]["application/json"]
     assert "page_size" not in document["components"]["schemas"]["EventFilter"]["properties"]
-    assert {r.role.value for r in EVENT_ACTION_ROUTES if r.method != "GET"} == {"AOC.Analyst"}
-    assert {r.role.value for r in EVENT_ACTION_ROUTES if r.method == "GET"} == {"AOC.Reader"}
+    assert {r.role.value for r in routes if r.role and r.method != "GET"} == {"AOC.Analyst"}
+    assert {r.role.value for r in routes if r.role and r.method == "GET"} == {"AOC.Reader"}
+
+
+def test_the_export_path_in_a_problem_is_the_request_path() -> None:
+    response = _actions(ScriptedSearch([([], False)])).export.serve(
+        ApiRequest("https://h/api/events/export?format=xml", READER)
+    )
+    assert response.status == 400
+    assert json.loads(response.body)["instance"] == "/api/events/export"

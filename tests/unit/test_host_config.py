@@ -143,7 +143,7 @@ def test_load_host_json_reads_the_repository_host_json() -> None:
 
 def test_a_sending_notification_claim_outlives_the_function_timeout() -> None:
     """A `sending` delivery is taken over only once its invocation is certainly dead (finding 7)."""
-    from shared.notify.delivery import FUNCTION_TIMEOUT, SENDING_STALE
+    from shared.notify.delivery_log import FUNCTION_TIMEOUT, SENDING_STALE
 
     document = json.loads((Path(__file__).resolve().parents[2] / "host.json").read_text(encoding="utf-8"))
     timeout = parse_timespan(document["functionTimeout"], field_name="functionTimeout")

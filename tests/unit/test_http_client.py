@@ -1,4 +1,5 @@
-"""ApiClient retries, timeouts, token handling and stats, over a fake transport mounted on a Session."""
+"""ApiClient retries, timeouts, token handling, redirects, redaction and stats, over an
+httpx.MockTransport (tests/support/http_fakes.py). Real sockets: tests/unit/test_http_transport.py."""
 
 from __future__ import annotations
 
@@ -7,145 +8,19 @@ import email.utils
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
-import requests
-from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
 
 from shared.m365.http_client import (
-    ApiClient,
     ApiError,
-    iter_graph_pages,
     parse_error_body,
     parse_retry_after,
     redact_url,
 )
-
-SCOPE = "https://graph.microsoft.com/.default"
-URL = "https://graph.microsoft.com/v1.0/auditLogs/directoryAudits"
-EPOCH = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> dt.datetime:
-        return EPOCH + dt.timedelta(seconds=self.t)
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Sent:
-    method: str
-    url: str
-    headers: dict[str, str]
-    timeout: Any
-
-
-Script = Answer | Exception | Callable[[requests.PreparedRequest], Answer]
-
-
-class FakeAdapter(BaseAdapter):
-    """Answers requests from a script, one entry per request, and records what was sent."""
-
-    def __init__(self, script: list[Script]) -> None:
-        super().__init__()
-        self.script = list(script)
-        self.sent: list[Sent] = []
-
-    def send(  # type: ignore[override]
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: Any = None,
-        verify: Any = True,
-        cert: Any = None,
-        proxies: Any = None,
-    ) -> requests.Response:
-        self.sent.append(Sent(request.method or "", request.url or "", dict(request.headers), timeout))
-        if not self.script:
-            raise AssertionError(f"unexpected request {request.method} {request.url}")
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        answer = item(request) if callable(item) else item
-        response = requests.Response()
-        response.status_code = answer.status
-        response.reason = "Test"
-        if answer.body is None:
-            response._content = b""
-        elif isinstance(answer.body, str | bytes):
-            response._content = answer.body.encode() if isinstance(answer.body, str) else answer.body
-        else:
-            response._content = json.dumps(answer.body).encode()
-        response.headers = CaseInsensitiveDict({"Content-Type": "application/json", **answer.headers})
-        response.url = request.url or ""
-        response.request = request
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-class CountingTokens:
-    def __init__(self) -> None:
-        self.issued = 0
-        self.invalidated: list[tuple[str, str | None]] = []
-        self._lock = threading.Lock()
-        self._current: str | None = None
-
-    def get_token(self, scope: str) -> str:
-        with self._lock:
-            if self._current is None:
-                self.issued += 1
-                self._current = f"eyJhbGciOiJub25lIn0.secret-token-{self.issued}.c2ln"
-            return self._current
-
-    def invalidate(self, scope: str, token: str | None = None) -> None:
-        with self._lock:
-            self.invalidated.append((scope, token))
-            if token is None or token == self._current:
-                self._current = None
-
-
-def make_client(
-    script: list[Script], *, random_value: float = 0.5, **kwargs: Any
-) -> tuple[ApiClient, FakeAdapter, FakeClock, CountingTokens]:
-    adapter = FakeAdapter(script)
-    session = requests.Session()
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    clock = FakeClock()
-    tokens = CountingTokens()
-    client = ApiClient(
-        tokens,
-        session=session,
-        clock=clock,
-        sleep=clock.sleep,
-        random=lambda: random_value,
-        timeout=(3.0, 20.0),
-        **kwargs,
-    )
-    return client, adapter, clock, tokens
+from shared.m365.http_transport import MAX_REDIRECTS
+from tests.support.http_fakes import EPOCH, SCOPE, TIMEOUT, URL, Answer, make_client
 
 
 def graph_error(code: str, message: str = "boom") -> dict[str, Any]:
@@ -161,9 +36,10 @@ def test_success_sends_bearer_token_accept_and_timeout() -> None:
     assert response.json() == {"value": [1]}
     [sent] = adapter.sent
     assert sent.url == URL + "?%24top=10"
-    assert sent.headers["Authorization"] == "Bearer eyJhbGciOiJub25lIn0.secret-token-1.c2ln"
-    assert sent.headers["Accept"] == "application/json"
-    assert sent.timeout == (3.0, 20.0)
+    assert sent.headers["authorization"] == "Bearer eyJhbGciOiJub25lIn0.secret-token-1.c2ln"
+    assert sent.headers["accept"] == "application/json"
+    assert sent.headers["user-agent"] == "aoc-functions/0.1"
+    assert sent.timeout == TIMEOUT
     assert clock.sleeps == []
     assert tokens.issued == 1
     assert client.stats.requests == 1
@@ -171,18 +47,16 @@ def test_success_sends_bearer_token_accept_and_timeout() -> None:
 
 
 def test_timeout_is_set_on_every_call_including_retries() -> None:
-    client, adapter, _, _ = make_client(
-        [Answer(503), requests.ConnectionError("reset"), Answer(401), Answer(200, {})]
-    )
+    client, adapter, _, _ = make_client([Answer(503), httpx.ReadError("reset"), Answer(401), Answer(200, {})])
     client.request("GET", URL, scope=SCOPE)
     assert len(adapter.sent) == 4
-    assert all(sent.timeout == (3.0, 20.0) for sent in adapter.sent)
+    assert all(sent.timeout == TIMEOUT for sent in adapter.sent)
 
 
 def test_no_scope_means_no_authorization_header() -> None:
     client, adapter, _, tokens = make_client([Answer(200, {"ok": True})])
     assert client.get_json("http://127.0.0.1:7072/health") == {"ok": True}
-    assert "Authorization" not in adapter.sent[0].headers
+    assert "authorization" not in adapter.sent[0].headers
     assert tokens.issued == 0
 
 
@@ -195,16 +69,30 @@ def test_get_json_empty_body_is_none_and_non_json_is_an_error() -> None:
 
 
 def test_post_sends_json_body() -> None:
-    seen: list[bytes] = []
-
-    def answer(request: requests.PreparedRequest) -> Answer:
-        seen.append(request.body if isinstance(request.body, bytes) else str(request.body).encode())
-        return Answer(200, {"status": "enabled"})
-
-    client, adapter, _, _ = make_client([answer])
+    client, adapter, _, _ = make_client([Answer(200, {"status": "enabled"})])
     client.request("post", URL, scope=SCOPE, json={"webhook": None})
     assert adapter.sent[0].method == "POST"
-    assert json.loads(seen[0]) == {"webhook": None}
+    assert adapter.sent[0].headers["content-type"] == "application/json"
+    assert json.loads(adapter.sent[0].body) == {"webhook": None}
+
+
+def test_data_sends_the_exact_bytes() -> None:
+    client, adapter, _, _ = make_client([Answer(200)])
+    client.request("POST", URL, data=b'{"b":1,  "a":2}', headers={"Content-Type": "application/json"})
+    assert adapter.sent[0].body == b'{"b":1,  "a":2}'
+
+
+def test_params_merge_into_a_query_the_url_already_has_and_none_values_are_left_out() -> None:
+    client, adapter, _, _ = make_client([Answer(200)])
+    client.request("GET", URL + "?$top=5", params={"api-version": "7.1", "skip": None})
+    assert adapter.sent[0].url == URL + "?$top=5&api-version=7.1"
+
+
+def test_a_graph_next_link_is_sent_as_written() -> None:
+    link = URL + "?$top=2&$skiptoken=a%2Bb%3D%3D&$filter=activityDateTime%20ge%202024-05-01T00:00:00Z"
+    client, adapter, _, _ = make_client([Answer(200)])
+    client.request("GET", link)
+    assert adapter.sent[0].url == link
 
 
 def test_401_refreshes_the_token_once_and_succeeds() -> None:
@@ -212,7 +100,7 @@ def test_401_refreshes_the_token_once_and_succeeds() -> None:
         [Answer(401, graph_error("InvalidAuthenticationToken")), Answer(200, {})]
     )
     client.request("GET", URL, scope=SCOPE)
-    assert [s.headers["Authorization"].split(".")[1] for s in adapter.sent] == [
+    assert [s.headers["authorization"].split(".")[1] for s in adapter.sent] == [
         "secret-token-1",
         "secret-token-2",
     ]
@@ -299,15 +187,18 @@ def test_af50000_with_a_4xx_status_is_retried_too() -> None:
 def test_connection_errors_and_timeouts_are_retried() -> None:
     client, adapter, clock, _ = make_client(
         [
-            requests.ConnectTimeout("connect timed out"),
-            requests.ReadTimeout("read timed out"),
+            httpx.ConnectTimeout("connect timed out"),
+            httpx.ReadTimeout("read timed out"),
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            httpx.ConnectError("[Errno 111] Connection refused"),
+            httpx.PoolTimeout("no free connection"),
             Answer(200, {}),
         ]
     )
     client.request("GET", URL, scope=SCOPE)
-    assert len(adapter.sent) == 3
-    assert len(clock.sleeps) == 2
-    assert client.stats.connection_errors == 2
+    assert len(adapter.sent) == 6
+    assert len(clock.sleeps) == 5
+    assert client.stats.connection_errors == 5
 
 
 @pytest.mark.parametrize(
@@ -339,13 +230,34 @@ def test_attempts_are_bounded() -> None:
 
 
 def test_exhausted_connection_errors_raise_api_error_without_status() -> None:
-    client, adapter, _, _ = make_client([requests.ConnectionError("refused")] * 3, max_attempts=3)
+    client, adapter, _, _ = make_client([httpx.ConnectError("refused")] * 3, max_attempts=3)
     with pytest.raises(ApiError) as caught:
         client.request("GET", URL, scope=SCOPE)
     assert caught.value.status is None
-    assert caught.value.code == "ConnectionError"
-    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+    assert caught.value.code == "ConnectError"
+    assert caught.value.never_sent
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
     assert len(adapter.sent) == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "never_sent"),
+    [
+        (httpx.ConnectError("refused"), True),
+        (httpx.ConnectTimeout("connect timed out"), True),
+        (httpx.PoolTimeout("no free connection"), True),
+        (httpx.ReadTimeout("read timed out"), False),
+        (httpx.WriteTimeout("write timed out"), False),
+        (httpx.ReadError("connection reset"), False),
+        (httpx.RemoteProtocolError("Server disconnected without sending a response."), False),
+    ],
+)
+def test_never_sent_comes_from_the_exception_type(error: Exception, never_sent: bool) -> None:
+    client, _, _, _ = make_client([error], max_attempts=1)
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", URL, url_label="hook")
+    assert caught.value.never_sent is never_sent
+    assert caught.value.code == type(error).__name__
 
 
 def test_deadline_stops_retries_before_sleeping_past_it() -> None:
@@ -422,7 +334,7 @@ def _all_text(caplog: pytest.LogCaptureFixture, error: ApiError) -> str:
     return "\n".join(
         [
             *(r.getMessage() for r in caplog.records),
-            *(caplog.handler.formatter.formatException(r.exc_info) for r in caplog.records if r.exc_info),
+            *(logging.Formatter().formatException(r.exc_info) for r in caplog.records if r.exc_info),
             str(error),
             error.message,
             error.url,
@@ -433,9 +345,9 @@ def _all_text(caplog: pytest.LogCaptureFixture, error: ApiError) -> str:
 
 def test_a_url_label_hides_a_secret_url_from_retries_and_the_error(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    refused = requests.ConnectionError(
-        "HTTPSConnectionPool(host='hooks.example.test', port=443): Max retries exceeded with url: "
-        "/services/T000/B000/pathsecret?k=querysecret (Caused by NewConnectionError('refused'))"
+    refused = httpx.ConnectError(
+        "refused while connecting for https://hooks.example.test/services/T000/B000/pathsecret?k=querysecret "
+        "(/services/T000/B000/pathsecret%3Fk=querysecret)"
     )
     client, _, _, _ = make_client([Answer(503), Answer(401), refused], max_attempts=2)
     with pytest.raises(ApiError) as caught:
@@ -464,21 +376,38 @@ def test_a_url_label_hides_a_secret_url_echoed_in_an_error_body(caplog: pytest.L
 
 
 def test_a_url_label_hides_the_url_of_a_non_retryable_request_error() -> None:
-    client, _, _, _ = make_client([requests.TooManyRedirects(f"Exceeded 30 redirects: {SECRET_URL}")])
+    client, _, _, _ = make_client([httpx.UnsupportedProtocol(f"unsupported protocol in {SECRET_URL}")])
     with pytest.raises(ApiError) as caught:
         client.request("POST", SECRET_URL, url_label="hook")
-    assert caught.value.code == "TooManyRedirects"
+    assert caught.value.code == "UnsupportedProtocol"
     assert "pathsecret" not in str(caught.value)
     assert caught.value.__cause__ is None
 
 
+def test_redirects_are_followed_up_to_the_limit_and_a_loop_is_an_error() -> None:
+    loop = Answer(302, None, {"Location": SECRET_URL})
+    client, adapter, clock, _ = make_client([loop] * (MAX_REDIRECTS + 1))
+    with pytest.raises(ApiError) as caught:
+        client.request("POST", SECRET_URL, url_label="hook")
+    assert caught.value.code == "TooManyRedirects"
+    assert len(adapter.sent) == MAX_REDIRECTS + 1
+    assert clock.sleeps == []
+    assert "pathsecret" not in str(caught.value)
+
+
+def test_a_cross_origin_redirect_drops_the_bearer_token() -> None:
+    client, adapter, _, _ = make_client(
+        [Answer(307, None, {"Location": "https://elsewhere.example/x"}), Answer(200, {})]
+    )
+    client.request("GET", URL, scope=SCOPE)
+    assert "authorization" in adapter.sent[0].headers
+    assert adapter.sent[1].url == "https://elsewhere.example/x"
+    assert "authorization" not in adapter.sent[1].headers
+
+
 def test_parse_error_body_shapes() -> None:
-    def response(status: int, body: Any) -> requests.Response:
-        r = requests.Response()
-        r.status_code = status
-        r.reason = "Reason"
-        r._content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return r
+    def response(status: int, body: Any) -> httpx.Response:
+        return httpx.Response(status, content=body if isinstance(body, bytes) else json.dumps(body).encode())
 
     assert parse_error_body(response(400, graph_error("BadRequest", "m"))) == ("BadRequest", "m")
     assert parse_error_body(response(400, {"error": "invalid_grant", "error_description": "d"})) == (
@@ -486,7 +415,7 @@ def test_parse_error_body_shapes() -> None:
         "d",
     )
     assert parse_error_body(response(400, {"Message": "legacy"})) == (None, "legacy")
-    assert parse_error_body(response(502, b"")) == (None, "Reason")
+    assert parse_error_body(response(502, b"")) == (None, "Bad Gateway")
 
 
 def test_parse_retry_after() -> None:
@@ -506,7 +435,7 @@ def test_retries_are_logged_at_warning_without_the_token(caplog: pytest.LogCaptu
         [
             Answer(429, None, {"Retry-After": "1"}),
             Answer(401),
-            requests.ConnectionError("failed with Bearer eyJhbGciOiJub25lIn0.secret-token-2.c2ln"),
+            httpx.ReadError("failed with Bearer eyJhbGciOiJub25lIn0.secret-token-2.c2ln"),
             Answer(200, {}),
         ]
     )
@@ -545,9 +474,12 @@ def test_stats_count_requests_retries_and_throttles() -> None:
 
 def test_stats_are_thread_safe() -> None:
     client, _, _, _ = make_client([])
-    threads = [
-        threading.Thread(target=lambda: [client.stats.add("requests") for _ in range(1000)]) for _ in range(8)
-    ]
+
+    def count() -> None:
+        for _ in range(1000):
+            client.stats.add("requests")
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -556,52 +488,26 @@ def test_stats_are_thread_safe() -> None:
 
 
 def test_non_retryable_request_exception_becomes_api_error() -> None:
-    client, adapter, _, _ = make_client([requests.exceptions.InvalidURL("bad url")])
+    client, adapter, _, _ = make_client([httpx.LocalProtocolError("illegal header")])
     with pytest.raises(ApiError) as caught:
         client.request("GET", URL, scope=SCOPE)
-    assert caught.value.code == "InvalidURL"
+    assert caught.value.code == "LocalProtocolError"
+    assert not caught.value.never_sent
     assert len(adapter.sent) == 1
 
 
-# --- Graph paging ----------------------------------------------------------------------------------
-
-
-def test_graph_paging_follows_next_link_until_absent() -> None:
-    next1 = URL + "?$top=2&$skiptoken=abc"
-    next2 = URL + "?$top=2&$skiptoken=def"
-    client, adapter, _, _ = make_client(
-        [
-            Answer(200, {"value": [{"id": 1}, {"id": 2}], "@odata.nextLink": next1}),
-            Answer(429, None, {"Retry-After": "1"}),
-            Answer(200, {"value": [{"id": 3}, {"id": 4}], "@odata.nextLink": next2}),
-            Answer(200, {"value": [{"id": 5}]}),
-        ]
-    )
-    pages = list(iter_graph_pages(client, URL, {"$top": "2"}, scope=SCOPE, deadline=None, rate_limiter=None))
-    assert [[item["id"] for item in value] for value, _ in pages] == [[1, 2], [3, 4], [5]]
-    assert pages[0][1]["@odata.nextLink"] == next1
-    assert [s.url for s in adapter.sent] == [URL + "?%24top=2", next1, next1, next2]
-
-
-def test_graph_paging_refuses_a_next_link_to_another_host() -> None:
-    client, adapter, _, _ = make_client(
-        [Answer(200, {"value": [], "@odata.nextLink": "https://evil.example/steal"})]
-    )
-    pages = iter_graph_pages(client, URL, None, scope=SCOPE)
-    assert next(pages)[0] == []
+def test_an_invalid_url_is_an_api_error_before_anything_is_sent() -> None:
+    client, adapter, _, _ = make_client([])
     with pytest.raises(ApiError) as caught:
-        next(pages)
-    assert caught.value.code == "InvalidNextLink"
-    assert len(adapter.sent) == 1
+        client.request("GET", "https://graph.example:port/x", scope=SCOPE)
+    assert caught.value.code == "InvalidURL"
+    assert adapter.sent == []
+    assert client.stats.requests == 0
 
 
-def test_graph_paging_stops_on_a_loop() -> None:
-    link = URL + "?$skiptoken=same"
-    client, _, _, _ = make_client(
-        [
-            Answer(200, {"value": [1], "@odata.nextLink": link}),
-            Answer(200, {"value": [2], "@odata.nextLink": link}),
-        ]
-    )
-    with pytest.raises(ApiError, match="repeats"):
-        list(iter_graph_pages(client, URL, None, scope=SCOPE))
+def test_httpx_request_lines_never_reach_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, _, _, _ = make_client([Answer(200)])
+    client.request("POST", SECRET_URL, url_label="hook")
+    assert not [r for r in caplog.records if r.name == "httpx"]
+    assert "pathsecret" not in caplog.text

@@ -9,6 +9,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from werkzeug.datastructures import Headers
 
 from devtools.host.config import HostKeys
 from devtools.host.http_server import HttpDispatcher, HttpRoute
@@ -171,7 +172,7 @@ def call(
     path: str,
     headers: dict[str, str] | None = None,
     body: bytes = b"",
-) -> tuple[int, dict[str, str], bytes]:
+) -> tuple[int, Headers, bytes]:
     return dispatcher.dispatch(method, HOST + path, headers or {}, body)
 
 

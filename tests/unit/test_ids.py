@@ -209,7 +209,7 @@ def test_the_storage_helpers_refuse_before_any_storage_call() -> None:
         events.close()
 
     archive = RawArchive.__new__(RawArchive)
-    archive._raw = container  # type: ignore[attr-defined]
+    archive._raw = container
     with pytest.raises(UnsafeStorageIdError):
         list(archive.read_lines("entra_audit/../quarantine/x.json"))
     with pytest.raises(UnsafeStorageIdError):

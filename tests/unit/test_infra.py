@@ -223,7 +223,7 @@ def _parameter_decorators(path: Path, name: str) -> tuple[str, Node]:
             if text(identifier) == name:
                 decorators = node.prev_sibling
                 found = decorators is not None and decorators.type == "decorators"
-                return (text(decorators) if found else ""), node
+                return (text(decorators) if decorators is not None and found else ""), node
     raise AssertionError(f"{path.name} declares no parameter {name}")
 
 

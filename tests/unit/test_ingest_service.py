@@ -72,7 +72,7 @@ def _audit(record_id: str) -> str:
 def test_page_tenant_wins_bad_lines_are_quarantined_and_repeats_are_written_once() -> None:
     archive = Archive([_audit("a"), "{not json", _audit("a"), json.dumps({"no": "id"}), _audit("b")])
     store, watermarks = Store(), Watermarks()
-    service = IngestService(archive, store, watermarks, "worker-tenant", Clock())  # type: ignore[arg-type]
+    service = IngestService(archive, store, watermarks, "worker-tenant", Clock())
 
     report = service.process(
         IngestMessage(source="entra_audit", blob="p1", count=5, run_id="r", tenant_id="page-tenant")
@@ -93,7 +93,7 @@ def test_bad_records_seen_again_are_reported_but_counted_once() -> None:
     """A redelivered page, or the next poll's overlap window, brings the same malformed records back."""
     archive = Archive(["{not json", _audit("a"), json.dumps({"no": "id"})])
     watermarks = Watermarks()
-    service = IngestService(archive, Store(), watermarks, "t", Clock())  # type: ignore[arg-type]
+    service = IngestService(archive, Store(), watermarks, "t", Clock())
     message = IngestMessage(source="entra_audit", blob="p1", count=3, run_id="r")
 
     reports = [service.process(message), service.process(message.model_copy(update={"blob": "p2"}))]
@@ -104,7 +104,7 @@ def test_bad_records_seen_again_are_reported_but_counted_once() -> None:
 
 def test_a_message_without_a_tenant_uses_the_workers() -> None:
     store = Store()
-    service = IngestService(Archive([_audit("x")]), store, Watermarks(), "worker-tenant", Clock())  # type: ignore[arg-type]
+    service = IngestService(Archive([_audit("x")]), store, Watermarks(), "worker-tenant", Clock())
     service.process(IngestMessage(source="entra_audit", blob="p", count=1, run_id="r"))
     assert store.written[0]["tenant_id"] == "worker-tenant"
 
@@ -115,7 +115,7 @@ def test_records_whose_native_id_is_unsafe_for_storage_are_quarantined_not_the_p
         [_audit("ok-1"), _audit("../../dbs/aoc"), _audit("a/b"), _audit("c\\d"), _audit("ok-2")]
     )
     store, watermarks = Store(), Watermarks()
-    service = IngestService(archive, store, watermarks, "t", Clock())  # type: ignore[arg-type]
+    service = IngestService(archive, store, watermarks, "t", Clock())
 
     report = service.process(IngestMessage(source="entra_audit", blob="p", count=5, run_id="r"))
 

@@ -114,7 +114,9 @@ def _guid(n: int) -> str:
 def test_enrichment_resolves_in_chunks_of_1000_and_caches() -> None:
     api, table = FakeApi(), MemoryTable()
     resolver = DirectoryNameResolver(api, "http://graph", "scope", table, FixedClock(), 3600)  # type: ignore[arg-type]
-    documents = [{"actor": {"id": _guid(n)}, "targets": [{"id": _guid(n + 5000)}]} for n in range(1200)]
+    documents: list[dict[str, Any]] = [
+        {"actor": {"id": _guid(n)}, "targets": [{"id": _guid(n + 5000)}]} for n in range(1200)
+    ]
 
     filled = resolver.enrich(documents)
     resolver.enrich([{"actor": {"id": _guid(1)}, "targets": []}])
@@ -165,9 +167,9 @@ class RecordingWatermarks:
 def test_one_failing_source_never_stops_the_others_and_errors_are_redacted() -> None:
     watermarks = RecordingWatermarks()
     poller = Poller(
-        FailingGraph(),  # type: ignore[arg-type]
+        FailingGraph(),
         None,
-        watermarks,  # type: ignore[arg-type]
+        watermarks,
         FixedClock(),
         graph_sources=["entra_audit", "intune_audit"],
         content_types=[],

@@ -95,6 +95,8 @@ def test_two_outputs_and_trigger_value(runner: AsyncRunner, tmp_path: Path) -> N
     @app.queue_output(arg_name="first", queue_name="q-one", connection="AzureWebJobsStorage")
     @app.queue_output(arg_name="second", queue_name="q-two", connection="AzureWebJobsStorage")
     def split(msg: func.QueueMessage, first: func.Out[str], second: func.Out[list[str]]) -> str:
+        assert msg.id is not None
+        assert msg.pop_receipt is not None
         first.set(msg.id)
         second.set([msg.pop_receipt, msg.get_body().decode()])
         return "done"

@@ -29,6 +29,8 @@ def azure_functions_imports(package: Path) -> list[str]:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
             if any(name == "azure.functions" or name.startswith("azure.functions.") for name in names):
                 found.append(f"{path.relative_to(package.parent)}:{node.lineno}")
     return found

@@ -86,7 +86,7 @@ def _error(kind: str, url: str) -> ApiError | Response:
         "forbidden": ApiError(403, "AF10001", "The permission set did not include ActivityFeed.Read", url),
         "expired": ApiError(400, "AF20051", "Content has already expired.", url),
         "server_error": ApiError(503, "ServiceUnavailable", "retries exhausted", url),
-        "no_answer": ApiError(None, "ConnectionError", "connection refused", url),
+        "no_answer": ApiError(None, "ConnectError", "[Errno 111] Connection refused", url, never_sent=True),
         "unauthorized": ApiError(401, "InvalidAuthenticationToken", "denied", url),
     }
     if kind == "not_json":
@@ -510,3 +510,53 @@ def test_the_daily_relist_lists_seven_24_hour_windows() -> None:
     assert windows[0]["startTime"] == "2026-11-14T12:30:00"
     assert windows[-1]["endTime"] == "2026-11-21T12:00:00"
     assert len(harness.api.fetches()) == 3, "the re-list fetched nothing handed off before"
+
+
+# --- on the wire: the real ApiClient over an httpx.MockTransport ------------------------------------
+
+
+def test_every_request_on_the_wire_carries_the_publisher_identifier_once() -> None:
+    from tests.support.http_fakes import Answer, make_client
+
+    listing = Blob("20261120120000000$abc_1", NOW - dt.timedelta(minutes=30)).listing()
+    next_page = f"{FEED}/subscriptions/content?contentType={CONTENT_TYPE}&nextPage=1"
+    client, transport, _, _ = make_client(
+        [
+            Answer(400, {"error": {"code": "AF20022", "message": "No subscription found"}}),
+            Answer(200, {"contentType": CONTENT_TYPE, "status": "enabled"}),
+            Answer(200, [listing], {"NextPageUri": next_page}),
+            Answer(429, None, {"Retry-After": "1"}),
+            Answer(200, []),
+            Answer(200, [{"Id": "r1"}]),
+        ]
+    )
+    collector = ManagementCollector(
+        client,
+        f"https://{HOST}",
+        TENANT,
+        "https://manage.office.com/.default",
+        lambda *_args, **_kwargs: None,  # type: ignore[arg-type]
+        WatermarkStore(MemoryTable(), TENANT),  # type: ignore[arg-type]
+        HandedOffContent(MemoryTable(), TENANT),  # type: ignore[arg-type]
+        ManualClock(NOW),
+        failed=FailedContent(MemoryTable(), TENANT),  # type: ignore[arg-type]
+        overlap_seconds=0,
+        initial_lookback_seconds=3600,
+    )
+    blobs = collector.list_content(CONTENT_TYPE, NOW - dt.timedelta(hours=1), NOW, deadline=FOREVER)
+    assert [b["contentId"] for b in blobs] == [listing["contentId"]]
+    assert collector.fetch_content(listing["contentId"], listing["contentUri"], FOREVER) == [{"Id": "r1"}]
+    paths = [urlsplit(sent.url).path.rsplit("/", 2)[-2:] for sent in transport.sent]
+    assert paths == [
+        ["subscriptions", "content"],
+        ["subscriptions", "start"],
+        ["subscriptions", "content"],
+        ["subscriptions", "content"],
+        ["subscriptions", "content"],
+        ["audit", listing["contentId"]],
+    ]
+    for sent in transport.sent:
+        assert parse_qs(urlsplit(sent.url).query)["PublisherIdentifier"] == [TENANT]
+        assert urlsplit(sent.url).hostname == HOST
+        assert sent.headers["authorization"].startswith("Bearer ")
+        assert sent.timeout == {"connect": 3.0, "read": 20.0, "write": 20.0, "pool": 20.0}

@@ -264,4 +264,4 @@ def test_channel_config_is_frozen() -> None:
     (channel,) = parse_channels(channels_json(teams()))
     assert isinstance(channel, ChannelConfig)
     with pytest.raises(ValueError, match="frozen"):
-        channel.min_severity = "low"  # type: ignore[misc]
+        channel.min_severity = "low"

@@ -78,7 +78,7 @@ def huge_content(**overrides: Any) -> NotificationContent:
 def test_content_is_frozen_and_rejects_unknown_fields() -> None:
     content = make_content()
     with pytest.raises(ValidationError):
-        content.title = "changed"  # type: ignore[misc]
+        content.title = "changed"
     with pytest.raises(ValidationError):
         make_content(colour="red")
     with pytest.raises(ValidationError):

@@ -23,7 +23,7 @@ def _registered_routes() -> set[tuple[str, str]]:
         route = getattr(trigger, "route", None)
         if route is None or function.get_function_name() == "cors_preflight":
             continue
-        for method in trigger.methods or []:
+        for method in getattr(trigger, "methods", None) or []:
             routes.add((str(method).split(".")[-1].upper(), f"/api/{route}"))
     return routes
 

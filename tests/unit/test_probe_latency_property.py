@@ -116,6 +116,7 @@ def check_close(scenario: Scenario) -> None:
     assert all(r.at <= times[-1] for r in records)
     bounds = [None, *times]
     for (start, end), (_, trigger) in zip(itertools.pairwise(bounds), outcome.triggers, strict=True):
+        assert end is not None
         covered = [r for r in records if (start is None or r.at > start) and r.at <= end]
         assert 1 <= trigger.summary.count <= len(covered)
     assert sum(t.summary.count for _, t in outcome.triggers) <= len(records)

@@ -30,7 +30,7 @@ def at(minutes: float) -> dt.datetime:
 class HookedQueue(FakeQueue):
     """Runs `before_send` once, just before the first message is recorded."""
 
-    def __init__(self, before_send: Callable[[], None] | None = None) -> None:
+    def __init__(self, before_send: Callable[[], object] | None = None) -> None:
         super().__init__()
         self.before_send = before_send
 
@@ -49,7 +49,7 @@ class FailingQueue(FakeQueue):
 class HookedTable(FakeTable):
     """Runs `before_update` once, between a caller's read and its conditional write."""
 
-    before_update: Callable[[], None] | None = None
+    before_update: Callable[[], object] | None = None
 
     def update_entity(self, entity: Any, *args: Any, **kwargs: Any) -> None:
         hook, self.before_update = self.before_update, None
@@ -77,7 +77,7 @@ def test_a_probe_racing_the_committer_queues_nothing_while_the_committer_queues_
     assert result.trigger is not None
     assert queue.trigger_ids() == [result.trigger.trigger_id]
     assert other_queue.messages == []
-    state, _ = ProbeStateStore(table).read(SCOPE)  # type: ignore[arg-type]
+    state, _ = ProbeStateStore(table).read(SCOPE)
     assert (state.outbox, state.triggers_emitted) == (None, 1)
 
 
@@ -95,7 +95,7 @@ def test_an_outbox_left_by_a_dead_probe_is_queued_once_after_the_claim_timeout()
     survivor.advance({SCOPE: [CHANGE]}, at(6) + 2 * OUTBOX_CLAIM_TIMEOUT)
 
     assert len(queue.messages) == 1
-    state, _ = ProbeStateStore(table).read(SCOPE)  # type: ignore[arg-type]
+    state, _ = ProbeStateStore(table).read(SCOPE)
     assert state.outbox is None
     assert queue.trigger_ids() == [state.last_trigger_id]
 

@@ -40,7 +40,7 @@ def test_a_change_stamped_in_year_9999_is_clamped_and_triggers_one_backup(
     drift = parse_drift_config(DEFAULT_DRIFT_FILE.read_text(encoding="utf-8"))
     scope = drift.scopes[0].name
     table, queue = FakeTable(), FakeQueue()
-    probe = ProbeService(ProbeStateStore(table), drift, queue, WINDOWS)  # type: ignore[arg-type]
+    probe = ProbeService(ProbeStateStore(table), drift, queue, WINDOWS)
 
     def poll(at: dt.datetime) -> None:
         collector = ChangeCollector(drift, "tenant", utc_iso(at))

@@ -1,5 +1,6 @@
-"""The pure parts of the rule and status routes: editing the rule file document, the canonical rule
-form, problems named by field, and the documented models (shared/api/rules_api.py, status_api.py)."""
+"""The pure parts of the rule and status routes: editing the rule file document (shared/rules/editing.py),
+the canonical rule form, problems named by field, and the documented models (shared/api/rules_api.py,
+status_api.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,22 @@ import yaml
 
 from shared.api.openapi import openapi_document
 from shared.api.rules_api import (
-    RULE_ROUTES,
     RuleDefinition,
+    RulesApi,
     RulesDocument,
-    RulesFileError,
     RuleTestResult,
     RuleView,
+    invalid_rule,
+)
+from shared.api.status_api import StatusApi, run_summary
+from shared.ingestion.sources.graph import SourceRunResult
+from shared.probe.poller import PollReport
+from shared.probe.service import ScopeResult
+from shared.probe.state import ChangeSummary, Trigger
+from shared.rules.editing import (
+    RuleFileUnreadableError,
     condition_document,
     dump_rule_file,
-    invalid_rule,
     load_rule_document,
     replace_rule,
     rule_document,
@@ -27,11 +35,6 @@ from shared.api.rules_api import (
     rule_view,
     set_enabled,
 )
-from shared.api.status_api import STATUS_ROUTES, run_summary
-from shared.ingestion.sources.graph import SourceRunResult
-from shared.probe.poller import PollReport
-from shared.probe.service import ScopeResult
-from shared.probe.state import ChangeSummary, Trigger
 from shared.rules.engine import BusinessHours
 from shared.rules.model import RuleError, parse_rule, parse_rule_file
 from shared.rules.source import DEFAULT_RULES_FILE, compile_rules
@@ -203,11 +206,10 @@ def test_problems_of_other_rules_and_list_references_are_named_too(document: dic
 @pytest.mark.parametrize(
     "text", ["rules: [unbalanced\n", "- just\n- a list\n", "version: 1\nrules: {}\n", ""]
 )
-def test_an_unreadable_override_is_a_conflict(text: str) -> None:
-    with pytest.raises(RulesFileError) as caught:
+def test_an_unreadable_override_is_refused_naming_it(text: str) -> None:
+    with pytest.raises(RuleFileUnreadableError) as caught:
         load_rule_document(text, "blob:rules.yaml")
-    assert caught.value.status == 409
-    assert "blob:rules.yaml" in caught.value.detail
+    assert "blob:rules.yaml" in str(caught.value)
 
 
 def test_run_summary_counts() -> None:
@@ -252,7 +254,7 @@ def test_run_summary_counts() -> None:
 
 
 def test_route_docs_generate_an_openapi_document() -> None:
-    routes = RULE_ROUTES + STATUS_ROUTES
+    routes = RulesApi.routes() + StatusApi.routes()
     assert [(r.method, r.path) for r in routes] == [
         ("GET", "rules"),
         ("PUT", "rules/{id}"),

@@ -232,7 +232,7 @@ def test_secrets_are_hidden_in_repr(settings_file: Path, monkeypatch: pytest.Mon
 def test_settings_are_frozen(settings_file: Path) -> None:
     settings = AppSettings()
     with pytest.raises(ValidationError):
-        settings.cosmos_database = "other"  # type: ignore[misc]
+        settings.cosmos_database = "other"
 
 
 def test_populate_by_field_name(settings_file: Path) -> None:
@@ -464,8 +464,8 @@ def test_missing_secrets_that_the_configuration_needs_are_reported(kv_env: pytes
 
     kv_env.setenv("M365_CERTIFICATE_PEM", kv("m365-certificate-pem"))
     kv_env.setenv("PROBE_ENABLED", "false")
-    issues = {issue.setting: issue.problem for issue in AppSettings().configuration_issues()}
-    assert issues == {
+    problems = {issue.setting: issue.problem for issue in AppSettings().configuration_issues()}
+    assert problems == {
         "ALERT_CHANNELS": "missing",
         "API_CONTINUATION_SECRET": "missing",
         "M365_CERTIFICATE_PEM": "unresolved_key_vault_reference",

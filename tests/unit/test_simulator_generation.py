@@ -175,7 +175,7 @@ def test_real_operation_names_and_codes(rendered: list[tuple[Record, dict[str, A
 
 
 def test_graph_shapes(rendered: list[tuple[Record, dict[str, Any]]]) -> None:
-    results = Counter()
+    results: Counter[str] = Counter()
     app_actors = id_only_actors = 0
     for record, body in rendered:
         if record.malformed:

@@ -28,7 +28,7 @@ def make_app(offset_seconds: float, **overrides: Any) -> SimulatorApp:
     return SimulatorApp(config, Tenant(config))
 
 
-def get(app: SimulatorApp, target: str, token: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+def get(app: SimulatorApp, target: str, token: str) -> tuple[int, Any, dict[str, str]]:
     response = app.handle("GET", target, {"Authorization": f"Bearer {token}"}, b"")
     headers = dict(response.headers)
     body = json.loads(response.body) if response.body else {}

@@ -47,7 +47,7 @@ def normalize(record: dict[str, Any], mappings: Mappings) -> tuple[str | None, d
         }
     else:
         actor = {"type": "unknown", "id": None, "upn": None, "display": None, "ip": ip}
-    targets = []
+    targets: list[dict[str, Any]] = []
     app_id, app_name = text(get("appId")), text(get("appDisplayName"))
     if app_id or app_name:
         targets.append({"type": "Application", "id": app_id, "display": app_name, "modified_properties": []})

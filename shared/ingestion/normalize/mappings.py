@@ -32,20 +32,22 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def _clip(value: Any) -> str | None:
     """A value as summary text: one line, at most MAX_VALUE_LENGTH characters; None when empty."""
-    if type(value) is not str:
-        if value is None or isinstance(value, dict):
-            return None
-        if isinstance(value, list):
-            value = ", ".join(filter(None, (_clip(item) for item in value)))
-        else:
-            value = str(value)
-    if not value:
+    text: str
+    if type(value) is str:
+        text = value
+    elif value is None or isinstance(value, dict):
         return None
-    if not value.isprintable():
-        value = " ".join("".join(char if char.isprintable() else " " for char in value).split())
-    if len(value) > MAX_VALUE_LENGTH:
-        value = value[: MAX_VALUE_LENGTH - 1] + "…"
-    return value
+    elif isinstance(value, list):
+        text = ", ".join(filter(None, (_clip(item) for item in value)))
+    else:
+        text = str(value)
+    if not text:
+        return None
+    if not text.isprintable():
+        text = " ".join("".join(char if char.isprintable() else " " for char in text).split())
+    if len(text) > MAX_VALUE_LENGTH:
+        text = text[: MAX_VALUE_LENGTH - 1] + "…"
+    return text
 
 
 def _entity_name(entity: dict[str, Any]) -> str | None:

@@ -1,4 +1,8 @@
-"""Microsoft Graph audit sources: directory audits, sign-ins and Intune audit events."""
+"""Microsoft Graph audit sources: directory audits, sign-ins and Intune audit events.
+
+Each run reads the window `[watermark - overlap, now)` page by page (shared.ingestion.sources.graph_paging)
+within the source's documented request budget, hands every page off, and only then moves the watermark.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.ingestion.sources.graph_paging import iter_graph_pages
 from shared.ingestion.sources.handoff import PageHandOff
 from shared.ingestion.watermarks import WatermarkStore
-from shared.m365.http_client import ApiClient, iter_graph_pages
+from shared.m365.http_client import ApiClient
 from shared.m365.rate_limit import SlidingWindowRateLimiter
 from shared.platform.clock import Clock, SystemClock, parse_utc, utc_iso
 

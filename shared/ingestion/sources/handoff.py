@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from azure.storage.queue import QueueClient
-
-from shared.ingestion.archive import RawArchive, raw_blob_name
+from shared.ingestion.archive import raw_blob_name
 from shared.ingestion.messages import IngestMessage
+from shared.ingestion.ports import PageWriter
+from shared.platform.ports import MessageQueue
 
 
 class PageHandOff:
-    def __init__(self, archive: RawArchive, ingest_queue: QueueClient, tenant_id: str | None = None) -> None:
+    def __init__(self, archive: PageWriter, ingest_queue: MessageQueue, tenant_id: str | None = None) -> None:
         self._archive = archive
         self._queue = ingest_queue
         self._tenant_id = tenant_id
