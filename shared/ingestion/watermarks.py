@@ -12,13 +12,13 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
 from pydantic import BaseModel
 
 from shared.platform.clock import parse_utc, utc_iso
 from shared.platform.ids import storage_id
+from shared.platform.tables import write_unchanged
 
 MAX_CONFLICT_RETRIES = 10
 
@@ -80,16 +80,8 @@ class WatermarkStore:
             updated = change(state)
             row = {"PartitionKey": self._tenant, "RowKey": source, **updated.model_dump(exclude={"source"})}
             row = {k: v for k, v in row.items() if v is not None}
-            try:
-                if etag is None:
-                    self._table.create_entity(row)
-                else:
-                    self._table.update_entity(
-                        row, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                    )
+            if write_unchanged(self._table, row, etag):
                 return updated
-            except (ResourceExistsError, ResourceModifiedError):
-                continue
         raise RuntimeError(f"watermark for {source}: too many concurrent updates")
 
     def advance(
@@ -280,16 +272,8 @@ class FailedContent:
             row = {"PartitionKey": partition, "RowKey": row_key, **updated.model_dump(exclude={"content_id"})}
             row["expires_at"] = updated.content_expiration
             row = {k: v for k, v in row.items() if v is not None}
-            try:
-                if etag is None:
-                    self._table.create_entity(row)
-                else:
-                    self._table.update_entity(
-                        row, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
-                    )
+            if write_unchanged(self._table, row, etag):
                 return updated
-            except (ResourceExistsError, ResourceModifiedError):
-                continue
         raise RuntimeError(f"failed content {content_id}: too many concurrent updates")
 
     def clear(self, content_type: str, content_id: str) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableEntity, UpdateMode
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableEntity
 
 from shared.platform.clock import parse_utc, utc_iso
+from shared.platform.tables import WritableTable, write_unchanged
 from shared.probe.state import Change, ProbeState, ProbeWindows, Trigger, step
 
 ROW_KEY = "state"
@@ -50,21 +50,10 @@ def _from_entity(entity: dict[str, Any]) -> ProbeState:
     return ProbeState(scope=entity["PartitionKey"], **data)
 
 
-class StateTable(Protocol):
+class StateTable(WritableTable, Protocol):
     """The part of azure.data.tables.TableClient this store uses (tests pass an in-memory table)."""
 
     def get_entity(self, partition_key: str, row_key: str) -> TableEntity: ...
-
-    def create_entity(self, entity: Mapping[str, Any]) -> object: ...
-
-    def update_entity(
-        self,
-        entity: Mapping[str, Any],
-        mode: UpdateMode = ...,
-        *,
-        etag: str | None = ...,
-        match_condition: MatchConditions | None = ...,
-    ) -> object: ...
 
     def query_entities(self, query_filter: str) -> Iterable[TableEntity]: ...
 
@@ -84,19 +73,7 @@ class ProbeStateStore:
         return [_from_entity(e) for e in self._table.query_entities(f"RowKey eq '{ROW_KEY}'")]
 
     def _write(self, state: ProbeState, etag: str | None) -> bool:
-        try:
-            if etag is None:
-                self._table.create_entity(_to_entity(state))
-            else:
-                self._table.update_entity(
-                    _to_entity(state),
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            return False
-        return True
+        return write_unchanged(self._table, _to_entity(state), etag)
 
     def transition(
         self, scope: str, changes: list[Change], now: dt.datetime, windows: ProbeWindows
