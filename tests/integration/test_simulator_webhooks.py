@@ -48,7 +48,10 @@ def modified(target: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_a_post_is_answered_ok_and_recorded(sim: TenantSimulator) -> None:
     url = sim.webhook_url("teams-alerts")
     assert url == f"{sim.base_url}/webhooks/teams-alerts"
-    card = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive"}]}
+    card: dict[str, Any] = {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive"}],
+    }
     sent_at, sent_sim = dt.datetime.now(dt.UTC), sim.now()
     response = requests.post(url, json=card, headers={"X-Correlation-Id": "abc-123"}, timeout=10)
     answered_at, answered_sim = dt.datetime.now(dt.UTC), sim.now()
