@@ -5,8 +5,8 @@ normalize_record returns a plain dict, not an Event: building models costs more 
 normalization, and every dict it returns validates with Event.model_validate (the unit tests check it).
 
 Ids are deterministic: "{namespace}:{native id}" with the native id exactly as received; a record without
-one gets "{namespace}:h:" + the first 32 hex digits of a sha256 over source, timestamp, operation, actor
-id/upn and target ids.
+one gets "{namespace}:h:" + the first 32 hex digits of a sha256 over the source and the record's canonical
+JSON (not over normalized fields, so a change of attribution never changes an id).
 
 Rejected (quarantined, counted) rather than stored:
 - a record whose native id makes an unsafe storage id (shared.platform.ids.storage_id: a slash or backslash,
@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shared.ingestion.events import RawRef, partition_key
+from shared.ingestion.events import RawRef
 from shared.ingestion.normalize import entra_audit, entra_signin, intune_audit, o365
 from shared.ingestion.normalize._common import NormalizationError, hash_id, parse_timestamp, text
 from shared.ingestion.normalize.mappings import Mappings, clear_mappings_cache, load_mappings
@@ -34,6 +34,7 @@ __all__ = [
     "event_id",
     "load_mappings",
     "normalize_record",
+    "refresh_summary",
 ]
 
 SOURCES: tuple[str, ...] = ("entra_audit", "entra_signin", "intune_audit", "o365_management")
@@ -88,7 +89,7 @@ def _fields(source: str, record: Any, mappings: Mappings) -> tuple[str, dict[str
         return _native_event_id(namespace, native_id), doc
     if doc["timestamp"] is None or not doc["operation"]:
         raise NormalizationError("record has no id and no parseable timestamp and operation")
-    return hash_id(namespace, source, doc["timestamp"], doc["operation"], doc), doc
+    return hash_id(namespace, source, record), doc
 
 
 def normalize_record(
@@ -103,17 +104,16 @@ def normalize_record(
     """Return the Cosmos document: a dict matching Event's fields (Event.model_validate(doc) succeeds)."""
     mappings = load_mappings()
     identifier, doc = _fields(source, record, mappings)
-    ingested = _ingested_at(ingested_at)
+    ingested = _INGESTED_AT.get(ingested_at) or _ingested_at(ingested_at)
     timestamp = doc["timestamp"]
     if timestamp is None:
         raise NormalizationError("record has no parseable timestamp")
     if not doc["operation"]:
         doc["operation"] = UNKNOWN_OPERATION
     doc["id"] = identifier
-    doc["pk"] = partition_key(tenant_id, timestamp)
+    doc["pk"] = f"{tenant_id}:{timestamp[:7]}"  # shared.ingestion.events.partition_key, inlined
     doc["tenant_id"] = tenant_id
     doc["source"] = source
-    doc["timestamp"] = timestamp
     doc["ingested_at"] = ingested
     doc["summary"] = mappings.summarize(source, doc)
     doc["tags"] = []
@@ -134,3 +134,8 @@ def event_id(source: str, record: dict[str, Any]) -> str:
         if native_id is not None:
             return _native_event_id(_NORMALIZERS[source][0], native_id)
     return _fields(source, record, load_mappings())[0]
+
+
+def refresh_summary(doc: dict[str, Any]) -> None:
+    """Render the summary again, after enrichment filled names the record did not carry."""
+    doc["summary"] = load_mappings().summarize(doc["source"], doc)

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import socket
 from typing import Any
 
 from shared.platform.clock import utc_iso
@@ -21,6 +22,24 @@ _TIMESTAMP = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
 )
 _UTC_ZONES = frozenset((None, "Z", "z", "+00:00", "-00:00", "+0000", "-0000", "+00", "-00"))
+
+
+_OFFSETS: dict[str, dt.timedelta] = {}
+
+
+def _offset(zone: str) -> dt.timedelta | None:
+    """`+05:30` -> timedelta(hours=5, minutes=30), cached; None when it is not an offset."""
+    hours, minutes = zone[1:3], zone[4:6]
+    if not (hours.isdigit() and minutes.isdigit() and hours.isascii() and minutes.isascii()):
+        return None
+    if int(hours) > 23 or int(minutes) > 59:
+        return None
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes))
+    if zone[0] == "-":
+        offset = -offset
+    if len(_OFFSETS) < 256:
+        _OFFSETS[zone] = offset
+    return offset
 
 
 def parse_timestamp(value: Any) -> str | None:
@@ -39,10 +58,25 @@ def parse_timestamp(value: Any) -> str | None:
     ):
         head = value[:19]
         tail = value[19:]
+        offset: dt.timedelta | None = None
         if not tail:
             millis = "000"
         elif tail[-1] == "Z" and (len(tail) == 1 or (tail[0] == "." and tail[1:-1].isdigit())):
             millis = (tail[1:-1] + "000")[:3]
+        elif (
+            len(tail) >= 6
+            and tail[-3] == ":"
+            and tail[-6] in "+-"
+            and (len(tail) == 6 or (tail[0] == "." and tail[1:-6].isdigit()))
+        ):
+            # "...:SS[.fffffff]+HH:MM" (Intune): shift by a cached offset, no tzinfo objects.
+            millis = (tail[1:-6] + "000")[:3]
+            zone = tail[-6:]
+            offset = _OFFSETS.get(zone)
+            if offset is None:
+                offset = _offset(zone)
+                if offset is None:
+                    return None
         else:
             head = ""
         if head:
@@ -51,7 +85,12 @@ def parse_timestamp(value: Any) -> str | None:
             except ValueError:
                 return None
             if checked.tzinfo is None:
-                return f"{head}.{millis}Z"
+                if offset is None or not offset:
+                    return f"{head}.{millis}Z"
+                try:
+                    return f"{(checked - offset).isoformat()}.{millis}Z"
+                except OverflowError:
+                    return None
     match = _TIMESTAMP.match(value)
     if match is None:
         return None
@@ -68,9 +107,9 @@ def parse_timestamp(value: Any) -> str | None:
     offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
     try:
         aware = parsed.replace(microsecond=int(millis) * 1000, tzinfo=dt.timezone(sign * offset))
-    except ValueError:
+        return utc_iso(aware)
+    except (ValueError, OverflowError):  # an offset of 24 h or more; a date shifted out of years 1-9999
         return None
-    return utc_iso(aware)
 
 
 def decode_json_value(value: Any) -> Any:
@@ -116,16 +155,68 @@ def text(value: Any) -> str | None:
     return str(value)
 
 
+_IPV4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def _parsed_ip(candidate: str) -> str | None:
+    """inet_pton is strict and runs in C: a dotted quad comes back as given, IPv6 in its compressed form."""
+    try:
+        socket.inet_pton(socket.AF_INET, candidate)
+        return candidate
+    except OSError:
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, candidate)
+    except OSError:
+        return None
+    if packed[:12] == _IPV4_MAPPED_PREFIX:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
+
+
 def client_ip(value: Any) -> str | None:
-    """`1.2.3.4:5678` -> `1.2.3.4`, `[2001:db8::1]:443` -> `2001:db8::1`; bare IPv6 is left alone."""
+    """An IPv4 or IPv6 address, or None: `1.2.3.4:5678` -> `1.2.3.4`, `[2001:db8::1]:443` ->
+    `2001:db8::1`, `::ffff:1.2.3.4` -> `1.2.3.4`; `localhost`, `<null>` and other non-addresses -> None.
+    """
     if type(value) is not str or not value:
         return None
-    if value[0] == "[":
-        end = value.find("]")
-        return (value[1:end] or None) if end > 0 else value
-    if value.count(":") == 1:
-        return value.split(":", 1)[0] or None
-    return value
+    try:
+        if ":" not in value:
+            socket.inet_pton(socket.AF_INET, value)  # the usual case: a bare IPv4 address
+            return value
+        if value[0] != "[" and value.count(":") > 1:
+            packed = socket.inet_pton(socket.AF_INET6, value)  # a bare IPv6 address
+            if packed[:12] == _IPV4_MAPPED_PREFIX:
+                return socket.inet_ntop(socket.AF_INET, packed[12:])
+            return socket.inet_ntop(socket.AF_INET6, packed)
+    except (OSError, ValueError):
+        pass
+    candidate = value.strip()
+    if candidate[:1] == "[":
+        candidate = candidate[1 : candidate.find("]")] if "]" in candidate else candidate[1:]
+    elif candidate.count(":") == 1:
+        candidate = candidate.split(":", 1)[0]
+    candidate = candidate.split("%", 1)[0]  # an IPv6 zone index is local to the sender
+    try:
+        return _parsed_ip(candidate) if candidate else None
+    except ValueError:  # an embedded NUL
+        return None
+
+
+def integer(value: Any) -> int | None:
+    """An int from a JSON number or a string of digits (`"5"`, `"-1"`); None otherwise. Bools are not
+    numbers here."""
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        stripped = value.strip()
+        digits = stripped[1:] if stripped[:1] in "+-" else stripped
+        if digits.isdigit() and digits.isascii() and len(digits) < 19:
+            return int(stripped)
+        return None
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return None
 
 
 def modified_properties(items: Any, name_key: str, old_key: str, new_key: str) -> list[dict[str, Any]]:
@@ -144,12 +235,14 @@ def modified_properties(items: Any, name_key: str, old_key: str, new_key: str) -
     return result
 
 
-def hash_id(namespace: str, source: str, timestamp: str, operation: str, doc: dict[str, Any]) -> str:
-    """`{namespace}:h:` + sha256 of the canonical fields, for records without a native id."""
-    actor = doc["actor"]
-    parts = [source, timestamp, operation, actor["id"] or "", actor["upn"] or ""]
-    parts.extend(target["id"] or "" for target in doc["targets"])
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+def hash_id(namespace: str, source: str, record: dict[str, Any]) -> str:
+    """`{namespace}:h:` + sha256 of the record's canonical JSON, for records without a native id.
+
+    The hash is over the record as received, not over normalized fields, so re-attribution
+    (`renormalize` after a normalizer change) keeps the id and rewrites the same document.
+    """
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    digest = hashlib.sha256(f"{source}\x1f{canonical}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
     return f"{namespace}:h:{digest}"
 
 
