@@ -89,8 +89,9 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
   }
 }
 
-// Indexing: consistent, everything under /* except the paths the file lists (raw copies and property
-// values are never filtered on) and /"_etag"/?, exactly as CosmosContainerSpec.indexing_policy().
+// Indexing: consistent, everything under /* except the paths the file lists (raw copies, property
+// values and the display-only blocks: client app, sign-in facts, DLP match, alert; nothing filters on
+// them) and /"_etag"/?, exactly as CosmosContainerSpec.indexing_policy().
 // TTL: retention in seconds where ttlFromRetention is true; otherwise no default TTL (property omitted).
 resource containers 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = [
   for spec in resources.cosmosContainers: {

@@ -19,7 +19,7 @@ INGESTED = "2026-11-05T06:07:08.123Z"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "normalize"
 FIXTURE = FIXTURES / "graph_directory_audits.json"
 RECORDS: list[dict[str, Any]] = json.loads(FIXTURE.read_bytes())["value"]
-DOCUMENTED, DOCUMENTED_FILTERED, ADD_TO_ROLE, CONSENT_BY_APP, CA_POLICY, SSPR = RECORDS
+DOCUMENTED, DOCUMENTED_FILTERED, ADD_TO_ROLE, CONSENT_BY_APP, CA_POLICY, SSPR, UPDATE_APP_BY_SPN = RECORDS
 
 
 def normalize(record: Any, **kwargs: Any) -> dict[str, Any]:
@@ -39,6 +39,12 @@ def test_every_fixture_validates_as_an_event(record: dict[str, Any]) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", event.timestamp)
     assert event.tags == []
     assert event.summary
+    assert not any(gap in event.summary for gap in ("?", "None", "{"))
+    assert event.result_code is None  # directory audits carry no numeric code
+    assert "result_code" in doc
+    assert "client_app" in doc["actor"]
+    assert event.signin is None
+    assert "signin" not in doc
     assert event_id(SOURCE, record) == event.id
 
 
@@ -61,6 +67,7 @@ def test_documented_example() -> None:
         "upn": "bob@wingtiptoysonline.com",
         "display": "Audry Oliver",
         "ip": "127.0.0.1",
+        "client_app": None,  # Graph names no client app beside a user
     }
     group, user = doc["targets"]
     assert group == {
@@ -71,7 +78,8 @@ def test_documented_example() -> None:
     }
     assert user["type"] == "User"
     assert user["display"] == "bob@contoso.com"  # no displayName: the UPN is the readable name
-    assert doc["summary"] == "Audry Oliver added a member to group Example.com"
+    assert "Audry Oliver" in doc["summary"]
+    assert "Example.com" in doc["summary"]
     assert doc["raw"] is None
     assert doc["raw_ref"] is None
 
@@ -89,9 +97,8 @@ def test_documented_filtered_example_keeps_the_native_id_text_and_ids_only_actor
 
 def test_add_member_to_role_summary_names_the_role() -> None:
     doc = normalize(ADD_TO_ROLE)
-    assert (
-        doc["summary"] == "Zoë Łukasz 田中 added adele@contoso.onmicrosoft.com to role Global Administrator"
-    )
+    for part in ("Zoë Łukasz 田中", "adele@contoso.onmicrosoft.com", "Global Administrator"):
+        assert part in doc["summary"]
     assert doc["actor"]["display"] == "Zoë Łukasz 田中"
     assert doc["timestamp"] == "2026-11-01T10:00:00.123Z"
     assert doc["result_reason"] is None  # "" is no reason
@@ -107,37 +114,102 @@ def test_remove_member_from_role_names_the_role_from_the_old_value() -> None:
         prop["oldValue"], prop["newValue"] = prop["newValue"], None
     doc = normalize(record)
     assert doc["operation_type"] == "unassign"
-    assert doc["summary"] == (
-        "Zoë Łukasz 田中 removed adele@contoso.onmicrosoft.com from role Global Administrator"
-    )
+    assert "Global Administrator" in doc["summary"]  # from the old value: the new one is null
 
 
 def test_null_user_falls_back_to_the_app() -> None:
     doc = normalize(CONSENT_BY_APP)
-    # servicePrincipalId rather than appId: an object id the enrichment step can resolve
+    # servicePrincipalId rather than appId: the object id in this tenant, which enrichment can resolve
     assert doc["actor"] == {
-        "type": "app",
+        "type": "application",
         "id": "5b0bb0b5-7c3f-4d7b-bb7e-2e7a1b0d3c11",
         "upn": None,
         "display": "Azure AD PowerShell",
         "ip": None,
+        "client_app": {"id": "1b730954-1685-4b74-9bfd-dac224a7b894", "name": "Azure AD PowerShell"},
     }
     assert doc["result"] == "failure"
     assert doc["result_reason"] == "Microsoft.Online.Security.UserConsentBlockedForRiskyAppsException"
-    assert doc["summary"] == "Azure AD PowerShell consented to application Contoso Expense Tracker"
+    assert doc["targets"][0]["type"] == "ServicePrincipal"
+    assert doc["targets"][0]["display"] == "Contoso Expense Tracker"
+    assert "Azure AD PowerShell" in doc["summary"]
+    assert "Contoso Expense Tracker" in doc["summary"]
 
 
 def test_app_without_service_principal_id_uses_the_app_id() -> None:
     record = copy.deepcopy(CONSENT_BY_APP)
     record["initiatedBy"]["app"]["servicePrincipalId"] = None
-    assert normalize(record)["actor"]["id"] == "1b730954-1685-4b74-9bfd-dac224a7b894"
+    actor = normalize(record)["actor"]
+    assert actor["id"] == "1b730954-1685-4b74-9bfd-dac224a7b894"
+    assert actor["client_app"]["id"] == actor["id"]
+
+
+def test_app_named_only_by_its_service_principal_name() -> None:
+    doc = normalize(UPDATE_APP_BY_SPN)
+    assert doc["actor"] == {
+        "type": "application",
+        "id": "9f1e2d3c-4b5a-4697-8877-665544332211",
+        "upn": None,
+        "display": "Contoso Deployment Pipeline",
+        "ip": None,
+        "client_app": {"id": "9f1e2d3c-4b5a-4697-8877-665544332211", "name": "Contoso Deployment Pipeline"},
+    }
+    assert [target["type"] for target in doc["targets"]] == ["Application"]
+
+
+def test_app_with_only_a_service_principal_id_is_still_the_application() -> None:
+    record = copy.deepcopy(CONSENT_BY_APP)
+    record["initiatedBy"]["app"] = {"servicePrincipalId": "5b0bb0b5-7c3f-4d7b-bb7e-2e7a1b0d3c11"}
+    actor = normalize(record)["actor"]
+    assert (actor["type"], actor["id"], actor["display"], actor["client_app"]) == (
+        "application",
+        "5b0bb0b5-7c3f-4d7b-bb7e-2e7a1b0d3c11",
+        None,
+        None,
+    )
+
+
+def test_user_beside_an_app_is_the_actor_and_the_app_its_client() -> None:
+    record = copy.deepcopy(ADD_TO_ROLE)
+    record["initiatedBy"]["app"] = copy.deepcopy(CONSENT_BY_APP["initiatedBy"]["app"])
+    actor = normalize(record)["actor"]
+    assert actor["type"] == "user"
+    assert actor["id"] == "4562bcc8-c436-4f95-b7c0-4f8ce89dca5e"
+    assert actor["client_app"] == {
+        "id": "1b730954-1685-4b74-9bfd-dac224a7b894",
+        "name": "Azure AD PowerShell",
+    }
+
+
+def test_additional_details_app_id_is_not_taken_for_the_client_app() -> None:
+    """`AppId` in additionalDetails names the application the change was about, not the caller."""
+    record = copy.deepcopy(ADD_TO_ROLE)
+    record["additionalDetails"] = [{"key": "AppId", "value": "e4d3c2b1-a098-4f76-8e54-3d2c1b0a9f8e"}]
+    assert normalize(record)["actor"]["client_app"] is None
+
+
+@pytest.mark.parametrize(
+    ("ip_address", "expected"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("203.0.113.7:51234", "203.0.113.7"),
+        ("[2001:db8::7]:443", "2001:db8::7"),
+        ("localhost", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_actor_ip_is_only_a_parsed_address(ip_address: str | None, expected: str | None) -> None:
+    record = copy.deepcopy(ADD_TO_ROLE)
+    record["initiatedBy"]["user"]["ipAddress"] = ip_address
+    assert normalize(record)["actor"]["ip"] == expected
 
 
 def test_no_user_and_no_app_is_the_system() -> None:
     doc = normalize(SSPR)
     assert doc["actor"]["type"] == "system"
     assert doc["actor"]["id"] is None
-    assert doc["summary"] == "System reset the password of Adele Vance"
+    assert "Adele Vance" in doc["summary"]
     assert doc["operation_type"] == "update"
 
 
@@ -150,6 +222,7 @@ def test_missing_initiated_by_is_an_unknown_actor() -> None:
         "upn": None,
         "display": None,
         "ip": None,
+        "client_app": None,
     }
 
 
@@ -161,7 +234,7 @@ def test_empty_user_object_falls_back_to_the_app() -> None:
         "userPrincipalName": None,
         "ipAddress": "",
     }
-    assert normalize(record)["actor"]["type"] == "app"
+    assert normalize(record)["actor"]["type"] == "application"
 
 
 def test_json_object_modified_property_is_decoded() -> None:
@@ -170,10 +243,22 @@ def test_json_object_modified_property_is_decoded() -> None:
     assert prop["old"]["state"] == "enabled"
     assert prop["new"]["state"] == "disabled"
     assert doc["actor"]["ip"] == "2001:db8::7"
-    assert (
-        doc["summary"]
-        == "zoe@contoso.onmicrosoft.com updated conditional access policy Require MFA for admins"
-    )
+    assert doc["targets"][0]["type"] == "Policy"
+    assert doc["targets"][0]["display"] == "Require MFA for admins"
+    assert "Require MFA for admins" in doc["summary"]
+
+
+def test_application_change_keeps_arrays_of_objects_and_decodes_twice_encoded_values() -> None:
+    properties = {
+        prop["name"]: (prop["old"], prop["new"])
+        for prop in normalize(UPDATE_APP_BY_SPN)["targets"][0]["modified_properties"]
+    }
+    old, new = properties["AppAddress"]
+    assert [entry["Address"] for entry in old] == ["https://expenses.contoso.com/signin-oidc"]
+    assert new[-1]["Address"] == "https://expenses-contoso.azurewebsites.net/callback"
+    assert properties["Included Updated Properties"] == (None, "AppAddress")
+    # a JSON string holding a JSON array: decoded to the array; "" stays "" (Graph's empty old value)
+    assert properties["TargetId.ServicePrincipalNames"] == ("", ["https://expenses.contoso.com"])
 
 
 @pytest.mark.parametrize(
@@ -188,6 +273,10 @@ def test_json_object_modified_property_is_decoded() -> None:
         ('[\r\n  "x"\r\n]', ["x"]),
         ('[{"id": 1}]', [{"id": 1}]),
         ('{"a": [1, 2]}', {"a": [1, 2]}),
+        ('"[\\"x\\"]"', ["x"]),  # encoded twice
+        ('"{\\"state\\": \\"enabled\\"}"', {"state": "enabled"}),
+        ('"[] => [[Id: x]]"', "[] => [[Id: x]]"),  # text that only starts like JSON
+        ('"\\"quoted\\""', '"quoted"'),
         ("[not json", "[not json"),  # invalid JSON keeps the string
         ('"unterminated', '"unterminated'),
         ('{"a":', '{"a":'),
@@ -234,6 +323,7 @@ def test_null_and_wrongly_typed_fields_never_raise() -> None:
     assert doc["category"] == "7"
     assert doc["result"] == "unknown"
     assert doc["actor"]["type"] == "system"
+    assert doc["actor"]["client_app"] is None
     assert doc["targets"] == [
         {
             "type": None,
@@ -275,15 +365,15 @@ def test_ids_are_deterministic() -> None:
     assert event_id(SOURCE, ADD_TO_ROLE) == normalize(ADD_TO_ROLE)["id"]
 
 
-def test_hash_id_without_native_id_is_stable_and_sensitive_to_canonical_fields() -> None:
+def test_hash_id_without_native_id_is_stable_and_depends_on_the_record_not_on_attribution() -> None:
     record = copy.deepcopy(ADD_TO_ROLE)
     del record["id"]
     first = normalize(record)["id"]
     assert re.fullmatch(r"entra_audit:h:[0-9a-f]{32}", first)
     assert normalize(copy.deepcopy(record))["id"] == first
     assert event_id(SOURCE, record) == first
-    record["additionalDetails"] = [{"key": "noise", "value": "not canonical"}]
-    assert normalize(record)["id"] == first
+    reordered = dict(reversed(list(copy.deepcopy(record).items())))
+    assert normalize(reordered)["id"] == first, "key order on the wire does not matter"
     other_target = copy.deepcopy(record)
     other_target["targetResources"][0]["id"] = "a-different-user"
     assert normalize(other_target)["id"] != first

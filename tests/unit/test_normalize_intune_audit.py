@@ -52,8 +52,10 @@ def test_documented_example() -> None:
         "id": "User Id value",
         "upn": "User Principal Name value",
         "display": None,
-        "ip": "Ip Address value",
+        "ip": None,  # "Ip Address value" is no address
+        "client_app": {"id": "Application Id value", "name": "Application Display Name value"},
     }
+    assert doc["result_code"] is None
     assert doc["targets"] == [
         {
             "type": "Type value",
@@ -74,19 +76,34 @@ def test_wipe_managed_device() -> None:
     assert doc["category"] == "Device"
     assert doc["timestamp"] == "2026-11-01T10:00:00.123Z"
     assert doc["actor"]["type"] == "user"  # a user acting through the Intune portal app
-    assert doc["actor"]["upn"] == "zoe@contoso.onmicrosoft.com"
+    assert doc["actor"] == {
+        "type": "user",
+        "id": "4562bcc8-c436-4f95-b7c0-4f8ce89dca5e",
+        "upn": "zoe@contoso.onmicrosoft.com",
+        "display": None,
+        "ip": None,
+        "client_app": {
+            "id": "5926fc8e-304e-4f59-8bed-58ca97cc39a4",
+            "name": "Microsoft Intune portal extension",
+        },
+    }
     assert doc["targets"][0]["display"] == "DESKTOP-田中-01"
-    assert doc["summary"] == "zoe@contoso.onmicrosoft.com wiped device DESKTOP-田中-01"
+    assert "zoe@contoso.onmicrosoft.com" in doc["summary"]
+    assert "DESKTOP-田中-01" in doc["summary"]
 
 
 def test_app_actor_and_modified_properties() -> None:
     doc = normalize(PATCH_BY_APP)
     assert doc["actor"] == {
-        "type": "app",
-        "id": "14d82eec-204b-4c2f-b7e8-296a70dab67e",
+        "type": "application",
+        "id": "14d82eec-204b-4c2f-b7e8-296a70dab67e",  # auditActor carries the appId, no object id
         "upn": None,
         "display": "Microsoft Graph Command Line Tools",
         "ip": "198.51.100.20",
+        "client_app": {
+            "id": "14d82eec-204b-4c2f-b7e8-296a70dab67e",
+            "name": "Microsoft Graph Command Line Tools",
+        },
     }
     assert doc["operation_type"] == "update"
     assert doc["targets"][0]["modified_properties"] == [
@@ -94,10 +111,42 @@ def test_app_actor_and_modified_properties() -> None:
         {"name": "DefenderBlockEndUserAccess", "old": "False", "new": "True"},
         {"name": "Assignments", "old": [], "new": ["All devices"]},
     ]
-    assert (
-        doc["summary"]
-        == "Microsoft Graph Command Line Tools changed configuration profile Windows 11 baseline"
-    )
+    assert "Microsoft Graph Command Line Tools" in doc["summary"]
+    assert "Windows 11 baseline" in doc["summary"]
+
+
+def test_application_named_only_by_its_service_principal_name() -> None:
+    record = copy.deepcopy(PATCH_BY_APP)
+    record["actor"]["applicationDisplayName"] = None
+    record["actor"]["servicePrincipalName"] = "Contoso Intune Automation"
+    actor = normalize(record)["actor"]
+    assert (actor["type"], actor["display"]) == ("application", "Contoso Intune Automation")
+    assert actor["client_app"] == {
+        "id": "14d82eec-204b-4c2f-b7e8-296a70dab67e",
+        "name": "Contoso Intune Automation",
+    }
+
+
+def test_user_without_an_app_has_no_client_app() -> None:
+    record = copy.deepcopy(WIPE)
+    record["actor"]["applicationId"] = record["actor"]["applicationDisplayName"] = None
+    actor = normalize(record)["actor"]
+    assert (actor["type"], actor["client_app"]) == ("user", None)
+
+
+def test_json_encoded_resource_properties_are_decoded() -> None:
+    record = copy.deepcopy(PATCH_BY_APP)
+    record["resources"][0]["modifiedProperties"] = [
+        {"displayName": "Assignments", "oldValue": '[{"target": "All users"}]', "newValue": "[]"},
+        {"displayName": "Description", "oldValue": "", "newValue": '"Baseline \\u2013 2026"'},
+        {"displayName": "Nested", "oldValue": None, "newValue": '"[\\"a\\",\\"b\\"]"'},
+    ]
+    props = normalize(record)["targets"][0]["modified_properties"]
+    assert props == [
+        {"name": "Assignments", "old": [{"target": "All users"}], "new": []},
+        {"name": "Description", "old": "", "new": "Baseline \u2013 2026"},
+        {"name": "Nested", "old": None, "new": ["a", "b"]},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,8 +174,17 @@ def test_actor_with_no_identity_is_the_system_and_missing_actor_is_unknown() -> 
     record = copy.deepcopy(WIPE)
     record["actor"] = {"type": None, "userId": None, "userPrincipalName": None, "applicationId": None}
     assert normalize(record)["actor"]["type"] == "system"
+    record["actor"]["ipAddress"] = "198.51.100.20"
+    assert normalize(record)["actor"]["ip"] == "198.51.100.20"
     record["actor"] = None
-    assert normalize(record)["actor"]["type"] == "unknown"
+    assert normalize(record)["actor"] == {
+        "type": "unknown",
+        "id": None,
+        "upn": None,
+        "display": None,
+        "ip": None,
+        "client_app": None,
+    }
 
 
 def test_operation_falls_back_to_display_name() -> None:
