@@ -5,6 +5,8 @@
   that snapshots the listing (sim time and tenant revision), so bursts added while paging never shift
   a listing's later pages.
 - `POST /graph/v1.0/directoryObjects/getByIds`.
+- `GET /graph/v1.0/servicePrincipals?$filter=appId in ('…','…')` (or `appId eq '…'`), at most 15 values
+  in `in` as Graph allows, with `$select`.
 
 Calls need a Graph token (`IdentityApi`) and take part in the seeded faults (`FaultPlan`): 429 with
 or without `Retry-After`, 500/503/504, and a page repeating the previous page's last item.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +36,8 @@ GRAPH_JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 )
 MAX_GET_BY_IDS = 1000
+MAX_IN_VALUES = 15
+_APP_ID_FILTER = re.compile(r"^\s*appId\s+(?:eq\s+'([^']*)'|in\s*\(([^)]*)\))\s*$", re.IGNORECASE)
 GET_BY_IDS_TYPES = {
     "user",
     "group",
@@ -112,6 +117,9 @@ class GraphApi:
         elif resource == "directoryobjects/getbyids":
             method = "POST"
             handler = self._get_by_ids
+        elif resource == "serviceprincipals":
+            method = "GET"
+            handler = self._service_principals
         else:
             return graph_error(
                 request,
@@ -236,6 +244,43 @@ class GraphApi:
             {"@odata.context": f"{request.base_url}/graph/v1.0/$metadata#directoryObjects", "value": values},
             GRAPH_JSON_TYPE,
         )
+
+    def _service_principals(self, request: ApiRequest) -> Response:
+        """Only the appId filter enrichment sends; anything else is refused like an unsupported query."""
+        match = _APP_ID_FILTER.match(request.param("$filter") or "")
+        if match is None:
+            return graph_error(request, 400, "Request_UnsupportedQuery", "Unsupported query.")
+        if match.group(1) is not None:
+            app_ids = [match.group(1)]
+        else:
+            app_ids = [value.strip().strip("'") for value in match.group(2).split(",") if value.strip()]
+        if len(app_ids) > MAX_IN_VALUES:
+            return graph_error(
+                request,
+                400,
+                "Request_UnsupportedQuery",
+                f"Too many child clauses specified in search filter expression containing 'OR' operators: "
+                f"{len(app_ids)}. Max allowed: {MAX_IN_VALUES}.",
+            )
+        wanted = {app_id.lower() for app_id in app_ids}
+        select = request.param("$select")
+        values = [
+            _selected(to_graph(principal), select)
+            for principal in self._tenant.directory.service_principals
+            if principal.app_id.lower() in wanted
+        ]
+        return json_response(
+            200,
+            {"@odata.context": f"{request.base_url}/graph/v1.0/$metadata#servicePrincipals", "value": values},
+            GRAPH_JSON_TYPE,
+        )
+
+
+def _selected(document: dict[str, Any], select: str | None) -> dict[str, Any]:
+    if not select:
+        return document
+    wanted = {name.strip().lower() for name in select.split(",")}
+    return {key: value for key, value in document.items() if key.lower() in wanted or key.startswith("@")}
 
 
 def _fault_response(request: ApiRequest, fault: Fault) -> Response:

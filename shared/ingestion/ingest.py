@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared.ingestion.events import RawRef
 from shared.ingestion.messages import MAX_REFS_PER_ALERT_MESSAGE, AlertWorkMessage, EventRef, IngestMessage
-from shared.ingestion.normalize import NormalizationError, normalize_record
+from shared.ingestion.normalize import NormalizationError, normalize_record, refresh_summary
 from shared.ingestion.ports import ArchivedPages, EventSink, NameResolver, SourceCounts
 from shared.ingestion.sources.management_windows import SOURCE as MANAGEMENT_SOURCE
 from shared.ingestion.sources.management_windows import watermark_key
@@ -92,6 +92,9 @@ class IngestService:
 
         stored = list(documents.values())
         enriched = self._resolver.enrich(stored) if self._resolver and stored else 0
+        if enriched:
+            for document in stored:
+                refresh_summary(document)  # the names enrichment found belong in the summary too
         new = self._store.write_events(stored)
         new_ids = {d["id"] for d in new}
         existing = [d for d in stored if d["id"] not in new_ids]
