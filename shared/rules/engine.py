@@ -70,7 +70,28 @@ def compile_path(path: str) -> Resolver:
         return top
 
     first, rest = names[0], names[1:]
+    walk = _walker(first, rest)
+    if len(names) == 2:
+        second = names[1]
 
+        def pair(event: EventDict) -> list[Any]:
+            """`signin.risk_level`, `actor.type`: one dict inside another, the common case, without the
+            general walk; anything else (a list at either step) takes the walk."""
+            start = event.get(first)
+            if type(start) is not dict:
+                return walk(event)
+            value = start.get(second)
+            if value is None:
+                return []
+            if type(value) is list:
+                return [v for v in value if v is not None]
+            return [value]
+
+        return pair
+    return walk
+
+
+def _walker(first: str, rest: tuple[str, ...]) -> Resolver:
     def walk(event: EventDict) -> list[Any]:
         start = event.get(first)  # the event may be a dict subclass (the Cosmos SDK's CosmosDict)
         if start is None:
@@ -174,15 +195,30 @@ def _scalar_text(value: Any, case_sensitive: bool) -> str | None:
     return text if case_sensitive else text.casefold()
 
 
+def _integers(texts: Iterable[str]) -> Iterable[int]:
+    """The texts that are exactly an int's text (`53003`, `-1`; not `007` or `1.0`), as ints."""
+    for text in texts:
+        try:
+            number = int(text)
+        except ValueError:
+            continue
+        if str(number) == text:
+            yield number
+
+
 def _membership(path: str, allowed: frozenset[str], case_sensitive: bool, values_of: Resolver) -> Test:
     """True when any value at `path` is in `allowed` (already folded); the hot path of most rules."""
     if "." not in path:
         name = path.removesuffix("[]")
+        # `result_code: 53003`: an int value is compared without formatting it (same answer as its text)
+        numbers = frozenset(_integers(allowed))
 
         def top_level(event: EventDict) -> bool:
             value = event.get(name)
             if type(value) is str:
                 return (value if case_sensitive else value.casefold()) in allowed
+            if type(value) is int:
+                return value in numbers
             if value is None:
                 return False
             if type(value) is list:
@@ -217,10 +253,24 @@ def _compile_predicate(predicate: Predicate, lists: dict[str, list[Scalar]], hou
         return lambda event: not member(event)
     if operator == "contains":
         needle = fold(operand)
-        return lambda event: any(needle in fold(v) for v in values_of(event))
+
+        def contains(event: EventDict) -> bool:
+            for value in values_of(event):  # noqa: SIM110 - a plain loop beats any(genexpr) on the hot path
+                if needle in fold(value):
+                    return True
+            return False
+
+        return contains
     if operator == "startswith":
         prefix = fold(operand)
-        return lambda event: any(fold(v).startswith(prefix) for v in values_of(event))
+
+        def startswith(event: EventDict) -> bool:
+            for value in values_of(event):  # noqa: SIM110
+                if fold(value).startswith(prefix):
+                    return True
+            return False
+
+        return startswith
     if operator == "exists":
         if operand:
             return lambda event: any(v != "" and v != [] for v in values_of(event))
@@ -316,6 +366,26 @@ def _operation_keys(condition: Condition, lists: dict[str, list[Scalar]]) -> fro
     return None
 
 
+def _after_the_index(condition: Condition) -> Condition | None:
+    """`condition` without the top-level operation test the index already applied (the first eq/in test
+    of `operation`, as _operation_keys picks it); None when nothing else is left. A case-sensitive test
+    stays: the index compares case-insensitively."""
+    candidates: Sequence[Condition] = condition.all if isinstance(condition, AllOf) else [condition]
+    for index, part in enumerate(candidates):
+        if isinstance(part, Predicate) and part.field == "operation" and part.operator in ("eq", "in"):
+            if part.case_sensitive:
+                return condition
+            rest = [*candidates[:index], *candidates[index + 1 :]]
+            if not rest:
+                return None
+            return rest[0] if len(rest) == 1 else AllOf(all=rest)
+    return condition
+
+
+def _always(event: EventDict) -> bool:
+    return True
+
+
 # --- compiled rules --------------------------------------------------------------------------------------
 
 
@@ -361,21 +431,28 @@ class RuleSet:
     origin: str = "default"
     version: str = ""
     compiled: list[CompiledRule] = field(init=False)
-    _by_operation: dict[str, list[CompiledRule]] = field(init=False)
     _generic: list[CompiledRule] = field(init=False)
+    _keys_by_rule: dict[str, frozenset[str] | None] = field(init=False)
+    # An indexed rule's test without its operation test, which the index has already applied.
+    _by_operation_tests: dict[str, tuple[tuple[CompiledRule, Test], ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         lists = self.rule_file.lists
         self.compiled = [compile_rule(r, lists, self.hours) for r in self.rule_file.rules if r.enabled]
-        self._by_operation = {}
         self._generic = []
+        self._keys_by_rule = {}
+        indexed: dict[str, list[tuple[CompiledRule, Test]]] = {}
         for compiled in self.compiled:
             keys = _operation_keys(compiled.rule.when, lists)
+            self._keys_by_rule[compiled.id] = keys
             if keys is None:
                 self._generic.append(compiled)
-            else:
-                for key in keys:
-                    self._by_operation.setdefault(key, []).append(compiled)
+                continue
+            rest = _after_the_index(compiled.rule.when)
+            test = _always if rest is None else compile_condition(rest, lists, self.hours)
+            for key in keys:
+                indexed.setdefault(key, []).append((compiled, test))
+        self._by_operation_tests = {key: tuple(pairs) for key, pairs in indexed.items()}
 
     @property
     def rules(self) -> list[Rule]:
@@ -384,10 +461,15 @@ class RuleSet:
     def get(self, rule_id: str) -> CompiledRule | None:
         return next((c for c in self.compiled if c.id == rule_id), None)
 
+    def indexed_operations(self, rule_id: str) -> frozenset[str] | None:
+        """The (case-folded) operations under which an enabled rule is indexed; None when the rule is
+        checked against every event. KeyError for an id that is not an enabled rule."""
+        return self._keys_by_rule[rule_id]
+
     def match(self, event: EventDict) -> list[CompiledRule]:
         """The enabled rules `event` satisfies."""
         operation = event.get("operation")
-        indexed = self._by_operation.get(operation.casefold(), ()) if type(operation) is str else ()
-        matched = [c for c in indexed if c.test(event)]
+        indexed = self._by_operation_tests.get(operation.casefold(), ()) if type(operation) is str else ()
+        matched = [c for c, test in indexed if test(event)]
         matched.extend(c for c in self._generic if c.test(event))
         return matched

@@ -1,8 +1,8 @@
 """The default rule pack against realistic records: every rule fires on its positive cases and stays quiet
 on its near misses (tests/fixtures/rules/default_pack_cases.yaml).
 
-Each case is a raw wire record (Graph directoryAudit, Intune auditEvent, Management Activity API record)
-that goes through the real normalizer, so the pack is tested on the events ingestion actually stores.
+Each case is a raw wire record (Graph directoryAudit or signIn, Intune auditEvent, Management Activity API
+record) that goes through the real normalizer, so the pack is tested on the events ingestion actually stores.
 """
 
 from __future__ import annotations
@@ -43,6 +43,62 @@ KINDS = ("fires", "near_miss")
 HEALTH_RULE = "aoc.source-stale"
 GLOBAL_ADMIN_RULE = "entra.global-admin-added"
 ADMIN_ROLE_RULE = "entra.admin-role-assigned"
+AFTER_HOURS_RULE = "general.privileged-activity-after-hours"
+README = Path(__file__).resolve().parents[2] / "README.md"
+CREDIT = re.compile(r'Source: (SigmaHQ rules/cloud/|Sentinel: ")|Sentinel: "')
+# The pack before issue 15; every rule added since credits a SigmaHQ rule or a Sentinel analytic.
+ORIGINAL_RULES = frozenset(
+    {
+        "entra.global-admin-added",
+        "entra.admin-role-assigned",
+        "entra.app-registered",
+        "entra.app-credential-added",
+        "entra.oauth-consent",
+        "entra.conditional-access-changed",
+        "entra.named-location-changed",
+        "entra.auth-methods-changed",
+        "entra.bulk-user-deletion",
+        "entra.privileged-password-reset",
+        "entra.domain-federation-changed",
+        "exchange.transport-rule-redirect",
+        "exchange.mailbox-forwarding-external",
+        "exchange.inbox-rule-forwarding-external",
+        "exchange.full-access-granted",
+        "sharepoint.external-sharing-enabled",
+        "intune.device-wiped",
+        "intune.compliance-policy-deleted",
+        AFTER_HOURS_RULE,
+        "general.audit-logging-disabled",
+        HEALTH_RULE,
+    }
+)
+# Issue 15, "A wider default pack": the behaviours it names, and the rule that detects each.
+ISSUE_15_BEHAVIOURS = {
+    "entra.temporary-access-pass-added": "Temporary Access Pass added",
+    "entra.pim-settings-changed": "PIM settings or alerts changed",
+    "entra.elevated-to-user-access-administrator": "elevation to User Access Administrator (Azure)",
+    "entra.certificate-authority-changed": "a new root certificate authority for passwordless",
+    "entra.app-owner-added": "an owner added to an application or service principal",
+    "entra.app-uri-changed": "application URI changes",
+    "purview.compliance-search-exported": "compliance search export",
+    "entra.guest-converted-to-member": "a guest turned into a member",
+    "entra.device-secrets-read-in-bulk": "BitLocker key or LAPS password reads in bulk (threshold)",
+    "signin.mfa-fatigue": "MFA fatigue (threshold on the MFA-denied error codes)",
+    "signin.legacy-authentication": "legacy-authentication sign-ins",
+    "signin.blocked-by-conditional-access": "sign-ins blocked by Conditional Access in bulk",
+    "entra.cross-tenant-access-changed": "cross-tenant access settings changed",
+    "security.alert-high": "Security & Compliance alerts by severity (high)",
+    "security.alert-medium": "Security & Compliance alerts by severity (medium)",
+}
+THRESHOLD_RULES = {
+    "entra.bulk-user-deletion": (10, 10),
+    "entra.device-secrets-read-in-bulk": (5, 60),
+    "signin.mfa-fatigue": (5, 10),
+    "signin.blocked-by-conditional-access": (10, 60),
+    "sharepoint.mass-download": (500, 15),
+    "sharepoint.mass-deletion": (200, 15),
+    "teams.bulk-team-deletion": (4, 60),
+}
 
 
 def _pack_document() -> dict[str, Any]:
@@ -168,11 +224,42 @@ def test_other_role_assignment_raises_the_admin_role_alert_not_the_global_admin_
 # --- the pack itself ---------------------------------------------------------------------------------------
 
 
-def test_pack_has_at_least_18_rules_with_unique_ids() -> None:
+def test_pack_has_the_original_rules_and_at_least_20_more_with_unique_ids() -> None:
     ids = [rule["id"] for rule in PACK_DOCUMENT["rules"]]
-    assert len(ids) >= 18
+    assert set(ids) >= ORIGINAL_RULES
+    assert len(set(ids) - ORIGINAL_RULES) >= 20
     assert len(ids) == len(set(ids))
     assert [rule.id for rule in RULE_SET.rules] == ids
+
+
+@pytest.mark.parametrize("rule_id", sorted(ISSUE_15_BEHAVIOURS), ids=str)
+def test_the_behaviours_issue_15_asks_for_have_a_rule(rule_id: str) -> None:
+    assert RULE_SET.get(rule_id) is not None, ISSUE_15_BEHAVIOURS[rule_id]
+
+
+def test_every_new_rule_credits_its_sigma_or_sentinel_source() -> None:
+    for rule in RULE_SET.rules:
+        if rule.id not in ORIGINAL_RULES:
+            assert CREDIT.search(rule.description), rule.id
+
+
+def test_every_rule_testing_operation_is_indexed_by_operation() -> None:
+    """A rule whose top level tests `operation` is only checked against events of those operations: the
+    pack stays cheap however many rules it has. Only the after-hours rule is checked for every event."""
+    generic = sorted(rule.id for rule in RULE_SET.rules if RULE_SET.indexed_operations(rule.id) is None)
+    assert generic == [AFTER_HOURS_RULE]
+    for rule_id, kind, case in _all_cases():
+        keys = RULE_SET.indexed_operations(rule_id)
+        if kind == "fires" and keys is not None:
+            for event in _events(case):
+                assert event["operation"].casefold() in keys, (rule_id, case["name"])
+
+
+def test_readme_coverage_table_lists_every_rule() -> None:
+    readme = README.read_text(encoding="utf-8")
+    coverage = readme.split("### Default pack coverage", 1)[1].split("\n### ", 1)[0]
+    missing = [rule.id for rule in RULE_SET.rules if f"`{rule.id}`" not in coverage]
+    assert not missing, f"README 'Default pack coverage' does not list {missing}"
 
 
 def test_every_rule_has_severity_description_and_mitre() -> None:
@@ -182,6 +269,17 @@ def test_every_rule_has_severity_description_and_mitre() -> None:
         assert rule.description.strip(), rule.id
         if rule.id != HEALTH_RULE:
             assert rule.mitre, f"{rule.id} has no MITRE ATT&CK technique"
+
+
+def test_threshold_rules_are_the_documented_ones() -> None:
+    """Threshold cases test the per-event condition (the count is the alert service's job); the counts
+    and windows are pinned here because README states them."""
+    thresholds = {
+        rule.id: (rule.threshold.count, rule.threshold.window_minutes)
+        for rule in RULE_SET.rules
+        if rule.threshold is not None
+    }
+    assert thresholds == THRESHOLD_RULES
 
 
 def test_pack_compiles_without_extra_lists() -> None:

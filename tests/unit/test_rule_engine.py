@@ -929,6 +929,64 @@ def test_rules_without_an_operation_test_are_checked_for_every_event() -> None:
     assert [c.id for c in rules.match(event)] == ["not.role"]
 
 
+def test_indexed_operations_names_the_index_keys_of_each_rule() -> None:
+    rules = build(
+        rule(
+            {"all": [{"field": "operation", "in": ["Add member to role", "Add Owner to group"]}]},
+            "role.added",
+        ),
+        rule({"field": "operation", "eq": "Set-Mailbox"}, "mailbox.changed"),
+        rule({"all": [SUCCESS, {"field": "operation", "in": "$resets"}]}, "password.reset"),
+        rule({"any": [{"field": "operation", "eq": "Delete user"}, FAILURE]}, "mixed"),
+        rule({"all": [{"field": "operation", "eq": "Delete user"}]}, "disabled.rule", enabled=False),
+        lists={"resets": ["Reset user password"]},
+    )
+    assert rules.indexed_operations("role.added") == frozenset({"add member to role", "add owner to group"})
+    assert rules.indexed_operations("mailbox.changed") == frozenset({"set-mailbox"})
+    assert rules.indexed_operations("password.reset") == frozenset({"reset user password"})
+    assert rules.indexed_operations("mixed") is None  # `any` at the top level: checked for every event
+    with pytest.raises(KeyError):
+        rules.indexed_operations("disabled.rule")
+
+
+@pytest.mark.parametrize(
+    ("operand", "value", "expected"),
+    [
+        (53003, 53003, True),
+        ("53003", 53003, True),  # a quoted number compares as text, which an int's text equals
+        (53003, "53003", True),
+        (53003, 530030, False),
+        ("053003", 53003, False),  # text semantics: "53003" is not "053003"
+        (-1, -1, True),
+        (0, 0, True),
+        (0, False, False),  # a bool is "false", not 0
+        (500121, None, False),
+    ],
+)
+def test_eq_on_an_integer_field_compares_like_text(operand: Any, value: Any, expected: bool) -> None:
+    assert holds({"field": "result_code", "eq": operand}, make_event(result_code=value)) is expected
+    assert holds({"field": "result_code", "in": [50053, operand]}, make_event(result_code=value)) is expected
+
+
+@pytest.mark.parametrize(
+    ("signin", "expected"),
+    [
+        ({"legacy_auth": True}, True),
+        ({"legacy_auth": False}, False),
+        ({"legacy_auth": None}, False),
+        ({}, False),
+        ([{"legacy_auth": False}, {"legacy_auth": True}], True),  # a list at the first step is walked
+        ({"legacy_auth": [False, True]}, True),  # and a list at the second
+        ("legacy", False),
+        (None, False),
+    ],
+)
+def test_a_two_step_path_reads_nested_dicts_and_walks_lists(signin: Any, expected: bool) -> None:
+    event = make_event(signin=signin)
+    assert holds({"field": "signin.legacy_auth", "eq": True}, event) is expected
+    assert holds({"field": "signin[].legacy_auth", "eq": True}, event) is expected
+
+
 def test_an_operation_test_with_case_sensitive_still_applies_after_the_index() -> None:
     rules = build(rule({"all": [{"field": "operation", "eq": "Set-Mailbox", "case_sensitive": True}]}))
     assert [c.id for c in rules.match(make_event(operation="Set-Mailbox"))] == [RULE_ID]
