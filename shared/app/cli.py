@@ -33,6 +33,11 @@ def _message_for(blob: str) -> IngestMessage:
 
 
 def renormalize(since: dt.datetime, source: str | None, run_id: str | None = None) -> dict[str, int]:
+    """Rewrite the events of every archived page since `since` with the current normalizers.
+
+    The event store replaces each stored event with the new fields but keeps tags, comments and the first
+    `ingested_at`, and moves facet counts to the new values. No alert work is queued: rules do not fire
+    again for events they have already seen."""
     totals = {"pages": 0, "records": 0, "stored": 0, "new": 0, "quarantined": 0}
     service = ingest_service()
     for blob in raw_archive().list_pages(source=source, since=since):

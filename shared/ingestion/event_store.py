@@ -2,7 +2,10 @@
 
 Events are written create-first, which tells a new event from a redelivered one, so facet counts
 grow only for new events. A redelivered event replaces the stored one under its ETag but keeps what
-analysts added through the API (`tags`, `comments`): a re-ingest never wipes annotations.
+analysts added through the API (`tags`, `comments`) and when it was first ingested (`ingested_at`): a
+re-ingest, or a `renormalize` that re-attributes stored events, never wipes annotations. When the rewrite
+changes a facet value (a re-attributed actor, a remapped service), the count moves from the old value to
+the new one; a value nothing holds any more drops out of the facets.
 
 Facets (distinct services, operations, results, actors and sources with counts) replace GROUP BY and
 DISTINCT, which neither cosmosdb-server nor cheap Azure queries offer.
@@ -35,6 +38,9 @@ MAX_FACET_RETRIES = 20
 MAX_EVENT_RETRIES = 10
 # Fields only the API writes; a re-ingested event carries the stored values over.
 ANNOTATION_FIELDS = ("tags", "comments")
+# Fields not derived from the raw record that a rewrite keeps as well.
+FIRST_WRITE_FIELDS = ("ingested_at",)
+CARRIED_FIELDS = ANNOTATION_FIELDS + FIRST_WRITE_FIELDS
 
 
 def facet_values(document: dict[str, Any]) -> list[tuple[str, str]]:
@@ -54,13 +60,28 @@ def facet_document_id(tenant_id: str, facet: str, shard: int) -> str:
 
 
 def merge_facets(documents: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """facet -> value -> count, summed over shards."""
+    """facet -> value -> count, summed over shards. A value that rewritten events moved away from (a
+    negative shard count) and that no event holds any more is left out."""
     merged: dict[str, dict[str, int]] = defaultdict(dict)
+    moved_away: set[tuple[str, str]] = set()
     for document in documents:
-        values = merged[document["facet"]]
+        facet = document["facet"]
+        values = merged[facet]
         for value, entry in (document.get("values") or {}).items():
-            values[value] = values.get(value, 0) + int(entry.get("count", 0))
+            count = int(entry.get("count", 0))
+            values[value] = values.get(value, 0) + count
+            if count < 0:
+                moved_away.add((facet, value))
+    for facet, value in moved_away:
+        if merged[facet].get(value, 0) <= 0:
+            del merged[facet][value]
     return dict(merged)
+
+
+def facet_moves(replaced: list[tuple[str, str]], document: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(facet, value, +1 or -1) that move one event's counts from the stored version to its rewrite."""
+    before, after = set(replaced), set(facet_values(document))
+    return [(f, v, -1) for f, v in sorted(before - after)] + [(f, v, 1) for f, v in sorted(after - before)]
 
 
 class EventStore:
@@ -71,24 +92,27 @@ class EventStore:
             max_workers=concurrency, thread_name_prefix="cosmos"
         )
 
-    def _write(self, document: dict[str, Any]) -> bool:
-        """Store one event; True when it did not exist before."""
+    def _write(self, document: dict[str, Any]) -> tuple[bool, list[tuple[str, str, int]]]:
+        """Store one event: whether it did not exist before, and the facet counts to move when it
+        replaced a stored version with other facet values."""
         if self._create(document):
+            return True, []
+        replaced: list[tuple[str, str]] = []  # the facet values of the version replaced last
+
+        def keep_carried_fields(current: dict[str, Any]) -> bool:
+            carried = {k: current[k] for k in CARRIED_FIELDS if k in current}
+            replaced[:] = facet_values(current)
+            etag = current.get("_etag")
+            current.clear()
+            current.update({**document, **carried, "_etag": etag})
             return True
+
         for _ in range(MAX_EVENT_RETRIES):
-
-            def keep_annotations(current: dict[str, Any]) -> bool:
-                annotations = {k: current[k] for k in ANNOTATION_FIELDS if k in current}
-                etag = current.get("_etag")
-                current.clear()
-                current.update({**document, **annotations, "_etag": etag})
-                return True
-
-            stored, _ = update_unchanged(self._events, document["id"], document["pk"], keep_annotations)
+            stored, _ = update_unchanged(self._events, document["id"], document["pk"], keep_carried_fields)
             if stored is not None:
-                return False
+                return False, facet_moves(replaced, document)
             if self._create(document):  # expired (TTL) since the conflict: store it anew
-                return True
+                return True, []
         raise RuntimeError(f"event {document['id']}: too many concurrent updates")
 
     def _create(self, document: dict[str, Any]) -> bool:
@@ -105,8 +129,26 @@ class EventStore:
         documents = list(documents)
         for document in documents:
             storage_id(document.get("id"))
-        created = list(self._pool.map(self._write, documents))
-        return [doc for doc, new in zip(documents, created, strict=True) if new]
+        written = list(self._pool.map(self._write, documents))
+        moves: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        for document, (_, moved) in zip(documents, written, strict=True):
+            tenant_id = document.get("tenant_id")
+            for facet, value, step in moved if tenant_id else ():
+                moves[str(tenant_id)][facet, value] += step
+        for tenant_id, counts in moves.items():
+            self._move_facets(tenant_id, counts, documents[0])
+        return [doc for doc, (new, _) in zip(documents, written, strict=True) if new]
+
+    def _move_facets(self, tenant_id: str, counts: Counter[tuple[str, str]], first: dict[str, Any]) -> None:
+        """Apply the counts rewritten events moved between facet values (one shard per batch)."""
+        by_facet: dict[str, Counter[str]] = defaultdict(Counter)
+        for (facet, value), step in counts.items():
+            if step:
+                by_facet[facet][value] = step
+        shard = zlib.crc32(str(first["id"]).encode("utf-8")) % FACET_SHARDS
+        seen_at = str(first.get("ingested_at") or "")
+        jobs = list(by_facet.items())
+        list(self._pool.map(lambda job: self._apply(tenant_id, job[0], shard, job[1], seen_at), jobs))
 
     def update_facets(
         self,
