@@ -20,6 +20,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--local-settings", type=Path, default=None, help="local.settings.json path")
     parser.add_argument("--keys-file", type=Path, default=None, help="host keys JSON path")
+    parser.add_argument(
+        "--console-dir", type=Path, default=None,
+        help="built console served at / (default: <app-dir>/web/dist when built)",
+    )  # fmt: skip
+    parser.add_argument("--no-console", action="store_true", help="serve no console at /")
     parser.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -58,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                 bind=args.bind,
                 local_settings=args.local_settings,
                 keys_file=args.keys_file,
+                console_dir=args.console_dir,
+                serve_console=not args.no_console,
             )
         )
     except OSError as exc:

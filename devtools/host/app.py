@@ -27,6 +27,7 @@ from devtools.host.config import (
 from devtools.host.http_server import HttpDispatcher, HttpRoute, LocalHttpServer
 from devtools.host.invoker import AsyncRunner, FunctionInvoker
 from devtools.host.queues import QueueListener, QueueOutputSender
+from devtools.host.static_site import StaticSite, console_config_from_settings
 from devtools.host.storage import QueueClientFactory
 from devtools.host.timers import TimerRunner
 
@@ -43,6 +44,10 @@ class HostOptions:
     bind: str = "127.0.0.1"
     local_settings: Path | None = None
     keys_file: Path | None = None
+    # The built console served at `/` (a development convenience; in Azure the Static Web App serves
+    # it). None: <app_dir>/web/dist when it holds an index.html. serve_console=False: none at all.
+    console_dir: Path | None = None
+    serve_console: bool = True
 
 
 def record_invocation(
@@ -112,6 +117,7 @@ class LocalFunctionsHost:
         ]
         routes = [HttpRoute.from_invoker(i) for i in self.invokers if i.trigger_type == "httpTrigger"]
         self.routes = routes
+        self.console = self._console_site()
         dispatcher = HttpDispatcher(
             routes,
             self.config.route_prefix,
@@ -119,12 +125,24 @@ class LocalFunctionsHost:
             record_invocation,
             admin_routes={"/admin/host/status": self.status},
             send_outputs=self._sender.send_all,
+            static_site=self.console,
         )
         self._http = LocalHttpServer((options.bind, self.port), dispatcher)
         self.port = int(self._http.server_address[1])
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
         self._started_at = dt.datetime.now(dt.UTC)
         self._stopped = threading.Event()
+
+    def _console_site(self) -> StaticSite | None:
+        if not self.options.serve_console:
+            return None
+        folder = self.options.console_dir or self.app_dir / "web" / "dist"
+        if not (folder / "index.html").is_file():
+            if self.options.console_dir is not None or (self.app_dir / "web").is_dir():
+                logger.warning("The console is not built (%s has no index.html): run `make install`", folder)
+            return None
+        api_base = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
+        return StaticSite.from_folder(folder, lambda: console_config_from_settings(api_base))
 
     def _load_functions(self) -> list[FunctionInvoker]:
         os.chdir(self.app_dir)
@@ -173,6 +191,8 @@ class LocalFunctionsHost:
         logger.info("Functions:\n%s", "\n".join(self.describe()) or "  (none)")
         logger.info("Host listening on http://%s:%d (keys in %s)", self.options.bind, self.port,
                     self.options.keys_file or self.app_dir / ".local" / "host-keys.json")  # fmt: skip
+        if self.console is not None:
+            logger.info("Console: http://%s:%d/ (from %s)", self.options.bind, self.port, self.console.root)
 
     def stop(self) -> None:
         if self._stopped.is_set():

@@ -18,6 +18,7 @@ from werkzeug.datastructures import Headers
 from devtools.host.config import HostKeys
 from devtools.host.invoker import FunctionInvoker, InvocationResult
 from devtools.host.routing import RouteTemplate
+from devtools.host.static_site import StaticSite
 from devtools.http_body import read_request_body
 
 logger = logging.getLogger("devtools.host.http")
@@ -53,6 +54,7 @@ class HttpDispatcher:
         record: Callable[..., None],
         admin_routes: dict[str, Callable[[], Any]],
         send_outputs: Callable[[InvocationResult], None],
+        static_site: StaticSite | None = None,
     ) -> None:
         self.routes = sorted(routes, key=lambda r: r.template.precedence)
         self.route_prefix = route_prefix.strip("/")
@@ -60,6 +62,8 @@ class HttpDispatcher:
         self._record = record
         self._admin_routes = admin_routes
         self._send_outputs = send_outputs
+        # The built console at `/` (outside the route prefix), as the Static Web App serves it in Azure.
+        self.static_site = static_site
 
     def _strip_prefix(self, path: str) -> str | None:
         if not self.route_prefix:
@@ -101,6 +105,8 @@ class HttpDispatcher:
 
         path = self._strip_prefix(parts.path)
         if path is None:
+            if self.static_site is not None:
+                return self.static_site.serve(method, url, headers)
             return _problem(HTTPStatus.NOT_FOUND)
         matched: list[tuple[HttpRoute, dict[str, str]]] = []
         for route in self.routes:
@@ -108,6 +114,8 @@ class HttpDispatcher:
             if values is not None:
                 matched.append((route, {name: unquote(value) for name, value in values.items()}))
         if not matched:
+            if self.static_site is not None and not self.route_prefix:
+                return self.static_site.serve(method, url, headers)
             return _problem(HTTPStatus.NOT_FOUND)
         allowed = [(r, v) for r, v in matched if method in r.methods]
         if not allowed:
@@ -194,9 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response_headers.items():
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(response_body)))
+        # HEAD: the length GET would send (the body a HEAD call produced), and no body. 304: neither.
+        if status != HTTPStatus.NOT_MODIFIED:
+            self.send_header("Content-Length", str(len(response_body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and status != HTTPStatus.NOT_MODIFIED:
             self.wfile.write(response_body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _handle

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 import uuid
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from devtools.simulator.signing import ApiRegistration, SpaRegistration
 from shared.platform.clock import AcceleratedClock, utc_iso
 
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
@@ -52,6 +55,10 @@ class SimulatorConfig:
     devops_pat: str = DEFAULT_DEVOPS_PAT
     devops_pipelines: tuple[tuple[int, str], ...] = DEFAULT_DEVOPS_PIPELINES
     devops_server_error_rate: float = 0.0
+    # Sign-in for the admin console: single-page applications (client id, redirect URIs) and the APIs
+    # their users' access tokens are for, registered when the simulator is built (sign_in_from_env).
+    spa_clients: tuple[SpaRegistration, ...] = ()
+    apis: tuple[ApiRegistration, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -89,6 +96,11 @@ class SimulatorConfig:
         if any(pid <= 0 for pid, _ in pipelines) or len({pid for pid, _ in pipelines}) != len(pipelines):
             raise ValueError("devops_pipelines must have distinct positive ids")
         object.__setattr__(self, "devops_pipelines", pipelines)
+        for name, kind in (("spa_clients", SpaRegistration), ("apis", ApiRegistration)):
+            values = tuple(getattr(self, name))
+            if not all(isinstance(v, kind) for v in values):
+                raise ValueError(f"{name} must hold {kind.__name__} values")
+            object.__setattr__(self, name, values)
 
     def clock(self) -> AcceleratedClock:
         return AcceleratedClock(self.epoch, self.speed, self.started_at_unix)
@@ -97,5 +109,36 @@ class SimulatorConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = utc_iso(value) if isinstance(value, dt.datetime) else value
+            if isinstance(value, dt.datetime):
+                value = utc_iso(value)
+            elif f.name in ("spa_clients", "apis"):
+                value = [asdict(v) for v in value]
+            out[f.name] = value
         return out
+
+
+# Environment variables that register the console's sign-in on a simulator (see sign_in_from_env).
+ENV_SPA_CLIENT_ID = "SIMULATOR_SPA_CLIENT_ID"
+ENV_SPA_REDIRECT_URIS = "SIMULATOR_SPA_REDIRECT_URIS"  # comma- or blank-separated
+
+
+def sign_in_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """SimulatorConfig keyword arguments for the console's sign-in, from the environment.
+
+    SIMULATOR_SPA_CLIENT_ID and SIMULATOR_SPA_REDIRECT_URIS register the SPA; the API registration
+    comes from the app's own settings, API_CLIENT_ID and API_AUDIENCE (its App ID URI unless that is
+    the bare client id; default api://<client id>), so the simulator issues tokens the API in Entra
+    mode accepts. Unset variables give no keyword; ValueError for invalid values.
+    """
+    out: dict[str, Any] = {}
+    spa = (environ.get(ENV_SPA_CLIENT_ID) or "").strip()
+    if spa:
+        uris = tuple(u for u in re.split(r"[,\s]+", environ.get(ENV_SPA_REDIRECT_URIS) or "") if u)
+        out["spa_clients"] = (SpaRegistration(spa, uris),)
+    api = (environ.get("API_CLIENT_ID") or "").strip()
+    audience = (environ.get("API_AUDIENCE") or "").strip()
+    if api:
+        client_id = str(uuid.UUID(api))
+        app_id_uri = audience if audience and audience.lower() != client_id else f"api://{client_id}"
+        out["apis"] = (ApiRegistration(client_id=client_id, app_id_uri=app_id_uri),)
+    return out

@@ -1,7 +1,8 @@
 """The tenant simulator's HTTP server: a standard-library ThreadingHTTPServer on 127.0.0.1.
 
 HTTP/1.1 with keep-alive; every response carries Content-Length. Optionally TLS (msal only accepts
-https authorities), with a certificate from devtools.certs.
+https authorities, and MSAL.js rejects an http one outright), with a certificate from devtools.certs:
+clients trust `TenantSimulator.ca_cert`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -22,7 +25,7 @@ from devtools.http_body import read_request_body
 from devtools.simulator.app import SimulatorApp
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.generator import Tenant
-from devtools.simulator.signing import ApiRegistration, api_token_claims
+from devtools.simulator.signing import ApiRegistration, SpaRegistration, api_token_claims
 from devtools.simulator.webhooks import check_name
 
 logger = logging.getLogger("devtools.simulator")
@@ -171,6 +174,18 @@ class TenantSimulator:
         """The Entra authority for msal: {base_url}/{tenant_id}."""
         return f"{self.base_url}/{self.config.tenant_id}"
 
+    @property
+    def v2_authority(self) -> str:
+        """The authority MSAL.js is configured with: {base_url}/{tenant_id}/v2.0 (it reads
+        {v2_authority}/.well-known/openid-configuration). Needs TLS: MSAL.js refuses http."""
+        return f"{self.authority}/v2.0"
+
+    @property
+    def ca_cert(self) -> Path | None:
+        """The CA certificate (PEM) that issued the simulator's TLS certificate, None without TLS:
+        what httpx (`verify=`), requests or a browser must trust to call the simulator."""
+        return self._certificates.ca_cert if self._certificates is not None else None
+
     def start(self) -> TenantSimulator:
         if self._server is not None:
             return self
@@ -219,6 +234,17 @@ class TenantSimulator:
         for `{App ID URI or client id}/.default` with a signed JWT in the version the registration asks
         for, with the app roles `app_roles` assigns to the calling client id."""
         self.app.register_api(api, app_roles)
+
+    def register_spa(self, client_id: str, redirect_uris: Sequence[str]) -> SpaRegistration:
+        """Register a single-page application (the admin console): the authorize endpoint then signs
+        users in for `client_id` and redirects only to one of `redirect_uris` (exact match); the token
+        endpoint redeems its codes with PKCE. Again with the same client id replaces the registration.
+        ValueError for a client id that is not a GUID or an unacceptable redirect URI."""
+        if isinstance(redirect_uris, str):
+            raise ValueError("redirect_uris is a sequence of URIs, not one string")
+        spa = SpaRegistration(client_id, tuple(redirect_uris))
+        self.app.identity.register_spa(spa)
+        return spa
 
     def issue_api_token(
         self,

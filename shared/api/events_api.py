@@ -1,4 +1,5 @@
-"""The event routes: search, one event, its raw record, facets, export, tags, comments, bulk tagging.
+"""The event routes: search, one event, its raw record, facets, histogram, export, tags, comments, bulk
+tagging.
 
 Annotations (`tags`, `comments`) are written under the event's ETag (shared.api.event_annotations),
 and every write is recorded in the audit log. Every route applies the privacy policy:
@@ -22,6 +23,7 @@ from shared.api.event_annotations import EventAnnotator
 from shared.api.events_export import CSV_COLUMNS as CSV_COLUMNS
 from shared.api.events_export import EXPORT_CONTENT, ExportWriter
 from shared.api.events_export import csv_row as csv_row
+from shared.api.events_histogram import EventHistogram, HistogramOut, HistogramQuery
 from shared.api.events_models import (
     MAX_COMMENTS_PER_EVENT,
     BulkTagBody,
@@ -136,6 +138,7 @@ class EventsApi(EventSearchApi):
         self._audit = audit
         self._export_max = export_max
         self._bulk_max = bulk_max
+        self._histogram = EventHistogram(events, tenant_id)
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -186,6 +189,27 @@ class EventsApi(EventSearchApi):
             ranked = sorted(visible, key=lambda item: (-item[1], item[0]))[: call.query.top]
             facets[facet] = [{"value": value, "count": count} for value, count in ranked]
         return {"facets": facets}
+
+    @route(
+        "GET",
+        "events/histogram",
+        "event_histogram",
+        operation_id="getEventHistogram",
+        role=Role.READER,
+        summary="Event counts per time bucket for the GET /api/events filters",
+        query=HistogramQuery,
+        body=None,
+        response=HistogramOut,
+        description=(
+            "The range is the filter's start and end (default: the last 30 days). Buckets are aligned to "
+            "1 min, 5 min, 15 min, 1 h, 3 h, 6 h, 12 h, 1 day or whole days, the smallest step that needs at "
+            "most `buckets` of them. Cost: one single-partition COUNT query per bucket (about 3 RU each)."
+        ),
+    )
+    def histogram(self, call: Call[HistogramQuery, None]) -> Reply:
+        return self._histogram.histogram(call.query, self._clock.now(), call.hide).model_dump(
+            mode="json", by_alias=True
+        )
 
     @route(
         "GET",

@@ -1,5 +1,6 @@
-"""The operations routes: GET /api/status (sources, probe scopes, queue depths, settings problems) and
-POST /api/probe/run (one polling and probe cycle now)."""
+"""The operations routes: GET /api/status (sources, probe scopes, queue depths, settings problems),
+GET /api/version (the app's version and commit) and POST /api/probe/run (one polling and probe cycle
+now)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from shared.api.auth import Role
 from shared.api.problems import ApiProblem
 from shared.api.responses import ApiGuard
 from shared.api.routing import Call, EmptyBody, NoQuery, Reply, Resource, route
+from shared.api.version_api import VersionOut, version_info
 from shared.ingestion.watermarks import SourceState, WatermarkStore
 from shared.platform.clock import Clock, utc_iso
 from shared.platform.redact import redact
@@ -161,6 +163,7 @@ class StatusApi(Resource):
         expected_sources: Iterable[str] = (),
         queues: Sequence[str] = Queues.ALL,
         configuration: Sequence[SettingIssue] = (),
+        commit: str | None = None,
     ) -> None:
         self.guard = guard
         self._watermarks = watermarks
@@ -174,6 +177,7 @@ class StatusApi(Resource):
         self._queues = tuple(queues)
         self._configuration = list(configuration)
         self._running = threading.Lock()
+        self._version = version_info(commit)
 
     @route(
         "GET",
@@ -215,6 +219,23 @@ class StatusApi(Resource):
             queues=queues,
             configuration=self._configuration,
         )
+
+    @route(
+        "GET",
+        "version",
+        "get_version",
+        operation_id="getVersion",
+        role=Role.READER,
+        summary="The app's version and the commit it was built from",
+        tag="operations",
+        query=NoQuery,
+        body=None,
+        response=VersionOut,
+        description="Which build answers, for the console and for support. The commit is the AOC_COMMIT "
+        "setting, null when unset.",
+    )
+    def get_version(self, call: Call[NoQuery, None]) -> Reply:
+        return self._version
 
     def _depth(self, name: str, *, poison: bool) -> QueueDepth:
         try:

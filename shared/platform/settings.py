@@ -15,6 +15,7 @@ import logging
 import re
 from functools import cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic.functional_validators import ModelWrapValidatorHandler
@@ -240,6 +241,15 @@ class AppSettings(BaseSettings):
         default=1_000, ge=1, le=100_000, validation_alias=_alias("API_BULK_TAG_MAX_EVENTS")
     )
 
+    # The admin console's sign-in, for the /config.json the local host serves next to the console (in
+    # Azure the deploy writes that file into the Static Web App, and the Function App reads none of them).
+    # CONSOLE_CLIENT_ID: the SPA app registration's client id; CONSOLE_AUTHORITY: the authority MSAL.js
+    # signs in with, https://<host>/<tenant>/v2.0; CONSOLE_SCOPES: space- or comma-separated scopes,
+    # by default API_AUDIENCE + "/access_as_user".
+    console_client_id: str | None = Field(default=None, validation_alias=_alias("CONSOLE_CLIENT_ID"))
+    console_authority: str | None = Field(default=None, validation_alias=_alias("CONSOLE_AUTHORITY"))
+    console_scopes: str = Field(default="", validation_alias=_alias("CONSOLE_SCOPES"))
+
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))
@@ -286,6 +296,26 @@ class AppSettings(BaseSettings):
                 raise ValueError("API_AUDIENCE is a client id other than API_CLIENT_ID")
             self.api_token_audience  # noqa: B018 - raises when no client id can be known
         return self
+
+    @model_validator(mode="after")
+    def _console_sign_in_is_sound(self) -> AppSettings:
+        if self.console_client_id and not _GUID.fullmatch(self.console_client_id.strip()):
+            raise ValueError("CONSOLE_CLIENT_ID must be the console's Application (client) ID, a GUID")
+        if self.console_authority:
+            parts = urlsplit(self.console_authority.strip())
+            if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError(
+                    "CONSOLE_AUTHORITY must be an https URL without query or fragment, such as "
+                    "https://login.microsoftonline.com/<tenant id>/v2.0 (MSAL.js rejects http authorities)"
+                )
+        return self
+
+    @property
+    def console_scope_list(self) -> list[str]:
+        """CONSOLE_SCOPES, or the API's access_as_user scope when API_AUDIENCE is set."""
+        scopes = [scope for scope in re.split(r"[\s,]+", self.console_scopes) if scope]
+        audience = (self.api_audience or "").strip().rstrip("/")
+        return scopes or ([f"{audience}/access_as_user"] if audience else [])
 
     @staticmethod
     def _csv(text: str) -> list[str]:
@@ -399,6 +429,7 @@ class AppSettings(BaseSettings):
 
 # Settings the Azure deployment (infra/) deliberately leaves out, and why. Every other setting appears in
 # the Function App's app settings; a test keeps the two in step.
+_CONSOLE_SETTING = "the console's, not the API's: the deploy writes it into the Static Web App's config.json"
 NOT_DEPLOYED: dict[str, str] = {
     "AzureWebJobsStorage": "a connection string carries a key; Azure uses the identity-based __ settings",
     "AzureWebJobsStorage__accountName": "the explicit blob, queue and table service URIs are deployed",
@@ -413,6 +444,9 @@ NOT_DEPLOYED: dict[str, str] = {
     "AOC_CLOCK_STARTED_AT": "the accelerated clock is for tests and demos",
     "WEBSITE_AUTH_ENABLED": "set by the platform when App Service authentication is on, never by us",
     "AOC_UNSAFE_TRUST_CLIENT_PRINCIPAL_HEADER": "local development only: SWA mode without a platform",
+    "CONSOLE_CLIENT_ID": _CONSOLE_SETTING,
+    "CONSOLE_AUTHORITY": _CONSOLE_SETTING,
+    "CONSOLE_SCOPES": _CONSOLE_SETTING,
 }
 
 

@@ -325,6 +325,7 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     for path in (
         "/api/events?start=1d&page_size=200",
         "/api/events/facets",
+        "/api/events/histogram?start=1d",
         "/api/events/export?start=1d",
         "/api/events/export?start=1d&format=csv",
         "/api/alerts?page_size=200",
@@ -337,6 +338,84 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     assert [e["id"] for e in listed] == [VISIBLE_EVENT]
     alerts = json.loads(call(stack.host, "GET", "/api/alerts", headers).body)["items"]
     assert [a["id"] for a in alerts] == [VISIBLE_ALERT]
+    assert stack.snapshot() == before
+
+
+# -- query strings of the histogram and version routes ---------------------------------------------
+
+HISTOGRAM = "/api/events/histogram"
+# (label, query string as sent on the wire, the field the 400 names)
+HOSTILE_HISTOGRAM_QUERIES = [
+    ("no buckets", "buckets=0", "buckets"),
+    ("too many buckets", "buckets=121", "buckets"),
+    ("negative buckets", "buckets=-1", "buckets"),
+    ("fractional buckets", "buckets=1.5", "buckets"),
+    ("exponent buckets", "buckets=1e3", "buckets"),
+    ("empty buckets", "buckets=", "buckets"),
+    ("word buckets", "buckets=sixty", "buckets"),
+    ("5,000-digit buckets", "buckets=" + "9" * 5000, "buckets"),
+    ("buckets twice", "buckets=10&buckets=20", "buckets"),
+    ("nul buckets", "buckets=1%00", "buckets"),
+    ("page size", "page_size=10", "page_size"),
+    ("continuation", "continuation=abc", "continuation"),
+    ("unknown parameter", "interval=1h", "interval"),
+    ("SQL as a parameter name", "c.tenant_id=x", "c.tenant_id"),
+    ("start not a time", "start=yesterday", "start"),
+    ("start in year 1", "start=0001-01-01T00:00:00Z", "start"),
+    ("end past year 9999", "end=99999-01-01T00:00:00Z", "end"),
+    ("start invalid UTF-8", "start=%FF%FE", "start"),
+    ("start after end", "start=1h&end=2h", "start"),
+    ("over 800 days", "start=801d", "start"),
+    ("relative out of grammar", "start=999999d", "start"),
+    ("unknown service", "service=Nope", "service.0"),
+    ("21 services", "&".join(["service=Directory"] * 21), "service"),
+    ("unknown result", "result=maybe", "result"),
+    ("empty search", "q=", "q"),
+    ("over-long search", "q=" + "x" * 201, "q"),
+]
+# Values of the grammar that try to reach further: each answers 200, counting only what the caller sees.
+PROBING_HISTOGRAM_QUERIES = [
+    ("SQL in q", "q=" + urllib.parse.quote("') OR 1=1 OR CONTAINS(c.summary, '")),
+    ("SQL in actor", "actor=" + urllib.parse.quote('x" OR true --')),
+    ("hidden service asked for", "service=Exchange"),
+    ("hidden operation asked for", "operation=" + urllib.parse.quote(HIDDEN_OPERATION)),
+    ("another tenant's marker", "operation=" + urllib.parse.quote(FOREIGN_MARKER)),
+    ("traversal tag", "tag=" + urllib.parse.quote("../../audit")),
+    ("control characters", "target=%00%0A%7F"),
+    ("the edges of the grammar", "buckets=1&start=800d"),
+]
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_hostile_histogram_queries_are_400_and_probes_see_only_what_the_caller_may(
+    stack: Stack, role: str
+) -> None:
+    before = stack.snapshot()
+    headers = ROLES[role]
+    for label, query, field in HOSTILE_HISTOGRAM_QUERIES:
+        context = f"{role} GET {HISTOGRAM}?{query[:80]} ({label})"
+        answer = call(stack.host, "GET", f"{HISTOGRAM}?{query}", headers)
+        assert_problem(answer, 400, context)
+        assert json.loads(answer.body)["errors"][0]["field"] == field, context
+        assert_nothing_out_of_reach(answer, context)
+    for label, query in PROBING_HISTOGRAM_QUERIES:
+        context = f"{role} GET {HISTOGRAM}?{query} ({label})"
+        answer = call(stack.host, "GET", f"{HISTOGRAM}?{query}", headers)
+        assert answer.status == 200, (context, answer.body[:300])
+        document = json.loads(answer.body)
+        assert document["total"] == sum(b["count"] for b in document["buckets"]), context
+        assert document["total"] in (0, 1), context  # at most the one visible event
+        assert_nothing_out_of_reach(answer, context)
+    visible = json.loads(call(stack.host, "GET", f"{HISTOGRAM}?start=1d", headers).body)
+    assert (visible["total"], visible["bucket_seconds"]) == (1, 3600)  # 24 h in at most 60: hourly
+    assert len(visible["buckets"]) in (24, 25)  # 25 unless the range starts on the hour
+    for path in (HISTOGRAM, "/api/version"):
+        assert_problem(call(stack.host, "GET", path, {}), 401, f"anonymous GET {path}")
+    version = call(stack.host, "GET", "/api/version", headers)
+    assert version.status == 200, version.body
+    assert set(json.loads(version.body)) == {"version", "commit"}
+    for query in ("verbose=1", "commit=x", "version=1"):
+        assert_problem(call(stack.host, "GET", f"/api/version?{query}", headers), 400, f"version?{query}")
     assert stack.snapshot() == before
 
 

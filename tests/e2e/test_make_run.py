@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
+
 from devtools.services import PROJECT_ROOT, ServicePorts, free_port, require_node_modules
 from tests.support.ci import service_missing
 from tests.support.host_process import http_request, wait_until
@@ -75,7 +77,27 @@ def test_make_run_serves_health_with_every_dependency_ok(tmp_path: Path) -> None
             "cosmos": "ok",
         }
         assert all(d["latency_ms"] >= 0 for d in report["dependencies"])
-        assert http_request("GET", f"{simulator}/_sim/health").status == 200, "make run starts the simulator"
+        # The simulator is served over TLS (MSAL.js refuses an http authority), with the local CA.
+        ca = tmp_path / "state" / "certs" / "local-ca.pem"
+        sim_https = simulator.replace("http://", "https://")
+        sim_health = requests.get(f"{sim_https}/_sim/health", verify=str(ca), timeout=30)
+        assert sim_health.status_code == 200, "make run starts the simulator"
+        # The console at `/`, with its CSP widened to the simulator's authority, and its /config.json.
+        index = http_request("GET", f"http://127.0.0.1:{http_port}/")
+        assert index.status == 200
+        policy = {k.lower(): v for k, v in index.headers.items()}["content-security-policy"]
+        assert sim_https in policy
+        config = http_request("GET", f"http://127.0.0.1:{http_port}/config.json").json()
+        assert config["authority"].startswith(f"{sim_https}/")
+        assert config["redirectUri"] == f"http://127.0.0.1:{http_port}/redirect.html"
+        assert f"Console: http://127.0.0.1:{http_port}/" in log_file.read_text()
+        # Entra mode: the API refuses an anonymous call and accepts the developer token make run wrote.
+        assert http_request("GET", f"http://127.0.0.1:{http_port}/api/events").status == 401
+        token = (tmp_path / "state" / "api-token").read_text().strip()
+        events = http_request(
+            "GET", f"http://127.0.0.1:{http_port}/api/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert events.status == 200, events.body
     finally:
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=30)

@@ -359,6 +359,7 @@ def test_the_routes_document_themselves() -> None:
         "/api/events/{id}",
         "/api/events/{id}/raw",
         "/api/events/facets",
+        "/api/events/histogram",
         "/api/events/export",
         "/api/events/{id}/tags",
         "/api/events/{id}/comments",

@@ -62,6 +62,28 @@ def test_every_operation_has_an_id_responses_and_resolvable_references() -> None
         assert reference.rsplit("/", 1)[-1] in schemas, reference
 
 
-@pytest.mark.parametrize("name", ["EventPage", "AlertPage", "AlertUpdate", "Problem"])
+@pytest.mark.parametrize(
+    "name",
+    ["EventPage", "AlertPage", "AlertUpdate", "Problem", "HistogramOut", "HistogramBucket", "VersionOut"],
+)
 def test_models_are_components(name: str) -> None:
     assert name in openapi_json()["components"]["schemas"]
+
+
+def test_the_histogram_takes_the_search_filters_and_buckets_and_no_paging() -> None:
+    document = openapi_json()
+    search = {p["name"] for p in document["paths"]["/api/events"]["get"]["parameters"]}
+    histogram = {p["name"]: p for p in document["paths"]["/api/events/histogram"]["get"]["parameters"]}
+    assert set(histogram) == (search - {"page_size", "continuation"}) | {"buckets"}
+    assert histogram["buckets"]["schema"] | {"description": ""} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 120,
+        "description": "",
+    }
+    assert histogram["service"]["explode"] is True
+    body = document["components"]["schemas"]["HistogramOut"]
+    assert body["required"] == ["from", "to", "bucket_seconds", "buckets", "total"]
+    version = document["paths"]["/api/version"]["get"]
+    assert version["parameters"] == []
+    assert "AOC.Reader" in version["description"]

@@ -234,6 +234,7 @@ def test_repeatable_parameters_are_the_list_fields_of_the_query_model() -> None:
     repeatable = {r.name: r.repeatable for r in api_routes() if r.repeatable}
     assert repeatable == {
         "list_events": ("service", "tag", "exclude_tag"),
+        "event_histogram": ("service", "tag", "exclude_tag"),
         "export_events": ("service", "tag", "exclude_tag"),
         "list_alerts": ("status", "severity"),
     }

@@ -1,0 +1,61 @@
+"""axe-core on each view of the console: no serious or critical WCAG 2.1 A/AA violation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.helpers import (
+    READER,
+    TID,
+    UI_TIMEOUT_MS,
+    Console,
+    SignedIn,
+    reach_sign_in_page,
+    run_axe,
+    screenshot,
+    tid,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def test_every_view_passes_axe(signed_in_page: Callable[..., SignedIn], console: Console) -> None:
+    signed = signed_in_page([READER])
+    page = signed.page
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    signed.wait_for_rows()
+    expect(tid(page, TID.HISTOGRAM)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    found["explorer"] = run_axe(page)
+    screenshot(page, "axe-explorer")
+
+    signed.open_event(console.ca_change_event_id, "update conditional access policy")
+    expect(tid(page, TID.DIFF)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    found["detail with diff"] = run_axe(page)
+    screenshot(page, "axe-detail")
+
+    tid(page, TID.RAW_TOGGLE).click()
+    expect(tid(page, TID.RAW)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    found["raw record"] = run_axe(page)
+    screenshot(page, "axe-raw")
+
+    page.keyboard.press("Escape")
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(tid(page, TID.ROW).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    found["phone width"] = run_axe(page)
+    screenshot(page, "axe-phone")
+
+    assert found == {view: [] for view in found}
+
+
+def test_the_sign_in_page_passes_axe(context: Any, console: Console) -> None:
+    page = context.new_page()
+    page.goto(console.base_url + "/")
+    reach_sign_in_page(page, console)
+    violations = run_axe(page)
+    screenshot(page, "axe-sign-in-page")
+    assert violations == []

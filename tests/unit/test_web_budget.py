@@ -1,0 +1,100 @@
+"""The console's JavaScript budget: at most 60 KB gzipped of the app's own code plus Preact, htm and
+signals, MSAL excluded (issue 16).
+
+web/build.mjs builds the console into a temporary folder, as `make` builds web/dist, and measures the
+budget with a second esbuild pass that leaves @azure/msal-browser out (external), so the figure is what a
+browser downloads of everything but MSAL. MSAL itself must stay out of the first load: only the chunks
+the app imports on demand may hold it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.services import PROJECT_ROOT
+from tests.support.ci import IN_CI
+
+WEB = PROJECT_ROOT / "web"
+BUDGET_GZIP_BYTES = 60 * 1024
+MSAL_PACKAGES = {"@azure/msal-browser", "@azure/msal-common"}
+OWN_LIBRARIES = {"preact", "htm", "@preact/signals"}
+
+
+@pytest.fixture(scope="module")
+def build_info(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    node = shutil.which("node")
+    missing = None
+    if node is None:
+        missing = "Node.js is not installed"
+    elif not (WEB / "node_modules" / "esbuild").is_dir():
+        missing = "web/node_modules is not installed (run `make install`, which runs npm ci in web/)"
+    if missing:
+        if IN_CI:
+            pytest.fail(f"the console's budget must be measured under CI=true: {missing}")
+        pytest.skip(missing)
+    assert node is not None
+    outdir = tmp_path_factory.mktemp("console") / "dist"
+    done = subprocess.run(
+        [node, "build.mjs", "--outdir", str(outdir)],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"web/build.mjs failed:\n{done.stdout}\n{done.stderr}"
+    info: dict[str, Any] = json.loads((outdir / "build-info.json").read_text())
+    info["outdir"] = outdir
+    return info
+
+
+def test_the_app_and_preact_fit_in_60_kb_gzipped_without_msal(build_info: dict[str, Any]) -> None:
+    budget = build_info["budget"]
+    inputs = " ".join(budget["inputs"])
+    for library in OWN_LIBRARIES:
+        assert f"node_modules/{library}/" in inputs, f"{library} is not measured"
+    assert "node_modules/@azure/msal" not in inputs
+    assert "src/main.js" in inputs
+    assert budget["gzip_bytes"] == sum(budget["files"].values())
+    assert budget["gzip_bytes"] <= BUDGET_GZIP_BYTES, (
+        f"the console's JavaScript without MSAL is {budget['gzip_bytes'] / 1024:.1f} KB gzipped, over the "
+        f"{BUDGET_GZIP_BYTES // 1024} KB budget: {budget['files']}"
+    )
+
+
+def test_msal_is_loaded_on_demand_not_with_the_app(build_info: dict[str, Any]) -> None:
+    files = build_info["files"]
+    assert not MSAL_PACKAGES & set(files["app.js"]["packages"]), "app.js must import MSAL with import()"
+    msal_chunks = [name for name, f in files.items() if MSAL_PACKAGES & set(f.get("packages", []))]
+    assert msal_chunks, "MSAL is in none of the built files"
+    assert all(name.startswith("chunks/") or name == "redirect.js" for name in msal_chunks), msal_chunks
+
+
+def test_the_build_holds_the_pages_the_host_and_the_static_web_app_serve(build_info: dict[str, Any]) -> None:
+    outdir: Path = build_info["outdir"]
+    for name in (
+        "index.html",
+        "redirect.html",
+        "app.js",
+        "app.css",
+        "redirect.js",
+        "staticwebapp.config.json",
+    ):
+        assert (outdir / name).is_file(), f"{name} is missing from the build"
+    assert not (outdir / "config.json").exists(), "config.json is generated per environment, never built"
+    for name, file in build_info["files"].items():
+        assert file["bytes"] == (outdir / name).stat().st_size
+    built = " ".join((outdir / n).read_text() for n in ("index.html", "redirect.html"))
+    scripts = re.findall(r"<script\b[^>]*>", built)
+    assert scripts, "the pages load no script"
+    assert all(" src=" in tag for tag in scripts), f"inline scripts would need 'unsafe-inline': {scripts}"
+    assert "<style" not in built, "inline styles would need 'unsafe-inline' in the CSP"
+    assert " style=" not in built, "style attributes would need 'unsafe-inline' in the CSP"
+    assert "https://" not in built, "the console loads nothing from a CDN"
