@@ -199,8 +199,27 @@ param apiAllowedTenants string = ''
 param apiSensitiveServices string = ''
 param apiSensitiveOperations string = ''
 
-@description('Origins allowed to call the API from a browser (comma-separated), e.g. https://<app>.azurestaticapps.net.')
+@description('More origins allowed to call the API from a browser (comma-separated). The console\'s Static Web App origin is always allowed.')
 param apiCorsOrigins string = ''
+
+// --- The admin console (web/) on a Static Web App ----------------------------------------------------
+
+@description('Static Web App plan: Free (the console needs no SWA authentication, linked backend or private endpoint: see app/staticwebapp.bicep) or Standard (SLA, more custom domains, SWA authentication in front of the files).')
+@allowed([
+  'Free'
+  'Standard'
+])
+param staticWebAppSku string = 'Free'
+
+@description('Region of the Static Web App resource (offered in these only; the files are served from the global edge).')
+@allowed([
+  'westus2'
+  'centralus'
+  'eastus2'
+  'westeurope'
+  'eastasia'
+])
+param staticWebAppLocation string = 'westeurope'
 
 @secure()
 @description('Signs API continuation tokens; a new value on every deployment unless given.')
@@ -223,6 +242,7 @@ var names = {
   keyVault: 'kv-aoc-${resourceToken}'
   logAnalytics: 'log-aoc-${resourceToken}'
   applicationInsights: 'appi-aoc-${resourceToken}'
+  staticWebApp: 'stapp-aoc-${resourceToken}'
 }
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -311,6 +331,22 @@ module rbac 'app/rbac.bicep' = {
   }
 }
 
+module staticWebApp 'app/staticwebapp.bicep' = {
+  name: 'staticwebapp'
+  scope: rg
+  params: {
+    name: names.staticWebApp
+    location: staticWebAppLocation
+    tags: tags
+    serviceName: 'web'
+    sku: staticWebAppSku
+  }
+}
+
+// The console calls the API from its own origin with a bearer token: that origin is always in the API's
+// CORS allow-list (API_CORS_ORIGINS, which the app enforces itself; the platform CORS list stays empty).
+var corsOrigins = empty(apiCorsOrigins) ? staticWebApp.outputs.origin : '${staticWebApp.outputs.origin},${apiCorsOrigins}'
+
 module functionApp 'app/function.bicep' = {
   name: 'function'
   scope: rg
@@ -357,7 +393,7 @@ module functionApp 'app/function.bicep' = {
     apiAllowedTenants: apiAllowedTenants
     apiSensitiveServices: apiSensitiveServices
     apiSensitiveOperations: apiSensitiveOperations
-    apiCorsOrigins: apiCorsOrigins
+    apiCorsOrigins: corsOrigins
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.
@@ -383,6 +419,15 @@ output AZURE_COSMOS_ACCOUNT_NAME string = cosmos.outputs.name
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+
+// The console: azd deploys web/dist to SERVICE_WEB_NAME; infra/scripts/console_config.py (the web
+// service's prepackage hook) reads SERVICE_API_URI, SERVICE_WEB_URI, CONSOLE_TENANT_ID and M365_CLOUD to
+// write its config.json, and infra/scripts/console_app_registrations.py registers SERVICE_WEB_URI's
+// redirect URI.
+output AZURE_STATIC_WEB_APP_NAME string = staticWebApp.outputs.name
+output SERVICE_WEB_NAME string = staticWebApp.outputs.name
+output SERVICE_WEB_URI string = staticWebApp.outputs.origin
+output CONSOLE_TENANT_ID string = effectiveTenantId
 
 // The app's own setting names, so `azd env get-values` can point a local shell (shared.app.cli,
 // shared.platform.bootstrap) at the deployed resources with your own Entra ID sign-in.

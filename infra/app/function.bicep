@@ -171,6 +171,10 @@ param apiSensitiveOperations string = ''
 @description('API_CORS_ORIGINS: origins allowed to call the API from a browser, e.g. the Static Web App.')
 param apiCorsOrigins string = ''
 
+@description('AOC_COMMIT: the commit this deployment was built from, answered by GET /api/version; empty: unknown.')
+@maxLength(100)
+param commit string = ''
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -274,6 +278,9 @@ var appSettings = {
   API_CORS_ORIGINS: apiCorsOrigins
   API_EXPORT_MAX_EVENTS: '50000'
   API_BULK_TAG_MAX_EVENTS: '1000'
+
+  // Which build answers (GET /api/version). Provisioning replaces every app setting, so it is set here.
+  AOC_COMMIT: commit
 
   // Platform: Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

@@ -16,6 +16,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.cosmos import ContainerProxy
+from pydantic import Field
 
 from shared.api.audit import AuditLog
 from shared.api.auth import Role
@@ -39,8 +40,16 @@ from shared.api.events_models import (
 from shared.api.events_models import MAX_TAGS_PER_EVENT as MAX_TAGS_PER_EVENT
 from shared.api.events_models import CommentBody as CommentBody
 from shared.api.events_models import comment_id as comment_id
-from shared.api.events_query import EventQuery, EventSearch, SensitivityPolicy, public_event
-from shared.api.models import EventPage, EventView
+from shared.api.events_query import (
+    EventQuery,
+    EventSearch,
+    HiddenFromCaller,
+    SensitivityPolicy,
+    hidden_for,
+    public_event,
+)
+from shared.api.models import EventPage as PlainEventPage
+from shared.api.models import EventView
 from shared.api.paging import query_hash
 from shared.api.problems import bad_request
 from shared.api.responses import ApiGuard, ApiResponse, json_response, not_found
@@ -68,6 +77,16 @@ def find_event(events: ContainerProxy, tenant_id: str, event_id: str) -> dict[st
     return dict(found[0]) if found else None
 
 
+class EventPage(PlainEventPage):
+    """A page of GET /api/events, and what the privacy policy left out of it for this caller."""
+
+    hidden: HiddenFromCaller | None = Field(
+        default=None,
+        description="the sensitive services and operations left out for this caller (they need the Privacy "
+        "role); null when nothing was left out",
+    )
+
+
 class EventSearchApi(Resource):
     """GET /api/events and GET /api/events/{id}."""
 
@@ -89,9 +108,16 @@ class EventSearchApi(Resource):
         query=EventQuery,
         body=None,
         response=EventPage,
+        description=(
+            "Filters combine with AND; `exclude_*` parameters (repeatable, at most 20 values each) leave "
+            "matching events out. `hidden` names the sensitive services and operations left out for a "
+            "caller without the Privacy role."
+        ),
     )
     def list_events(self, call: Call[EventQuery, None]) -> Reply:
-        return self._search.search(call.query, self._clock.now(), call.hide)
+        page = self._search.search(call.query, self._clock.now(), call.hide)
+        hidden = hidden_for(call.query, call.hide)
+        return {**page, "hidden": hidden.model_dump() if hidden is not None else None}
 
     @route(
         "GET",

@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import typing
+import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 from azure.cosmos import ContainerProxy
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.api.paging import ContinuationSigner, TimeOutOfRangeError, parse_query_time, query_hash
 from shared.api.problems import bad_request, from_validation_error
@@ -27,6 +28,20 @@ RELATIVE = re.compile(r"^(\d{1,5})([mhd])$")
 DEFAULT_RANGE = dt.timedelta(days=30)
 MAX_RANGE = dt.timedelta(days=800)
 HIDDEN_FIELDS = ("raw",)
+MAX_EXCLUSIONS = 20  # values per exclude_* parameter
+
+
+def _printable(value: str) -> str:
+    """Refuse control characters (C0, DEL, C1) and lone surrogates: no stored value holds them, and
+    in a filter they would only hide a typo, or an attack, in logs and shared links."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+ExcludedOperation = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+ExcludedSource = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+ExcludedActor = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
 
 
 class EventQuery(BaseModel):
@@ -45,6 +60,25 @@ class EventQuery(BaseModel):
     category: str | None = Field(default=None, max_length=100)
     tag: list[str] = Field(default_factory=list, max_length=20)
     exclude_tag: list[str] = Field(default_factory=list, max_length=20)
+    exclude_service: list[Service] = Field(
+        default_factory=list, max_length=MAX_EXCLUSIONS, description="leave out these services (repeatable)"
+    )
+    exclude_operation: list[ExcludedOperation] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUSIONS,
+        description="leave out these operations, exact names (repeatable)",
+    )
+    exclude_result: list[Result] = Field(
+        default_factory=list, max_length=MAX_EXCLUSIONS, description="leave out these results (repeatable)"
+    )
+    exclude_source: list[ExcludedSource] = Field(
+        default_factory=list, max_length=MAX_EXCLUSIONS, description="leave out these sources (repeatable)"
+    )
+    exclude_actor: list[ExcludedActor] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUSIONS,
+        description="leave out events whose actor UPN or display name contains this, any case (repeatable)",
+    )
     correlation_id: str | None = Field(default=None, max_length=100)
     start: str | None = None
     end: str | None = None
@@ -144,6 +178,32 @@ class SensitivityPolicy(BaseModel):
         return event.get("service") in self.services or event.get("operation") in self.operations
 
 
+class HiddenFromCaller(BaseModel):
+    """The sensitive services and operations the privacy policy left out of an answer for its caller."""
+
+    services: list[str] = Field(description="sensitive services whose events were left out")
+    operations: list[str] = Field(description="sensitive operations whose events were left out")
+
+
+def hidden_for(query: EventQuery, hide: SensitivityPolicy | None) -> HiddenFromCaller | None:
+    """What `hide` left out of the answer to `query`: the sensitive services and operations the filter
+    would otherwise have matched (a filter on other services, or excluding them, hides nothing); None
+    when nothing was left out."""
+    if hide is None:
+        return None
+    services = [
+        s
+        for s in hide.services
+        if (not query.service or s in query.service) and s not in query.exclude_service
+    ]
+    operations = [
+        o for o in hide.operations if query.operation in (None, o) and o not in query.exclude_operation
+    ]
+    if not services and not operations:
+        return None
+    return HiddenFromCaller(services=services, operations=operations)
+
+
 def build_conditions(
     query: EventQuery, start: str, end: str, hide: SensitivityPolicy | None
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -184,6 +244,20 @@ def build_conditions(
         add(f"ARRAY_CONTAINS(c.tags, @tag{i})", f"@tag{i}", tag)
     for i, tag in enumerate(query.exclude_tag):
         add(f"NOT ARRAY_CONTAINS(c.tags, @exclude_tag{i})", f"@exclude_tag{i}", tag)
+    # ARRAY_CONTAINS(@list, undefined) is false, so an event without the field is kept.
+    for field in ("service", "operation", "result", "source"):
+        excluded = _unique(getattr(query, f"exclude_{field}"))
+        if excluded:
+            add(f"NOT ARRAY_CONTAINS(@exclude_{field}, c.{field})", f"@exclude_{field}", excluded)
+    for i, actor in enumerate(_unique(a.lower() for a in query.exclude_actor)):
+        # IS_STRING first: CONTAINS over a missing upn is undefined, and NOT undefined would drop
+        # the event (an app acting has no upn).
+        add(
+            f"NOT ((IS_STRING(c.actor.upn) AND CONTAINS(LOWER(c.actor.upn), @exclude_actor{i})) OR "
+            f"(IS_STRING(c.actor.display) AND CONTAINS(LOWER(c.actor.display), @exclude_actor{i})))",
+            f"@exclude_actor{i}",
+            actor,
+        )
     if query.q:
         add(
             "(CONTAINS(LOWER(c.summary), @q) OR CONTAINS(LOWER(c.operation), @q) OR "
@@ -197,6 +271,10 @@ def build_conditions(
     if hide is not None and hide.operations:
         add("NOT ARRAY_CONTAINS(@hidden_operations, c.operation)", "@hidden_operations", hide.operations)
     return conditions, parameters
+
+
+def _unique(values: typing.Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
 
 
 def public_event(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,8 +21,10 @@ class ApiProblem(Exception):
         *,
         kind: str | None = None,
         errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.status = status
+        self.headers = dict(headers or {})  # sent with the problem, e.g. Retry-After
         self.title = title
         self.detail = detail
         self.kind = kind or title.lower().replace(" ", "-")
@@ -53,6 +56,22 @@ def bad_request(detail: str, field: str | None = None) -> ApiProblem:
 def conflict(detail: str) -> ApiProblem:
     """409: what the request builds on changed meanwhile; read it again and retry."""
     return ApiProblem(409, "Conflict", detail, kind="conflict")
+
+
+def service_unavailable(detail: str, retry_after_seconds: int) -> ApiProblem:
+    """503: a dependency is busy or unreachable; the same request may succeed after Retry-After."""
+    return ApiProblem(
+        503,
+        "Service Unavailable",
+        detail,
+        kind="unavailable",
+        headers={"Retry-After": str(retry_after_seconds)},
+    )
+
+
+def gateway_timeout(detail: str) -> ApiProblem:
+    """504: a dependency did not answer in time."""
+    return ApiProblem(504, "Gateway Timeout", detail, kind="timeout")
 
 
 def from_validation_error(error: ValidationError, location: str = "query") -> ApiProblem:

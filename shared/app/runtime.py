@@ -484,6 +484,7 @@ def status_api() -> StatusApi:
         audit_log(),
         expected_sources=enabled_source_keys(s),
         configuration=s.configuration_issues(),
+        commit=s.commit,
     )
 
 

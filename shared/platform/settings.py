@@ -250,6 +250,9 @@ class AppSettings(BaseSettings):
     console_authority: str | None = Field(default=None, validation_alias=_alias("CONSOLE_AUTHORITY"))
     console_scopes: str = Field(default="", validation_alias=_alias("CONSOLE_SCOPES"))
 
+    # The commit this deployment was built from, answered by GET /api/version (null when unset).
+    commit: str | None = Field(default=None, max_length=100, validation_alias=_alias("AOC_COMMIT"))
+
     # Time: an accelerated clock for demos and end-to-end tests; unset in Azure.
     clock_epoch: str | None = Field(default=None, validation_alias=_alias("AOC_CLOCK_EPOCH"))
     clock_speed: float = Field(default=1.0, gt=0, validation_alias=_alias("AOC_CLOCK_SPEED"))

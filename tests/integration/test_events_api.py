@@ -602,3 +602,91 @@ def test_a_redelivered_event_keeps_its_tags_and_comments(world: World) -> None:
     assert world.stored(untouched)["summary"] == "v2"
     assert world.stored(untouched)["tags"] == []
     assert "comments" not in world.stored(untouched)
+
+
+# -- exclusions ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def excluding(app_environment: dict[str, str]) -> Iterator[World]:
+    """A world of its own with Teams events, a failure, and app actors with a null or a missing upn."""
+    world = World()
+    robot = {"type": "app", "id": "app-1", "upn": None, "display": "Sync Robot", "ip": None}
+    extra = [
+        _exchange_event(world.tenant, NOW - dt.timedelta(hours=2), "t1", service="Teams", actor=robot),
+        _exchange_event(
+            world.tenant, NOW - dt.timedelta(hours=5), "t2", service="Teams", result="failure", operation="Ad"
+        ),
+        _exchange_event(world.tenant, NOW - dt.timedelta(hours=9), "t3", service="Teams"),
+    ]
+    extra[2]["actor"] = {"type": "app", "id": "app-2"}  # no upn or display at all
+    world.write(extra)
+    yield world
+    world.store.close()
+    get_clients().cosmos_database.delete_container(world.container_name)
+
+
+def _excluded(event: dict[str, Any], params: list[tuple[str, str]]) -> bool:
+    actor = event.get("actor") or {}
+    names = [(actor.get("upn") or "").lower(), (actor.get("display") or "").lower()]
+    for name, value in params:
+        field = name.removeprefix("exclude_")
+        if field == "actor" and any(value.lower() in n for n in names):
+            return True
+        if field != "actor" and event.get(field) == value:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("params", "headers"),
+    [
+        ([("exclude_service", "Teams")], PRIVACY),
+        ([("exclude_service", "Exchange"), ("exclude_service", "Teams")], PRIVACY),
+        ([("exclude_actor", "ROBOT")], READER),
+        ([("exclude_actor", "ana@")], PRIVACY),  # events of actors without a upn or display are kept
+        ([("exclude_result", "failure"), ("exclude_operation", "Set-Mailbox")], PRIVACY),
+        ([("exclude_source", "entra_audit"), ("exclude_actor", "eve")], PRIVACY),
+        ([("exclude_operation", "Add member to role"), ("exclude_actor", "bob")], READER),
+    ],
+)
+def test_exclusions_leave_out_the_same_events_in_the_list_the_histogram_and_the_export(
+    excluding: World, params: list[tuple[str, str]], headers: dict[str, str]
+) -> None:
+    world = excluding
+    hide = None if headers is PRIVACY else POLICY
+    expected = [e["id"] for e in world.in_window(hide) if not _excluded(e, params)]
+    everything = world.in_window(hide)
+    assert 0 < len(expected) < len(everything)  # each case leaves something out and keeps something
+    query = "&".join(f"{name}={value}" for name, value in params)
+
+    listed: list[str] = []
+    url = f"https://h/api/events?page_size=7&{query}"
+    while True:
+        page = _json(world.actions.list_events(url, headers, "/api/events"))
+        listed += [e["id"] for e in page["items"]]
+        if page["continuation"] is None:
+            break
+        url = f"https://h/api/events?page_size=7&{query}&continuation={page['continuation']}"
+    assert listed == expected
+
+    histogram = _json(world.actions.histogram(f"https://h/api/events/histogram?{query}", headers, "/p"))
+    assert histogram["total"] == len(expected)
+
+    export = world.actions.export(f"{EXPORT}?{query}", headers, "/api/events/export")
+    assert isinstance(export.body, str)
+    assert [json.loads(line)["id"] for line in export.body.splitlines()] == expected
+
+
+def test_the_list_names_the_hidden_services_for_a_reader_only(excluding: World) -> None:
+    reader = _json(excluding.actions.list_events("https://h/api/events", READER, "/api/events"))
+    assert reader["hidden"] == {"services": ["Exchange"], "operations": ["Delete user"]}
+    privacy = _json(excluding.actions.list_events("https://h/api/events", PRIVACY, "/api/events"))
+    assert privacy["hidden"] is None
+    narrowed = _json(
+        excluding.actions.list_events(
+            "https://h/api/events?service=Teams&exclude_operation=Delete+user", READER, "/api/events"
+        )
+    )
+    assert narrowed["hidden"] is None
+    assert {e["service"] for e in narrowed["items"]} == {"Teams"}

@@ -43,6 +43,13 @@ NEVER_SHIPPED = (
     "app.zip",
     "devtools/node_modules/azurite/package.json",
     ".local/azurite/__blobstorage__/x",
+    # The console is the Static Web App's (azure.yaml service web), never the Function App's.
+    "web/package.json",
+    "web/src/main.js",
+    "web/staticwebapp.config.json",
+    "web/dist/index.html",
+    "web/dist/config.json",
+    "web/node_modules/preact/package.json",
 )
 # Prebuilt dependencies (README, manual deployment) ship as they are.
 PREBUILT = (
@@ -90,7 +97,7 @@ def test_the_package_holds_the_app_entries_and_prebuilt_dependencies(package: se
 
 def test_nothing_that_is_not_needed_at_run_time_ships(package: set[str], repository_files: list[str]) -> None:
     assert not set(NEVER_SHIPPED) & package, sorted(set(NEVER_SHIPPED) & package)
-    for folder in ("tests/", "devtools/", "bench/", "infra/", "docs/", ".ci/", ".azure/"):
+    for folder in ("tests/", "devtools/", "bench/", "infra/", "docs/", ".ci/", ".azure/", "web/"):
         assert not [name for name in package if name.startswith(folder)], folder
     for name in ("local.settings.json.example", "Makefile", "pyproject.toml", "azure.yaml", ".gitignore"):
         assert name not in package, name
@@ -144,5 +151,26 @@ def test_gitignore_keeps_azd_environments_and_caches_out_of_git(tmp_path: Path) 
         ".local/azurite/x",
     ]
     kept = ["local.settings.json.example", "shared/platform/settings.py", "infra/main.bicep", "azure.yaml"]
+    visible = _not_ignored(ROOT / ".gitignore", wanted_ignored + kept, tmp_path)
+    assert visible == set(kept)
+
+
+def test_the_consoles_build_and_deployed_config_stay_out_of_git(tmp_path: Path) -> None:
+    """web/dist holds the build and the config.json the deploy writes (from the azd environment)."""
+    wanted_ignored = [
+        "web/dist/index.html",
+        "web/dist/config.json",
+        "web/dist/staticwebapp.config.json",
+        "web/node_modules/preact/package.json",
+    ]
+    kept = [
+        "web/package.json",
+        "web/package-lock.json",
+        "web/staticwebapp.config.json",
+        "web/build.mjs",
+        "infra/app/staticwebapp.bicep",
+        "infra/scripts/console_config.py",
+        "infra/scripts/console_app_registrations.py",
+    ]
     visible = _not_ignored(ROOT / ".gitignore", wanted_ignored + kept, tmp_path)
     assert visible == set(kept)

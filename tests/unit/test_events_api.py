@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from shared.api.auth import Authenticator
 from shared.api.events_api import EventsApi
 from shared.api.events_export import CSV_COLUMNS, csv_cell, csv_row, export_filename
+from shared.api.events_histogram import HistogramQuery
 from shared.api.events_models import (
     MAX_TAGS_PER_EVENT,
     BulkTagBody,
@@ -26,7 +27,13 @@ from shared.api.events_models import (
     apply_tags,
     comment_id,
 )
-from shared.api.events_query import EventQuery, SensitivityPolicy
+from shared.api.events_query import (
+    EventQuery,
+    SensitivityPolicy,
+    build_conditions,
+    list_fields,
+    parse_query_string,
+)
 from shared.api.models import EventView
 from shared.api.openapi import openapi_document
 from shared.api.responses import ApiGuard
@@ -370,7 +377,21 @@ def test_the_routes_document_themselves() -> None:
     assert {"format", "service", "start", "q"} <= names
     assert not names & {"page_size", "continuation"}
     repeated = {p["name"] for p in export["parameters"] if p["schema"]["type"] == "array"}
-    assert repeated == {"service", "tag", "exclude_tag"}  # the list-typed fields of the filter model
+    assert repeated == {  # the list-typed fields of the filter model
+        "service",
+        "tag",
+        "exclude_tag",
+        "exclude_service",
+        "exclude_operation",
+        "exclude_result",
+        "exclude_source",
+        "exclude_actor",
+    }
+    listing = paths["/api/events"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    page = document["components"]["schemas"][listing["$ref"].rsplit("/", 1)[-1]]
+    assert {"items", "continuation", "hidden"} <= set(page["properties"])
+    hidden = document["components"]["schemas"]["HiddenFromCaller"]
+    assert set(hidden["required"]) == {"services", "operations"}
     assert set(export["responses"]["200"]["content"]) == {"application/x-ndjson", "text/csv"}
     assert paths["/api/events/{id}/comments"]["post"]["responses"].keys() >= {"201", "400", "403", "404"}
     assert paths["/api/events/{id}/raw"]["get"]["responses"]["200"]["content"]["application/json"]
@@ -385,3 +406,111 @@ def test_the_export_path_in_a_problem_is_the_request_path() -> None:
     )
     assert response.status == 400
     assert json.loads(response.body)["instance"] == "/api/events/export"
+
+
+# -- privacy: what was left out ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "hidden"),
+    [
+        ("", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
+        ("", PRIVACY_READER, None),
+        ("service=Directory", READER, {"services": [], "operations": ["Wipe device"]}),
+        ("service=Exchange&service=Teams", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
+        ("exclude_service=Exchange", READER, {"services": [], "operations": ["Wipe device"]}),
+        ("exclude_service=Exchange&exclude_operation=Wipe+device", READER, None),
+        ("service=Directory&operation=Add+user", READER, None),
+        ("operation=Wipe+device", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
+    ],
+)
+def test_the_event_list_names_what_the_privacy_policy_left_out(
+    query: str, headers: dict[str, str], hidden: dict[str, list[str]] | None
+) -> None:
+    search = ScriptedSearch([(_items(0, 2), False)])
+    response = _actions(search).list_events.serve(ApiRequest(f"https://h/api/events?{query}", headers))
+    assert response.status == 200
+    body = json.loads(response.body)
+    assert [e["id"] for e in body["items"]] == ["e0", "e1"]
+    assert body["continuation"] is None
+    assert body["hidden"] == hidden
+
+
+# -- exclusions ---------------------------------------------------------------------------------------
+
+EXCLUSIONS = (
+    "exclude_service=Exchange&exclude_service=Teams&exclude_operation=Wipe+device&exclude_result=failure"
+    "&exclude_source=o365_management&exclude_actor=SVC-&exclude_actor=Robot&exclude_actor=svc-"
+)
+
+
+def test_exclusions_are_parameters_of_not_conditions_never_sql_text() -> None:
+    query = EventQuery.model_validate(parse_query_string(f"https://h/api/events?{EXCLUSIONS}"))
+    conditions, parameters = build_conditions(query, "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", None)
+    values = {p["name"]: p["value"] for p in parameters}
+    assert values["@exclude_service"] == ["Exchange", "Teams"]
+    assert values["@exclude_operation"] == ["Wipe device"]
+    assert values["@exclude_result"] == ["failure"]
+    assert values["@exclude_source"] == ["o365_management"]
+    # actors are matched in lower case: "SVC-" and "svc-" are one condition
+    assert [values[f"@exclude_actor{i}"] for i in range(2)] == ["svc-", "robot"]
+    assert "@exclude_actor2" not in values
+    sql = " AND ".join(conditions)
+    for field in ("service", "operation", "result", "source"):
+        assert f"NOT ARRAY_CONTAINS(@exclude_{field}, c.{field})" in conditions
+    assert sql.count("IS_STRING(c.actor.upn)") == 2  # a missing upn (an app acting) is not excluded
+    for text in ("Exchange", "Wipe", "failure", "o365", "svc", "robot"):
+        assert text not in sql
+
+
+def test_exclusions_reach_the_histogram_the_export_and_bulk_tagging_alike() -> None:
+    url = f"https://h/api/events/export?{EXCLUSIONS}"
+    export = ExportQuery.model_validate(parse_query_string(url, list_fields(ExportQuery)))
+    histogram = HistogramQuery.model_validate(parse_query_string(url, list_fields(HistogramQuery)))
+    expected = EventQuery.model_validate(parse_query_string(url)).filters()
+    assert export.search_query().filters() == {**expected, "page_size": 200}
+    assert {k: v for k, v in histogram.filters().items() if k != "buckets"} == expected
+    bulk = BulkTagBody.model_validate({"add": ["x"], "filter": {"exclude_service": ["Exchange"]}})
+    assert bulk.filter.criteria() == {"exclude_service": ["Exchange"]}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("&".join(["exclude_service=Teams"] * 21), "exclude_service"),
+        ("&".join(f"exclude_operation=op{i}" for i in range(21)), "exclude_operation"),
+        ("&".join(f"exclude_actor=a{i}" for i in range(21)), "exclude_actor"),
+        ("exclude_service=NotAService", "exclude_service.0"),
+        ("exclude_service=", "exclude_service.0"),
+        ("exclude_result=maybe", "exclude_result.0"),
+        ("exclude_operation=", "exclude_operation.0"),
+        ("exclude_operation=" + "o" * 201, "exclude_operation.0"),
+        ("exclude_source=" + "s" * 65, "exclude_source.0"),
+        ("exclude_actor=" + "a" * 201, "exclude_actor.0"),
+        ("exclude_actor=", "exclude_actor.0"),
+        ("exclude_operation=Add%00user", "exclude_operation.0"),
+        ("exclude_actor=ana%0D%0AX-Injected:1", "exclude_actor.0"),
+        ("exclude_source=entra%1Baudit", "exclude_source.0"),
+        ("exclude_actor=ana%C2%85", "exclude_actor.0"),  # NEL, a C1 control
+        ("exclude_operation=a%7F", "exclude_operation.0"),
+        ("exclude_services=Teams", "exclude_services"),
+    ],
+)
+@pytest.mark.parametrize("route", ["list_events", "histogram", "export"])
+def test_hostile_exclusions_are_a_400_naming_the_parameter(query: str, field: str, route: str) -> None:
+    search = ScriptedSearch([([], False)])
+    path = {"list_events": "events", "histogram": "events/histogram", "export": "events/export"}[route]
+    response = getattr(_actions(search), route).serve(ApiRequest(f"https://h/api/{path}?{query}", READER))
+    assert response.status == 400
+    body = json.loads(response.body)
+    assert body["errors"][0]["field"] == field
+    assert "\\u0000" not in response.body  # the refusal never echoes the value
+    assert search.calls == []  # refused before any query
+
+
+def test_exclusion_values_may_hold_any_printable_text() -> None:
+    query = EventQuery.model_validate(
+        {"exclude_actor": ["Zoë Ångström", "東京"], "exclude_operation": ["Update policy — 'x' OR 1=1"]}
+    )
+    assert query.exclude_actor == ["Zoë Ångström", "東京"]
+    assert query.exclude_operation == ["Update policy — 'x' OR 1=1"]

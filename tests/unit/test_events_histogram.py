@@ -5,12 +5,14 @@ COUNT per bucket and month, privacy conditions included), and GET /api/version."
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import json
 import random
 import threading
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -33,7 +35,9 @@ from shared.api.problems import ApiProblem
 from shared.api.responses import ApiGuard
 from shared.api.status_api import StatusApi
 from shared.api.version_api import APP_VERSION, version_info
+from shared.app import runtime
 from shared.platform.clock import parse_utc, utc_iso
+from shared.platform.settings import LOCAL_SETTINGS_ENV, get_settings
 from tests.support.principals import swa_principal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,3 +303,46 @@ def test_the_version_route_needs_a_signed_in_reader_and_takes_no_parameters() ->
     assert api.get_version("https://h/api/version", {}, "/api/version").status == 401
     refused = api.get_version("https://h/api/version?verbose=1", reader, "/api/version")
     assert (refused.status, json.loads(refused.body)["errors"][0]["field"]) == (400, "verbose")
+
+
+def test_the_runtime_hands_aoc_commit_to_the_version_route(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """shared.app.runtime builds the status resource with the AOC_COMMIT setting (its storage and
+    database dependencies stubbed: the version route reads none of them)."""
+    monkeypatch.setenv(LOCAL_SETTINGS_ENV, str(tmp_path / "absent.json"))
+    monkeypatch.setenv("AOC_COMMIT", " 89abcdef ")
+    monkeypatch.setenv("PROBE_ENABLED", "false")
+    guard = ApiGuard(
+        Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()), SensitivityPolicy()
+    )
+    for name in ("watermark_store", "audit_log", "app_clock", "poller"):
+        monkeypatch.setattr(runtime, name, functools.cache(lambda: None))  # reset_runtime clears them
+    monkeypatch.setattr(runtime, "api_guard", functools.cache(lambda: guard))
+    monkeypatch.setattr(runtime, "get_clients", lambda: SimpleNamespace(queue_service=None))
+    get_settings.cache_clear()
+    runtime.reset_runtime()
+    try:
+        api = runtime.api_resource(StatusApi)
+        assert isinstance(api, StatusApi)
+        reader = {"x-ms-client-principal": swa_principal(["reader"])}
+        answer = api.get_version("https://h/api/version", reader, "/api/version")
+        assert json.loads(answer.body) == {"version": APP_VERSION, "commit": "89abcdef"}
+    finally:
+        get_settings.cache_clear()
+        runtime.reset_runtime()
+
+
+def test_the_histogram_applies_the_exclusions_as_parameters() -> None:
+    fake = FakeEvents("t", TIMESTAMPS)
+    query = HistogramQuery.model_validate(
+        {**SPANNING, "exclude_service": ["Teams"], "exclude_actor": ["Robot"], "exclude_result": ["failure"]}
+    )
+    EventHistogram(cast(Any, fake), "t").histogram(query, NOW, SensitivityPolicy(services=["Exchange"]))
+    assert fake.calls
+    for sql, values, _ in fake.calls:
+        assert "NOT ARRAY_CONTAINS(@exclude_service, c.service)" in sql
+        assert "NOT ARRAY_CONTAINS(@exclude_result, c.result)" in sql
+        assert (values["@exclude_service"], values["@exclude_result"]) == (["Teams"], ["failure"])
+        assert values["@exclude_actor0"] == "robot"
+        assert "robot" not in sql.lower()

@@ -389,3 +389,153 @@ def test_the_database_takes_only_the_validated_autoscale_maximum_within_cosmos_l
         assert decorators is not None
         assert "@minValue(1000)" in text(decorators)
         assert "@maxValue(1000000)" in text(decorators)
+
+
+# --- The admin console: Static Web App, CORS, azd service, config.json (issue 16) -------------------
+
+SWA_TEMPLATE = INFRA / "app" / "staticwebapp.bicep"
+CONSOLE_CONFIG_SCRIPT = INFRA / "scripts" / "console_config.py"
+
+
+def _azure_yaml() -> dict[str, object]:
+    import yaml
+
+    loaded = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _allowed(path: Path, name: str) -> list[str]:
+    decorators, _ = _parameter_decorators(path, name)
+    allowed = re.search(r"@allowed\(\[(.*?)\]\)", decorators, re.S)
+    assert allowed is not None, f"{path.name}: {name} has no @allowed list"
+    return re.findall(r"'([^']*)'", allowed.group(1))
+
+
+def _outputs(path: Path) -> dict[str, str]:
+    found = {}
+    for node in walk(parse(path)):
+        if node.type == "output_declaration":
+            identifiers = [c for c in node.children if c.type == "identifier"]
+            found[text(identifiers[0])] = text(node.children[-1])
+    return found
+
+
+def _module_params(path: Path, module: str) -> dict[str, Node]:
+    for node in walk(parse(path)):
+        if node.type == "module_declaration" and text(node.children[1]) == module:
+            body = next(c for c in node.children if c.type == "object")
+            return object_entries(object_entries(body)["params"])
+    raise AssertionError(f"{path.name} declares no module {module}")
+
+
+def test_one_static_web_app_free_by_default_with_the_same_choices_everywhere() -> None:
+    sites = [p for p in BICEP_FILES if "'Microsoft.Web/staticSites@" in p.read_text()]
+    assert sites == [SWA_TEMPLATE]
+    assert (
+        _allowed(SWA_TEMPLATE, "sku")
+        == _allowed(INFRA / "main.bicep", "staticWebAppSku")
+        == ["Free", "Standard"]
+    )
+    assert string_value(_declarations(SWA_TEMPLATE, "parameter_declaration")["sku"].children[-1]) == "Free"
+    main_sku = _declarations(INFRA / "main.bicep", "parameter_declaration")["staticWebAppSku"]
+    assert string_value(main_sku.children[-1]) == "Free"
+    assert _allowed(SWA_TEMPLATE, "location") == _allowed(INFRA / "main.bicep", "staticWebAppLocation")
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["staticWebAppSku"]["value"] == "${STATIC_WEB_APP_SKU=Free}"
+    default_location = mapped["staticWebAppLocation"]["value"].removeprefix("${STATIC_WEB_APP_LOCATION=")[:-1]
+    assert default_location in _allowed(SWA_TEMPLATE, "location")
+    source = SWA_TEMPLATE.read_text()
+    assert "sku: {\n    name: sku\n    tier: sku\n  }" in source
+    # Free is chosen on purpose, and the template says why (README repeats it).
+    assert "Free by default" in source
+    assert "Standard" in source
+
+
+def test_the_static_web_app_has_no_linked_backend_and_no_repository_build() -> None:
+    """A Flex Consumption app cannot be a linked backend; the console calls the API with bearer tokens."""
+    source = SWA_TEMPLATE.read_text()
+    for forbidden in ("linkedBackends", "userProvidedFunctionApps", "repositoryUrl", "repositoryToken"):
+        assert forbidden not in source, forbidden
+    assert "provider: 'Custom'" in source
+    assert "stagingEnvironmentPolicy: 'Disabled'" in source
+
+
+def test_the_static_web_app_is_azds_web_service_and_deploys_the_built_console() -> None:
+    services = _azure_yaml()["services"]
+    assert isinstance(services, dict)
+    web = services["web"]
+    assert web["host"] == "staticwebapp"
+    assert web["language"] == "js"
+    assert (ROOT / web["project"] / "package.json").is_file()
+    assert web["dist"] == "dist"
+    assert 'outdir: join(WEB, "dist")' in (ROOT / web["project"] / "build.mjs").read_text()
+    params = _module_params(INFRA / "main.bicep", "staticWebApp")
+    assert string_value(params["serviceName"]) == "web"
+    assert "'azd-service-name': serviceName" in SWA_TEMPLATE.read_text()
+    assert set(services) == {"api", "web"}
+
+
+def test_the_web_services_prepackage_hook_builds_and_writes_config_json() -> None:
+    web = _azure_yaml()["services"]["web"]  # type: ignore[index]
+    hook = web["hooks"]["prepackage"]
+    for platform in ("posix", "windows"):
+        run = hook[platform]["run"]
+        assert "console_config.py --build" in run
+        script = (ROOT / web["project"] / run.split()[1]).resolve()  # hooks run in the service's folder
+        assert script == CONSOLE_CONFIG_SCRIPT.resolve()
+        assert hook[platform]["continueOnError"] is False
+    assert hook["posix"]["shell"] == "sh"
+    assert hook["windows"]["shell"] == "pwsh"
+
+
+def test_the_apis_cors_list_always_holds_the_static_web_app_origin() -> None:
+    params = _module_params(INFRA / "main.bicep", "functionApp")
+    assert text(params["apiCorsOrigins"]) == "corsOrigins"
+    cors = _declarations(INFRA / "main.bicep", "variable_declaration")["corsOrigins"].children[-1]
+    assert cors.type == "ternary_expression"
+    condition, _, then, _, otherwise = cors.children
+    assert text(condition) == "empty(apiCorsOrigins)"
+    assert text(then) == "staticWebApp.outputs.origin"
+    assert string_value(otherwise) == "${staticWebApp.outputs.origin},${apiCorsOrigins}"
+    assert _outputs(SWA_TEMPLATE)["origin"] == "'https://${site.properties.defaultHostname}'"
+    # The function template passes it straight to the setting the app's CORS policy reads.
+    ((_, obj),) = app_settings_objects()
+    assert text(object_entries(obj)["API_CORS_ORIGINS"]) == "apiCorsOrigins"
+
+
+def test_the_outputs_the_deploy_step_reads_exist() -> None:
+    outputs = _outputs(INFRA / "main.bicep")
+    assert outputs["SERVICE_WEB_URI"] == "staticWebApp.outputs.origin"
+    assert outputs["SERVICE_WEB_NAME"] == "staticWebApp.outputs.name"
+    assert outputs["SERVICE_API_URI"] == "functionApp.outputs.uri"
+    assert outputs["CONSOLE_TENANT_ID"] == "effectiveTenantId"
+    script = CONSOLE_CONFIG_SCRIPT.read_text()
+    read = set(re.findall(r'get\("([A-Z0-9_]+)"\)', script))
+    set_by_hand = {
+        "CONSOLE_CLIENT_ID",
+        "CONSOLE_SCOPES",
+        "CONSOLE_AUTHORITY",
+        "CONSOLE_API_BASE_URL",
+        "API_AUDIENCE",
+        "API_AUTH_MODE",
+        "M365_CLOUD",
+        "AZURE_TENANT_ID",
+    }
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    azd_names = {re.sub(r"^\$\{([A-Z0-9_]+).*$", r"\1", p["value"]) for p in mapped.values()}
+    assert read - set_by_hand <= set(outputs), sorted(read - set_by_hand - set(outputs))
+    assert {"API_AUDIENCE", "API_AUTH_MODE", "M365_CLOUD"} <= azd_names
+
+
+def test_console_settings_go_to_the_static_web_app_not_the_function_app() -> None:
+    """CONSOLE_* settings are the console's: NOT_DEPLOYED to the Function App (the appSettings parity
+    test then keeps them out of Bicep), and each one is read by the deploy step that writes config.json."""
+    console = {name for name in setting_names() if name.startswith("CONSOLE_")}
+    assert console == {"CONSOLE_CLIENT_ID", "CONSOLE_AUTHORITY", "CONSOLE_SCOPES"}
+    assert console <= set(NOT_DEPLOYED)
+    ((_, obj),) = app_settings_objects()
+    assert not console & set(object_entries(obj))
+    script = CONSOLE_CONFIG_SCRIPT.read_text()
+    for name in console:
+        assert f'get("{name}")' in script, name

@@ -232,10 +232,20 @@ def test_every_write_refuses_a_malformed_idempotency_key(declared: Route) -> Non
 
 def test_repeatable_parameters_are_the_list_fields_of_the_query_model() -> None:
     repeatable = {r.name: r.repeatable for r in api_routes() if r.repeatable}
+    event_filters = (
+        "service",
+        "tag",
+        "exclude_tag",
+        "exclude_service",
+        "exclude_operation",
+        "exclude_result",
+        "exclude_source",
+        "exclude_actor",
+    )
     assert repeatable == {
-        "list_events": ("service", "tag", "exclude_tag"),
-        "event_histogram": ("service", "tag", "exclude_tag"),
-        "export_events": ("service", "tag", "exclude_tag"),
+        "list_events": event_filters,
+        "event_histogram": event_filters,
+        "export_events": event_filters,
         "list_alerts": ("status", "severity"),
     }
 

@@ -261,11 +261,19 @@ def test_route_docs_generate_an_openapi_document() -> None:
         ("PUT", "rules/{id}"),
         ("POST", "rules/test"),
         ("GET", "status"),
+        ("GET", "version"),
         ("POST", "probe/run"),
     ]
     document = openapi_document(routes, title="AOC", version="test")
     schemas = document["components"]["schemas"]
-    for name in ("RuleView", "RulesDocument", "RuleDefinition", "RuleTestRequest", "StatusDocument"):
+    for name in (
+        "RuleView",
+        "RulesDocument",
+        "RuleDefinition",
+        "RuleTestRequest",
+        "StatusDocument",
+        "VersionOut",
+    ):
         assert name in schemas
     assert schemas["RuleView"]["properties"]["when"]["type"] == "object"
     assert schemas["RuleDefinition"]["additionalProperties"] is False

@@ -516,3 +516,14 @@ def test_the_make_run_settings_need_nothing_more(kv_env: pytest.MonkeyPatch) -> 
     settings = AppSettings()
     assert settings.devops_auth_mode == "pat"  # the simulator's Azure DevOps takes a PAT
     assert settings.configuration_issues() == []
+
+
+def test_the_commit_is_read_from_aoc_commit_and_bounded(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert AppSettings().commit is None
+    monkeypatch.setenv("AOC_COMMIT", "0123abc")
+    assert AppSettings().commit == "0123abc"
+    monkeypatch.setenv("AOC_COMMIT", "f" * 101)
+    with pytest.raises(ValidationError):
+        AppSettings()

@@ -2,7 +2,7 @@
 // URL's query string, so a reload or a shared link restores it; the signals below mirror the URL.
 import { signal, computed } from "@preact/signals";
 
-/** The services the API knows (shared/ingestion/events.py Service): excluding one sends the others. */
+/** The services the API knows (shared/ingestion/events.py Service). */
 export const SERVICES = [
   "Directory", "SignIns", "Intune", "Exchange", "SharePoint", "OneDrive", "Teams", "DLP", "Security",
   "PowerPlatform", "Purview", "VivaEngage", "Viva", "Copilot", "Forms", "Planner", "Stream", "Project", "Other",
@@ -11,21 +11,28 @@ export const RESULTS = ["success", "failure", "unknown"];
 export const PRESETS = ["1h", "24h", "7d", "30d"];
 export const DEFAULT_PRESET = "30d"; // what the API uses when no start is given
 
-/** URL parameters holding one value (all but `event` and `not_service` are API filters as named). */
+/** URL parameters holding one value (all but `event` are API filters as named). */
 export const SINGLE = [
   "q", "start", "end", "operation", "operation_contains", "result", "actor", "target", "source",
   "category", "correlation_id",
 ];
-/** URL parameters that repeat. */
-export const MULTI = ["service", "not_service", "tag", "exclude_tag"];
+/** URL parameters that repeat (API filters as named). */
+export const MULTI = [
+  "service", "tag", "exclude_tag", "exclude_service", "exclude_operation", "exclude_result", "exclude_actor",
+  "exclude_source",
+];
+/** Older links' names for a parameter: read, merged into the current name, never written. */
+const LEGACY = { not_service: "exclude_service" };
+/** The most values the API takes per repeatable parameter. */
+const MAX_VALUES = 20;
 
-/** Facet fields and how a click maps to URL parameters: include param, exclude param (if any). */
+/** Facet fields and how a click maps to URL parameters: include param, exclude param (repeatable). */
 export const FACET_FIELDS = {
-  service: { include: "service", exclude: "not_service", multi: true },
-  operation: { include: "operation" },
-  result: { include: "result" },
-  actor: { include: "actor" },
-  source: { include: "source" },
+  service: { include: "service", exclude: "exclude_service", multi: true },
+  operation: { include: "operation", exclude: "exclude_operation" },
+  result: { include: "result", exclude: "exclude_result" },
+  actor: { include: "actor", exclude: "exclude_actor" },
+  source: { include: "source", exclude: "exclude_source" },
 };
 
 /** The runtime configuration (/config.json). */
@@ -43,8 +50,10 @@ function readLocation() {
     if (v) filters[name] = v.slice(0, 2000);
   }
   for (const name of MULTI) {
-    const vs = [...new Set(sp.getAll(name).filter(Boolean))];
-    if (vs.length) filters[name] = vs.slice(0, 20);
+    const legacy = Object.keys(LEGACY).filter((old) => LEGACY[old] === name);
+    const all = [name, ...legacy].flatMap((n) => sp.getAll(n));
+    const vs = [...new Set(all.filter(Boolean))];
+    if (vs.length) filters[name] = vs.slice(0, MAX_VALUES);
   }
   return { path: window.location.pathname, filters, event: sp.get("event") || null };
 }
@@ -110,8 +119,9 @@ export function facetState(field, value) {
 }
 
 /**
- * Toggle a facet value: a plain click includes it (or lifts it), with `exclude` it is excluded.
- * Returns false when the API has no way to exclude by that field.
+ * Toggle a facet value: a plain click includes it (or lifts it), with `exclude` it is excluded (or the
+ * exclusion lifted). Including a value lifts its exclusion and the other way round. Returns false when
+ * the API has no way to exclude by that field, or no room for one more value.
  */
 export function toggleFacet(field, value, exclude) {
   const spec = FACET_FIELDS[field];
@@ -119,14 +129,21 @@ export function toggleFacet(field, value, exclude) {
   const current = facetState(field, value);
   if (exclude && !spec.exclude) return false;
   const patch = {};
+  const exc = (f[spec.exclude] || []).filter((v) => v !== value);
+  if (exclude && current !== "exclude") {
+    if (exc.length >= MAX_VALUES) return false;
+    exc.push(value);
+  }
+  if (spec.exclude) patch[spec.exclude] = exc;
   if (spec.multi) {
     const inc = (f[spec.include] || []).filter((v) => v !== value);
-    const exc = (f[spec.exclude] || []).filter((v) => v !== value);
-    if (!exclude && current !== "include") inc.push(value);
-    if (exclude && current !== "exclude") exc.push(value);
-    if (!inc.length && spec.include === "service" && SERVICES.every((s) => exc.includes(s))) return false;
+    if (!exclude && current !== "include") {
+      if (inc.length >= MAX_VALUES) return false;
+      inc.push(value);
+    }
     patch[spec.include] = inc;
-    patch[spec.exclude] = exc;
+  } else if (exclude) {
+    if (current === "include") patch[spec.include] = "";
   } else {
     patch[spec.include] = current === "include" ? "" : value;
   }
@@ -138,13 +155,7 @@ export function toggleFacet(field, value, exclude) {
 export function apiFilters(f) {
   const params = {};
   for (const name of SINGLE) if (f[name]) params[name] = f[name];
-  const excluded = new Set(f.not_service || []);
-  let services = f.service || [];
-  if (!services.length && excluded.size) services = SERVICES;
-  services = services.filter((s) => !excluded.has(s));
-  if (services.length) params.service = services;
-  if (f.tag) params.tag = f.tag;
-  if (f.exclude_tag) params.exclude_tag = f.exclude_tag;
+  for (const name of MULTI) if (f[name] && f[name].length) params[name] = f[name];
   return params;
 }
 
