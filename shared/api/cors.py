@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, x-functions-key"
-EXPOSED_HEADERS = "Content-Disposition, X-AOC-Export-Count, X-AOC-Export-Truncated, X-AOC-Export-Cap"
+EXPOSED_HEADERS = (
+    "Content-Disposition, Retry-After, X-AOC-Export-Count, X-AOC-Export-Truncated, X-AOC-Export-Cap"
+)
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 

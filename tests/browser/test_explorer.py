@@ -270,3 +270,48 @@ def test_keyboard_only_search_select_open_and_close(signed_in_page: Callable[...
         page.wait_for_timeout(100)
     assert signed.focused_row() == rows[1], "the focus returns to the row the detail was opened from"
     screenshot(page, "keyboard-detail-closed")
+
+
+def test_alt_click_on_an_operation_excludes_it(signed_in_page: Callable[..., SignedIn]) -> None:
+    signed = signed_in_page(ALL)
+    page = signed.page
+    signed.wait_for_rows()
+    prefix = TID.facet("operation", "")
+    button = page.locator(f"[data-testid^='{prefix}']").first
+    expect(button).to_be_visible(timeout=UI_TIMEOUT_MS)
+    operation = str(button.get_attribute("data-testid"))[len(prefix) :]
+    assert operation, "the operation facet lists values"
+
+    button.click(modifiers=["Alt"])
+    query = signed.wait_for_events_call(lambda q: q.get("exclude_operation") == [operation])
+    assert "operation" not in query, "an exclusion is not an inclusion"
+    expected = _api_first_page(signed, query)
+    assert expected, "other operations remain"
+    assert all(e["operation"] != operation for e in expected)
+    signed.expect_rows([e["id"] for e in expected])
+    shown = tid(page, TID.ROW).locator(".c-operation").all_inner_texts()
+    assert len(shown) == len(expected)
+    assert all(text.strip() != operation for text in shown), shown
+    expect(tid(page, TID.facet("operation", operation))).to_have_attribute("data-state", "exclude")
+    expect(tid(page, f"chip-exclude_operation-{operation}")).to_be_visible()
+    assert url_query(page).get("exclude_operation") == [operation], "the exclusion lives in the URL"
+    screenshot(page, "explorer-operation-excluded")
+
+
+def test_arrow_down_in_the_search_box_focuses_the_first_row(signed_in_page: Callable[..., SignedIn]) -> None:
+    signed = signed_in_page(ALL)
+    page = signed.page
+    rows = signed.wait_for_rows()
+    focused = "() => document.activeElement && document.activeElement.getAttribute('data-testid')"
+
+    actor = tid(page, "filter-actor")
+    actor.focus()
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(focused) == "filter-actor", "other text fields keep their arrow keys"
+
+    tid(page, TID.SEARCH).focus()
+    assert page.evaluate(focused) == TID.SEARCH
+    page.keyboard.press("ArrowDown")
+    assert signed.focused_row() == rows[0], "ArrowDown leaves the search box for the first row"
+    page.keyboard.press("ArrowDown")
+    assert signed.focused_row() == rows[1], "and the arrows go on through the rows"

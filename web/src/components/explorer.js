@@ -27,7 +27,11 @@ const CHIP_LABELS = {
   category: "Category",
   correlation_id: "Correlation id",
   service: "Service",
-  not_service: "Not service",
+  exclude_service: "Not service",
+  exclude_operation: "Not operation",
+  exclude_result: "Not result",
+  exclude_actor: "Not actor",
+  exclude_source: "Not source",
   tag: "Tag",
   exclude_tag: "Not tag",
 };
@@ -268,7 +272,7 @@ function ActiveFilters() {
       </span>
       ${chips.map(
         (c) => html`<span
-          class=${`chip${c.name.startsWith("not_") || c.name === "exclude_tag" ? " chip-not" : ""}`}
+          class=${`chip${c.name.startsWith("exclude_") ? " chip-not" : ""}`}
           key=${`${c.name}=${c.value}`}
           data-testid=${`chip-${c.name}-${c.value}`}
         >
@@ -406,6 +410,13 @@ export function Explorer() {
         const id = selectedId.value;
         selectEvent(null);
         requestAnimationFrame(() => focusRow(id));
+      } else if (e.key === "ArrowDown" && !e.shiftKey && target === searchRef.current) {
+        // From the search box straight into the results; arrows in the other text fields stay theirs.
+        const first = document.querySelector("[data-testid='row'] .row-link");
+        if (!first) return;
+        e.preventDefault();
+        first.focus();
+        first.scrollIntoView({ block: "nearest" });
       } else if ((e.key === "ArrowDown" || e.key === "ArrowUp") && !isTyping(target)) {
         const inResults = target && target.closest && target.closest("[data-testid='results']");
         const onPage = !target || target === document.body || target === document.documentElement;

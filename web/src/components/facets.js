@@ -1,5 +1,5 @@
 // Facet values with counts (GET /api/events/facets). A click includes a value (or lifts it); Alt- or
-// Shift-click excludes it, where the API can express that (services: the other services are sent).
+// Shift-click excludes it (the API's exclude_<field> parameter), for every facet.
 import { html } from "htm/preact";
 import { useState } from "preact/hooks";
 import { facets, facetsError } from "../data.js";
@@ -58,7 +58,7 @@ export function Facets() {
   if (!data) return html`<p class="muted" aria-busy="true">Loading facets…</p>`;
   return html`
     <div class="facets" data-testid="facets">
-      <p class="muted facet-hint">Counts cover all stored events. Alt- or Shift-click a service to exclude it.</p>
+      <p class="muted facet-hint">Counts cover all stored events. Alt- or Shift-click any value to exclude it.</p>
       ${Object.keys(FACET_FIELDS)
         .filter((field) => (data[field] || []).length)
         .map((field) => html`<${FacetGroup} key=${field} field=${field} values=${data[field]} />`)}

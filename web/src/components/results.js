@@ -85,7 +85,7 @@ export function Results() {
     <div class="results-wrap">
       <table class="results" data-testid="results" aria-busy=${r.loading ? "true" : "false"}>
         <caption class="visually-hidden">
-          Events, newest first. Arrow keys move between rows, Enter opens the detail, Escape closes it.
+          Events, newest first. Down arrow from the search box reaches the first row, arrow keys move between rows, Enter opens the detail, Escape closes it.
         </caption>
         <thead>
           <tr>
