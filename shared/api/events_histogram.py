@@ -1,32 +1,40 @@
 """GET /api/events/histogram: event counts per time bucket for the GET /api/events filters.
 
-Neither Azure Cosmos DB's cheap paths nor cosmosdb-server have GROUP BY over a computed bucket, so the
-histogram is a set of range counts. The filter's time range (`start`/`end`, resolved as GET /api/events
-resolves them: default the last 30 days, at most 800 days) is cut into buckets aligned to a round step
-(1 min, 5 min, 15 min, 1 h, 3 h, 6 h, 12 h, 1 day, then whole days), the smallest step that needs at
-most `buckets` buckets (1..120, default 60). Every query is single-partition, with the partition key
-set (events are partitioned by `{tenant}:{yyyy-mm}`), built from the same WHERE conditions as
-GET /api/events (privacy hiding included), every value a parameter, and they run on a bounded pool
-(8 at a time per request):
+Neither Azure Cosmos DB's cheap paths nor cosmosdb-server have GROUP BY over a computed bucket. The
+filter's time range (`start`/`end`, resolved as GET /api/events resolves them: default the last 30
+days, at most 800 days) is cut into buckets aligned to a round step (1 min, 5 min, 15 min, 1 h, 3 h,
+6 h, 12 h, 1 day, then whole days), the smallest step that needs at most `buckets` buckets (1..120,
+default 60). Every answer is exact; `plan` says how it was counted and `bucket_seconds` the step used.
 
-1. one `SELECT VALUE COUNT(1) FROM c WHERE c.pk = @pk AND c.timestamp >= @start AND … < @end AND …`
-   per month the range touches;
-2. then, over the months that matched anything: if at most 2,000 events matched in all, one
-   `SELECT VALUE c.timestamp …` per month, bucketed here; otherwise one COUNT per bucket and month
-   (steps up to a day are aligned to UTC midnight, so a month boundary never splits one; a longer step
-   adds at most one query per month).
+**counters** (a range of at least an hour, filtered only by time, service or exclude_service, source or
+exclude_source, result or exclude_result, and the privacy hiding of services): the hourly counts that
+ingestion keeps per tenant, UTC day and (service, source, result) in the facets container
+(shared.ingestion.time_counts). The step is at least an hour; the whole hours come from the counts and
+the partial hours at either end of the range from one COUNT query each. A day whose counts are not
+complete (stored before counting began and not yet backfilled) is counted with COUNT queries too; if
+that would take more than 24, the request takes the query plan below. A range shorter than `buckets`
+hours whose counts total at most 2,000 events is then bucketed finer from their timestamps.
 
-Cost per request, m = months touched (1-2 for the default 30 days): a COUNT over a range served by the
-index is ~2.5-3 RU plus ~0.x RU per 1,000 index entries matched. A small match set costs m COUNTs plus
-reading at most 2,000 timestamps (~3 RU per 100 documents read: at most ~60 RU, usually far less). A
-large one costs m COUNTs plus one per bucket: ~150-200 RU for the default 60 buckets, ~300-400 RU for
-120, ~30-40 RU for 12, whatever the number of events. The equality and tag filters (service, source,
-operation, operation_type, result, category, correlation_id, tag, exclude_tag, privacy hiding) are
-answered from the index; the substring filters (q, actor, target, operation_contains) make Cosmos read
-each event of the range once per pass, as paging through GET /api/events with them would.
+**timestamps / counts** (any other filter, hidden operations, ranges under an hour): single-partition
+queries (events are partitioned by `{tenant}:{yyyy-mm}`) built from the same WHERE conditions as
+GET /api/events, every value a parameter, on a bounded pool (8 at a time per request): one COUNT per
+month the range touches; then, if at most 2,000 events matched, one `SELECT VALUE c.timestamp` per
+month, bucketed here (`timestamps`); otherwise one COUNT per bucket and month, at most 24 of them: the
+step grows until they fit (`counts`, `bucket_seconds` reports the coarser step).
 
-cosmosdb-server (local) has no index and evaluates every query over the whole container, so there the
-cost is the number of queries times the container size: ~5 s for 60 buckets over 5,000 events.
+Cost per request in Azure (d = days in the range, m = months touched, s = 2 count shards):
+- counters: one point read of the tenant's `since` marker (1 RU, then cached by the instance), one
+  single-partition query returning at most d x (s + 1) documents of ~1-4 KB each (~1 RU per document
+  at that size: ~30-90 RU for 30 days, ~3-9 RU for a day), and at most two COUNTs over less than an
+  hour each (~3 RU each). Locally: one query over the facets container and two COUNT scans.
+- timestamps: m COUNTs (~2.5-3 RU each plus ~0.x RU per 1,000 index entries) plus at most 2,000
+  timestamps (~3 RU per 100 documents read: at most ~60 RU).
+- counts: m COUNTs plus at most 24 (~60-75 RU), whatever the number of events; before the cap, 60
+  buckets cost ~150-200 RU and 120 ~300-400 RU. The equality and tag filters are answered from the
+  index; the substring filters (q, actor, target, operation_contains) make Cosmos read each event of
+  the range once per query, as paging through GET /api/events with them would.
+cosmosdb-server (local) has no index and evaluates every query over the whole container, so the query
+plans cost the number of queries times the container size; the counters plan does not grow with it.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from azure.cosmos import ContainerProxy
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +57,7 @@ from shared.api.events_query import (
     build_conditions,
 )
 from shared.api.problems import bad_request
+from shared.ingestion.time_counts import TimeCounts, split_key
 from shared.platform.clock import parse_utc, utc_iso
 
 DEFAULT_BUCKETS = 60
@@ -62,6 +71,23 @@ _MICROS = 1_000_000
 # At most this many matches in the range: read their timestamps (one query per month) instead of
 # counting bucket by bucket.
 SMALL_MATCH_SET = 2000
+# At most this many COUNT queries per bucket (besides the one per month): the step grows until it fits.
+MAX_COUNT_QUERIES = 24
+ONE_HOUR = dt.timedelta(hours=1)
+# The filters the time counts can answer (the time range and the dimensions they are kept by).
+COUNTER_FILTERS = frozenset(
+    {
+        "start",
+        "end",
+        "buckets",
+        "service",
+        "exclude_service",
+        "source",
+        "exclude_source",
+        "result",
+        "exclude_result",
+    }
+)
 T = TypeVar("T")
 _RELATIVE_UNITS = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}
 
@@ -95,6 +121,11 @@ class HistogramOut(BaseModel):
     )
     buckets: list[HistogramBucket] = Field(description="oldest first, contiguous")
     total: int = Field(ge=0, description="the sum of the counts: every matching event in [from, to)")
+    plan: Literal["counters", "timestamps", "counts"] = Field(
+        description="how it was counted: the hourly time counts (buckets of at least an hour), the "
+        "matching events' timestamps (a small match set), or COUNT queries per bucket (at most 24: the "
+        "step may be coarser than `buckets` asked for). Every plan is exact."
+    )
 
 
 def resolve_range(query: EventFilter, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -150,12 +181,13 @@ def _aligned(start_us: int, end_us: int, step_seconds: int) -> tuple[int, int]:
     return first, -(-(end_us - first) // step)
 
 
-def plan_buckets(start: dt.datetime, end: dt.datetime, wanted: int) -> Plan:
-    """The smallest round step whose aligned buckets over [start, end) number at most `wanted`."""
+def plan_buckets(start: dt.datetime, end: dt.datetime, wanted: int, min_step: int = 0) -> Plan:
+    """The smallest round step of at least `min_step` seconds whose aligned buckets over [start, end)
+    number at most `wanted`."""
     if wanted < 1 or start >= end:
         raise ValueError("need at least one bucket over a non-empty range")
     start_us, end_us = _micros(start), _micros(end)
-    for step in STEPS:
+    for step in (s for s in STEPS if s >= min_step):
         first, count = _aligned(start_us, end_us, step)
         if count <= wanted:
             return Plan(start_us, end_us, step, first, count)
@@ -189,62 +221,191 @@ class Piece:
     parameters: list[dict[str, Any]]
 
 
+def counter_eligible(query: HistogramQuery, hide: SensitivityPolicy | None) -> bool:
+    """Whether the time counts can answer: only the time range, service, source and result filters (and
+    a privacy policy hiding services, not operations)."""
+    used = set(query.model_dump(exclude_defaults=True))
+    values = [query.source, query.result, *query.exclude_source, *query.exclude_result]
+    return used <= COUNTER_FILTERS and "" not in values and not (hide is not None and hide.operations)
+
+
+def _matcher(query: HistogramQuery, hide: SensitivityPolicy | None) -> Callable[[str], bool]:
+    """Whether the events of a count key match the filter, with the query's semantics: an include filter
+    drops an event without the field, an exclusion keeps it."""
+    services = set(query.service)
+    excluded = {*query.exclude_service, *(hide.services if hide is not None else ())}
+    excluded_sources, excluded_results = set(query.exclude_source), set(query.exclude_result)
+
+    def matches(key: str) -> bool:
+        service, source, result = split_key(key)
+        return (
+            (not services or service in services)
+            and service not in excluded
+            and (query.source is None or source == query.source)
+            and source not in excluded_sources
+            and (query.result is None or result == query.result)
+            and result not in excluded_results
+        )
+
+    return matches
+
+
 class EventHistogram:
-    """Bucket counts for a filter from single-partition queries run on a bounded pool: a COUNT per month,
-    then the timestamps of a small match set or a COUNT per bucket of a large one."""
+    """Bucket counts for a filter: from the time counts (shared.ingestion.time_counts) when the filter
+    allows, else from single-partition queries run on a bounded pool (a COUNT per month, then the
+    timestamps of a small match set or at most `max_count_queries` COUNTs per bucket and month)."""
 
     def __init__(
         self,
         events: ContainerProxy,
         tenant_id: str,
         *,
+        counts: TimeCounts | None = None,
         max_concurrency: int = MAX_CONCURRENT_QUERIES,
         small_match_set: int = SMALL_MATCH_SET,
+        max_count_queries: int = MAX_COUNT_QUERIES,
     ) -> None:
         self._events = events
         self._tenant_id = tenant_id
+        self._counts = counts
         self._max_concurrency = max_concurrency
         self._small_match_set = small_match_set
+        self._max_count_queries = max_count_queries
 
     def histogram(
         self, query: HistogramQuery, now: dt.datetime, hide: SensitivityPolicy | None
     ) -> HistogramOut:
         start, end = resolve_range(query, now)
-        plan = plan_buckets(start, end, query.buckets)
+        if self._counts is not None and end - start >= ONE_HOUR and counter_eligible(query, hide):
+            answer = self._from_counters(self._counts, query, hide, start, end)
+            if answer is not None:
+                return answer
+        return self._from_queries(query, hide, start, end)
+
+    def _from_counters(
+        self,
+        counts: TimeCounts,
+        query: HistogramQuery,
+        hide: SensitivityPolicy | None,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> HistogramOut | None:
+        """Whole hours of complete days from the counts; the partial hours at either end and the days
+        counting does not cover by COUNT queries (at most max_count_queries, else None)."""
+        natural = plan_buckets(start, end, query.buckets)
+        plan = natural if natural.step_seconds >= HOUR else plan_buckets(start, end, query.buckets, HOUR)
+        hour_us = HOUR * _MICROS
+        low, high = -(-plan.start_us // hour_us) * hour_us, (plan.end_us // hour_us) * hour_us
+        if low >= high:
+            return None
+        days = counts.read(self._tenant_id, utc_iso(_moment_of(low))[:10], utc_iso(_moment_of(high - 1))[:10])
+        if days is None:
+            return None
+        matches = _matcher(query, hide)
+        buckets = [0] * plan.count
+        step_us = plan.step_seconds * _MICROS
+        uncovered = [(plan.start_us, low)] if plan.start_us < low else []
+        for day, entry in days.items():
+            day_us = _micros(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
+            if not entry.complete:
+                uncovered.append((max(day_us, low), min(day_us + DAY * _MICROS, high)))
+                continue
+            hourly = [0] * 24
+            for key, hours in entry.counts.items():
+                if matches(key):
+                    hourly = [a + b for a, b in zip(hourly, hours, strict=True)]
+            for hour, count in enumerate(hourly):
+                moment = day_us + hour * hour_us
+                if count and low <= moment < high:
+                    buckets[(moment - plan.first_us) // step_us] += count
+        if high < plan.end_us:
+            uncovered.append((high, plan.end_us))
+        pieces = self._pieces(query, hide, plan, _merged(uncovered), None)
+        if len(pieces) > self._max_count_queries:
+            return None
+        for (index, _), count in zip(pieces, self._run(self._count, [p for _, p in pieces]), strict=True):
+            buckets[index] += count
+        if natural.step_seconds < HOUR and sum(buckets) <= self._small_match_set:
+            # A short range with few events: the finer step, from their timestamps.
+            months = [m for m, _, _ in month_pieces(start, end)]
+            return self._answer(natural, self._by_timestamps(query, hide, natural, months), "timestamps")
+        return self._answer(plan, buckets, "counters")
+
+    def _from_queries(
+        self, query: HistogramQuery, hide: SensitivityPolicy | None, start: dt.datetime, end: dt.datetime
+    ) -> HistogramOut:
+        """A COUNT per month; then a small match set's timestamps, or a COUNT per bucket and month with
+        the step coarsened until at most max_count_queries are needed."""
         months = month_pieces(start, end)
         month_totals = self._run(self._count, [self._piece(query, hide, *month) for month in months])
-        busy = {month for (month, _, _), total in zip(months, month_totals, strict=True) if total}
+        busy = [month for (month, _, _), total in zip(months, month_totals, strict=True) if total]
+        natural = plan_buckets(start, end, query.buckets)
+        if sum(month_totals) <= self._small_match_set:
+            return self._answer(natural, self._by_timestamps(query, hide, natural, busy), "timestamps")
+        for wanted in range(query.buckets, 0, -1):
+            plan = plan_buckets(start, end, wanted)
+            pieces = self._pieces(query, hide, plan, [(plan.start_us, plan.end_us)], set(busy))
+            if len(pieces) <= self._max_count_queries:
+                break
+        buckets = [0] * plan.count
+        for (index, _), count in zip(pieces, self._run(self._count, [p for _, p in pieces]), strict=True):
+            buckets[index] += count
+        return self._answer(plan, buckets, "counts")
+
+    def _pieces(
+        self,
+        query: HistogramQuery,
+        hide: SensitivityPolicy | None,
+        plan: Plan,
+        intervals: Iterable[tuple[int, int]],
+        busy: set[str] | None,
+    ) -> list[tuple[int, Piece]]:
+        """(bucket index, query) for each part of `intervals` within one bucket and one month."""
+        step_us = plan.step_seconds * _MICROS
+        pieces = []
+        for lower, upper in intervals:
+            for index in range((lower - plan.first_us) // step_us, -(-(upper - plan.first_us) // step_us)):
+                _, low, high = plan.bucket(index)
+                low, high = max(low, lower), min(high, upper)
+                if low >= high:
+                    continue
+                for month in month_pieces(_moment_of(low), _moment_of(high)):
+                    if busy is None or month[0] in busy:
+                        pieces.append((index, self._piece(query, hide, *month)))
+        return pieces
+
+    def _by_timestamps(
+        self, query: HistogramQuery, hide: SensitivityPolicy | None, plan: Plan, months: Sequence[str]
+    ) -> list[int]:
+        """Bucket counts from the matching events' timestamps, one query per month in `months`."""
+        pieces = [
+            self._piece(query, hide, *month)
+            for month in month_pieces(_moment_of(plan.start_us), _moment_of(plan.end_us))
+            if month[0] in months
+        ]
         counts = [0] * plan.count
         step_us = plan.step_seconds * _MICROS
-        if sum(month_totals) <= self._small_match_set:
-            pieces = [self._piece(query, hide, *month) for month in months if month[0] in busy]
-            for timestamps in self._run(self._timestamps, pieces):
-                for timestamp in timestamps:
-                    index = (_micros(parse_utc(timestamp)) - plan.first_us) // step_us
-                    if 0 <= index < plan.count:
-                        counts[index] += 1
-        else:
-            indexed = []
-            for index in range(plan.count):
-                _, lower, upper = plan.bucket(index)
-                for month in month_pieces(_moment_of(lower), _moment_of(upper)):
-                    if month[0] in busy:
-                        indexed.append((index, self._piece(query, hide, *month)))
-            for (index, _), count in zip(
-                indexed, self._run(self._count, [p for _, p in indexed]), strict=True
-            ):
-                counts[index] += count
+        for timestamps in self._run(self._timestamps, pieces):
+            for timestamp in timestamps:
+                index = (_micros(parse_utc(timestamp)) - plan.first_us) // step_us
+                if 0 <= index < plan.count:
+                    counts[index] += 1
+        return counts
+
+    @staticmethod
+    def _answer(plan: Plan, counts: list[int], source: str) -> HistogramOut:
         buckets = [
             HistogramBucket(start=utc_iso(_moment_of(plan.bucket(i)[0])), count=counts[i])
             for i in range(plan.count)
         ]
         return HistogramOut.model_validate(
             {
-                "from": utc_iso(start),
-                "to": utc_iso(end),
+                "from": utc_iso(_moment_of(plan.start_us)),
+                "to": utc_iso(_moment_of(plan.end_us)),
                 "bucket_seconds": plan.step_seconds,
                 "buckets": buckets,
                 "total": sum(counts),
+                "plan": source,
             }
         )
 
@@ -286,3 +447,14 @@ class EventHistogram:
             sql, parameters=piece.parameters, partition_key=piece.pk, max_item_count=1000
         )
         return [row for row in rows if isinstance(row, str)]
+
+
+def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with touching or overlapping intervals joined."""
+    merged: list[tuple[int, int]] = []
+    for lower, upper in sorted(i for i in intervals if i[0] < i[1]):
+        if merged and lower <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], upper))
+        else:
+            merged.append((lower, upper))
+    return merged

@@ -59,7 +59,10 @@ class Corpus:
         store.write_events(self.events)
         store.close()
         self.histogram = EventHistogram(self.container, self.tenant)  # 400 events: reads timestamps
-        self.counting = EventHistogram(self.container, self.tenant, small_match_set=0)  # COUNT per bucket
+        # COUNT per bucket, uncapped here (test_time_counts and the unit tests cover the cap).
+        self.counting = EventHistogram(
+            self.container, self.tenant, small_match_set=0, max_count_queries=10**4
+        )
         self.search = EventSearch(self.container, ContinuationSigner(b"h" * 32), self.tenant)
 
     def run(self, params: dict[str, Any], hide: SensitivityPolicy | None = None) -> dict[str, Any]:
@@ -67,6 +70,8 @@ class Corpus:
         query = HistogramQuery.model_validate(params)
         read = self.histogram.histogram(query, NOW, hide).model_dump(mode="json", by_alias=True)
         counted = self.counting.histogram(query, NOW, hide).model_dump(mode="json", by_alias=True)
+        expected = "counts" if counted["total"] else "timestamps"  # nothing matched: nothing to count
+        assert (read.pop("plan"), counted.pop("plan")) == ("timestamps", expected)
         assert read == counted
         return read
 
@@ -196,7 +201,7 @@ def test_the_route_serves_it_with_the_callers_privacy(corpus: Corpus) -> None:
     privacy = api.histogram(url, PRIVACY, "/api/events/histogram")
     assert (reader.status, privacy.status) == (200, 200)
     seen, all_ = json.loads(reader.body), json.loads(privacy.body)
-    assert set(seen) == {"from", "to", "bucket_seconds", "buckets", "total"}
+    assert set(seen) == {"from", "to", "bucket_seconds", "buckets", "total", "plan"}
     assert (seen["bucket_seconds"], len(seen["buckets"])) == (86400, 8)  # 7 days from noon
     params = {"start": "7d", "service": ["Exchange", "Directory"]}
     assert seen["total"] == corpus.paged_count(params, POLICY)

@@ -249,7 +249,8 @@ def test_a_large_match_set_is_counted_per_bucket_and_month(small_match_set: int)
     assert sorted(pk for _, _, pk in fake.calls[2:]) == ["tenant-1:2026-10"] * 2 + ["tenant-1:2026-11"] * 3
     _assert_parameterized(fake)
     dumped = answer.model_dump(mode="json", by_alias=True)
-    assert list(dumped) == ["from", "to", "bucket_seconds", "buckets", "total"]
+    assert list(dumped) == ["from", "to", "bucket_seconds", "buckets", "total", "plan"]
+    assert dumped["plan"] == ("counts" if small_match_set < 300 else "timestamps")
     assert (dumped["from"], dumped["to"]) == ("2026-10-29T00:00:00.000Z", "2026-11-10T00:00:00.000Z")
 
 
@@ -264,7 +265,25 @@ def test_a_small_match_set_reads_timestamps_once_per_month() -> None:
     kinds = [("COUNT" if "COUNT(1)" in sql else "timestamps", pk[-7:]) for sql, _, pk in fake.calls]
     assert sorted(kinds[:2]) == [("COUNT", "2026-10"), ("COUNT", "2026-11")]
     assert sorted(kinds[2:]) == [("timestamps", "2026-10"), ("timestamps", "2026-11")]
+    assert answer.plan == "timestamps"
     _assert_parameterized(fake)
+
+
+def test_count_queries_are_capped_by_coarser_buckets() -> None:
+    fake = FakeEvents("tenant-1", TIMESTAMPS)
+    query = HistogramQuery.model_validate({**SPANNING, "buckets": "120"})
+    answer = EventHistogram(cast(Any, fake), "tenant-1", small_match_set=0, max_count_queries=24).histogram(
+        query, NOW, None
+    )
+    assert len(fake.calls) - 2 <= 24  # besides the COUNT per month
+    assert answer.plan == "counts"
+    assert answer.bucket_seconds > plan_buckets(t(SPANNING["start"]), t(SPANNING["end"]), 120).step_seconds
+    step = dt.timedelta(seconds=answer.bucket_seconds)
+    for bucket in answer.buckets:
+        low = max(bucket.start, "2026-10-29T00:00:00.000Z")
+        high = min(utc_iso(t(bucket.start) + step), "2026-11-10T00:00:00.000Z")
+        assert bucket.count == sum(1 for ts in TIMESTAMPS if low <= ts < high)
+    assert answer.total == 300
 
 
 def test_empty_months_are_not_queried_again_and_a_privacy_caller_gets_no_hiding() -> None:
