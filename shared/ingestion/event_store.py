@@ -60,22 +60,14 @@ def facet_document_id(tenant_id: str, facet: str, shard: int) -> str:
 
 
 def merge_facets(documents: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """facet -> value -> count, summed over shards. A value that rewritten events moved away from (a
-    negative shard count) and that no event holds any more is left out."""
+    """facet -> value -> count, summed over shards. A value whose total is not positive is left out:
+    rewritten events moved its counts to other values (on whichever shards), so no event holds it."""
     merged: dict[str, dict[str, int]] = defaultdict(dict)
-    moved_away: set[tuple[str, str]] = set()
     for document in documents:
-        facet = document["facet"]
-        values = merged[facet]
+        values = merged[document["facet"]]
         for value, entry in (document.get("values") or {}).items():
-            count = int(entry.get("count", 0))
-            values[value] = values.get(value, 0) + count
-            if count < 0:
-                moved_away.add((facet, value))
-    for facet, value in moved_away:
-        if merged[facet].get(value, 0) <= 0:
-            del merged[facet][value]
-    return dict(merged)
+            values[value] = values.get(value, 0) + int(entry.get("count", 0))
+    return {facet: {v: c for v, c in values.items() if c > 0} for facet, values in merged.items()}
 
 
 def facet_moves(replaced: list[tuple[str, str]], document: dict[str, Any]) -> list[tuple[str, str, int]]:
