@@ -121,7 +121,15 @@ class EventStore:
         documents = list(documents)
         for document in documents:
             storage_id(document.get("id"))
-        written = list(self._pool.map(self._write, documents))
+        futures = [self._pool.submit(self._write, document) for document in documents]
+        written: list[tuple[bool, list[tuple[str, str, int]]]] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                written.append(future.result())
+            except Exception as exc:  # the others were written: their facet moves must still apply
+                failure = failure or exc
+                written.append((False, []))
         moves: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
         for document, (_, moved) in zip(documents, written, strict=True):
             tenant_id = document.get("tenant_id")
@@ -129,6 +137,8 @@ class EventStore:
                 moves[str(tenant_id)][facet, value] += step
         for tenant_id, counts in moves.items():
             self._move_facets(tenant_id, counts, documents[0])
+        if failure is not None:
+            raise failure
         return [doc for doc, (new, _) in zip(documents, written, strict=True) if new]
 
     def _move_facets(self, tenant_id: str, counts: Counter[tuple[str, str]], first: dict[str, Any]) -> None:
