@@ -684,7 +684,7 @@ def _service(known: tuple[str, str] | None, workload: Any, operation: str | None
 
 
 _Classification = tuple[int | None, str, str | None, bool]
-_CLASSIFICATIONS: dict[tuple[Any, Any, Any, Any, Any], _Classification] = {}
+_CLASSIFICATIONS: dict[tuple[Any, Any, Any], _Classification] = {}
 _CLASSIFICATION_CACHE_LIMIT = 10_000
 
 
@@ -712,9 +712,9 @@ def normalize(record: dict[str, Any], mappings: Mappings) -> tuple[str | None, d
     raw_type = get("RecordType")
     workload = get("Workload")
     try:
-        # The types are part of the key: True == 1 and hash alike, but RecordType true is not 1.
-        key = (type(raw_type), raw_type, type(workload), workload, operation)
-        classification = _CLASSIFICATIONS.get(key)
+        # A boolean RecordType is never cached: True == 1 and hash alike, but RecordType true is not 1.
+        key = (raw_type, workload, operation) if raw_type is not True and raw_type is not False else None
+        classification = _CLASSIFICATIONS.get(key) if key is not None else None
     except TypeError:  # an unhashable RecordType or Workload (a list, an object)
         key, classification = None, None
     if classification is None:
