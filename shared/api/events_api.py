@@ -56,6 +56,7 @@ from shared.api.responses import ApiGuard, ApiResponse, json_response, not_found
 from shared.api.routing import Call, NoQuery, PathParam, Reply, Resource, route
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.event_store import FACET_FIELDS, EventStore
+from shared.ingestion.time_counts import TimeCounts
 from shared.platform.clock import Clock, utc_iso
 from shared.platform.ids import UnsafeStorageIdError, is_event_id
 
@@ -156,7 +157,11 @@ class EventsApi(EventSearchApi):
         *,
         export_max: int,
         bulk_max: int,
+        time_counts: TimeCounts | None = None,
+        retention_days: int | None = None,
     ) -> None:
+        """`time_counts`, when given, answers histograms whose filter they can (events_histogram) for
+        days younger than `retention_days`."""
         super().__init__(guard, search, events, tenant_id, clock)
         self._store = store
         self._annotator = EventAnnotator(events)
@@ -164,7 +169,7 @@ class EventsApi(EventSearchApi):
         self._audit = audit
         self._export_max = export_max
         self._bulk_max = bulk_max
-        self._histogram = EventHistogram(events, tenant_id)
+        self._histogram = EventHistogram(events, tenant_id, counts=time_counts, retention_days=retention_days)
 
     # -- reads --------------------------------------------------------------------------------------
 

@@ -261,6 +261,7 @@ class EventHistogram:
         tenant_id: str,
         *,
         counts: TimeCounts | None = None,
+        retention_days: int | None = None,
         max_concurrency: int = MAX_CONCURRENT_QUERIES,
         small_match_set: int = SMALL_MATCH_SET,
         max_count_queries: int = MAX_COUNT_QUERIES,
@@ -268,6 +269,7 @@ class EventHistogram:
         self._events = events
         self._tenant_id = tenant_id
         self._counts = counts
+        self._retention = dt.timedelta(days=retention_days) if retention_days else None
         self._max_concurrency = max_concurrency
         self._small_match_set = small_match_set
         self._max_count_queries = max_count_queries
@@ -277,7 +279,9 @@ class EventHistogram:
     ) -> HistogramOut:
         start, end = resolve_range(query, now)
         if self._counts is not None and end - start >= ONE_HOUR and counter_eligible(query, hide):
-            answer = self._from_counters(self._counts, query, hide, start, end)
+            # Counts outlive the events that TTL removes: days that may have expired are queried.
+            oldest = (now - self._retention - dt.timedelta(days=1)) if self._retention else None
+            answer = self._from_counters(self._counts, query, hide, start, end, oldest)
             if answer is not None:
                 return answer
         return self._from_queries(query, hide, start, end)
@@ -289,9 +293,11 @@ class EventHistogram:
         hide: SensitivityPolicy | None,
         start: dt.datetime,
         end: dt.datetime,
+        oldest: dt.datetime | None = None,
     ) -> HistogramOut | None:
-        """Whole hours of complete days from the counts; the partial hours at either end and the days
-        counting does not cover by COUNT queries (at most max_count_queries, else None)."""
+        """Whole hours of complete days from the counts; the partial hours at either end, the days
+        counting does not cover and those before `oldest` by COUNT queries (at most max_count_queries,
+        else None)."""
         natural = plan_buckets(start, end, query.buckets)
         plan = natural if natural.step_seconds >= HOUR else plan_buckets(start, end, query.buckets, HOUR)
         hour_us = HOUR * _MICROS
@@ -305,9 +311,10 @@ class EventHistogram:
         buckets = [0] * plan.count
         step_us = plan.step_seconds * _MICROS
         uncovered = [(plan.start_us, low)] if plan.start_us < low else []
+        oldest_us = _micros(oldest) if oldest is not None else None
         for day, entry in days.items():
             day_us = _micros(dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC))
-            if not entry.complete:
+            if not entry.complete or (oldest_us is not None and day_us < oldest_us):
                 uncovered.append((max(day_us, low), min(day_us + DAY * _MICROS, high)))
                 continue
             hourly = [0] * 24

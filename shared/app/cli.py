@@ -3,6 +3,7 @@
 python -m shared.app.cli renormalize --since 2026-11-01T00:00:00Z   rebuild events from raw blobs
 python -m shared.app.cli probe --once                                one poll + probe cycle, as JSON
 python -m shared.app.cli trigger-pipeline --organization O --project P --pipeline-id N [--branch B]
+python -m shared.app.cli backfill-counts --from 2026-09-01 [--to 2026-12-07]  count days stored uncounted
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import json
 import logging
 import sys
 
-from shared.app.runtime import ingest_service, poller, raw_archive
+from shared.app.runtime import app_clock, event_store, ingest_service, poller, raw_archive, tenant_id
 from shared.ingestion.messages import IngestMessage
-from shared.platform.clock import parse_utc
+from shared.platform.clock import parse_utc, utc_iso
 from shared.platform.settings import get_settings
 from shared.probe.devops import build_devops_client
 from shared.probe.scopes import PipelineTarget
@@ -74,6 +75,18 @@ def trigger_pipeline(organization: str, project: str, pipeline_id: int, branch: 
     return {"run_id": run.get("id"), "state": run.get("state"), "url": run.get("url")}
 
 
+def backfill_counts(first_day: dt.date, last_day: dt.date | None) -> dict[str, object]:
+    """Count the events stored before the histogram's time counts began, day by day, so the histogram
+    answers those days from the counts too (shared.ingestion.time_counts). Safe to run again."""
+    now = app_clock().now()
+    last = last_day or now.date()
+    if last < first_day:
+        raise SystemExit("--to is before --from")
+    tenant = tenant_id()
+    counted = event_store().backfill_counts(tenant, first_day, last, utc_iso(now))
+    return {"tenant": tenant, "from": first_day.isoformat(), "to": last.isoformat(), "events": counted}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.app.cli")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     trigger.add_argument("--project", required=True)
     trigger.add_argument("--pipeline-id", type=int, required=True)
     trigger.add_argument("--branch", default="main")
+    backfill = commands.add_parser("backfill-counts", help="count days stored before the time counts began")
+    backfill.add_argument("--from", dest="first_day", type=dt.date.fromisoformat, required=True)
+    backfill.add_argument("--to", dest="last_day", type=dt.date.fromisoformat, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "renormalize":
@@ -97,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(probe_once(), indent=2))
     elif args.command == "trigger-pipeline":
         print(json.dumps(trigger_pipeline(args.organization, args.project, args.pipeline_id, args.branch)))
+    elif args.command == "backfill-counts":
+        print(json.dumps(backfill_counts(args.first_day, args.last_day)))
     return 0
 
 

@@ -85,6 +85,11 @@ def _tenant_id(s: AppSettings) -> str:
     return s.tenant_id
 
 
+def tenant_id() -> str:
+    """The tenant this app serves (M365_TENANT_ID)."""
+    return _tenant_id(get_settings())
+
+
 @cache
 def token_provider() -> TokenProvider:
     s = get_settings()
@@ -405,17 +410,20 @@ def events_api() -> EventsApi:
     clients = get_clients()
     tenant = _tenant_id(s)
     events = clients.cosmos_container(CosmosContainers.EVENTS.name)
+    store = event_store()
     return EventsApi(
         api_guard(),
         events,
         EventSearch(events, continuation_signer(), tenant),
-        event_store(),
+        store,
         raw_archive(),
         audit_log(),
         tenant,
         app_clock(),
         export_max=s.api_export_max_events,
         bulk_max=s.api_bulk_tag_max_events,
+        time_counts=store.time_counts,
+        retention_days=s.event_retention_days,
     )
 
 

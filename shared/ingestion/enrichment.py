@@ -36,7 +36,7 @@ ENRICHMENT_BUDGET_SECONDS = 30.0
 
 def _needs_name(entity: dict[str, Any]) -> str | None:
     object_id = entity.get("id")
-    if object_id and not entity.get("display") and _GUID.match(str(object_id)):
+    if object_id and not entity.get("display") and _GUID.fullmatch(str(object_id)):
         return str(object_id).lower()
     return None
 
@@ -46,7 +46,7 @@ def _needs_app_name(entity: dict[str, Any]) -> str | None:
     if type(client_app) is not dict or client_app.get("name"):
         return None
     app_id = client_app.get("id")
-    if app_id and _GUID.match(str(app_id)):
+    if app_id and _GUID.fullmatch(str(app_id)):
         return str(app_id).lower()
     return None
 

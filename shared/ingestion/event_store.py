@@ -69,24 +69,17 @@ def facet_document_id(tenant_id: str, facet: str, shard: int) -> str:
 
 
 def merge_facets(documents: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """facet -> value -> count, summed over shards. A value that rewritten events moved away from (a
-    negative shard count) and that no event holds any more is left out."""
+    """facet -> value -> count, summed over shards. A value whose total is not positive is left out:
+    rewritten events moved its counts to other values (on whichever shards), so no event holds it."""
     merged: dict[str, dict[str, int]] = defaultdict(dict)
-    moved_away: set[tuple[str, str]] = set()
     for document in documents:
         facet = document.get("facet")
         if not isinstance(facet, str):
             continue  # another kind of document in the container (time counts)
         values = merged[facet]
         for value, entry in (document.get("values") or {}).items():
-            count = int(entry.get("count", 0))
-            values[value] = values.get(value, 0) + count
-            if count < 0:
-                moved_away.add((facet, value))
-    for facet, value in moved_away:
-        if merged[facet].get(value, 0) <= 0:
-            del merged[facet][value]
-    return dict(merged)
+            values[value] = values.get(value, 0) + int(entry.get("count", 0))
+    return {facet: {v: c for v, c in values.items() if c > 0} for facet, values in merged.items()}
 
 
 def facet_moves(replaced: list[tuple[str, str]], document: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -104,6 +97,7 @@ class Written:
     facet_moves: list[tuple[str, str, int]]
     replaced_slot: Slot | None = None
     replaced_ingested_at: str = ""
+    failed: bool = False
 
 
 class EventStore:
@@ -164,7 +158,15 @@ class EventStore:
         if self._count_time:
             for tenant in tenants:  # before any event is stored: those are counted from here on
                 since[tenant] = self.time_counts.start_counting(tenant, _first_ingest(documents))
-        written = list(self._pool.map(self._write, documents))
+        futures = [self._pool.submit(self._write, document) for document in documents]
+        written: list[Written] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                written.append(future.result())
+            except Exception as exc:  # the others were written: their facet and time moves must still apply
+                failure = failure or exc
+                written.append(Written(False, [], failed=True))
         moves: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
         for document, outcome in zip(documents, written, strict=True):
             tenant_id = document.get("tenant_id")
@@ -174,6 +176,8 @@ class EventStore:
             self._move_facets(tenant_id, counts, documents[0])
         if self._count_time and documents:
             self._count(documents, written, since)
+        if failure is not None:
+            raise failure
         return [doc for doc, outcome in zip(documents, written, strict=True) if outcome.new]
 
     def _count(self, documents: list[dict[str, Any]], written: list[Written], since: dict[str, str]) -> None:
@@ -183,7 +187,7 @@ class EventStore:
         for document, outcome in zip(documents, written, strict=True):
             tenant_id = str(document.get("tenant_id") or "")
             slot = count_slot(document)
-            if not tenant_id:
+            if not tenant_id or outcome.failed:
                 continue
             if outcome.new:
                 if slot is not None:

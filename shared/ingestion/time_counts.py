@@ -25,8 +25,9 @@ the event was counted on write (its first `ingested_at` >= `since`), else in the
 document if there is one (a later backfill counts the event as it is then).
 
 Known limits: an instance still running code from before the counters (during a rollout) stores
-events nobody counts on days after `since`; events that expire (TTL) stay counted; a backfill that
-runs while renormalize rewrites the same day may miss a move (run backfill again).
+events nobody counts on days after `since`; events that expire (TTL) stay counted, so the histogram
+queries, rather than trusts, the days within a day of the retention limit; a backfill that runs while
+renormalize rewrites the same day may miss a move (run backfill again).
 """
 
 from __future__ import annotations

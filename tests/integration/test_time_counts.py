@@ -70,9 +70,14 @@ def _brute_force(events: list[dict[str, Any]], answer: dict[str, Any], keep: Kee
 
 
 def _answer(
-    store: EventStore, container: ContainerProxy, tenant: str, params: dict[str, Any], hide: Any = None
+    store: EventStore,
+    container: ContainerProxy,
+    tenant: str,
+    params: dict[str, Any],
+    hide: Any = None,
+    retention_days: int | None = None,
 ) -> dict[str, Any]:
-    histogram = EventHistogram(container, tenant, counts=store.time_counts)
+    histogram = EventHistogram(container, tenant, counts=store.time_counts, retention_days=retention_days)
     query = HistogramQuery.model_validate(params)
     return histogram.histogram(query, NOW, hide).model_dump(mode="json", by_alias=True)
 
@@ -210,5 +215,30 @@ def test_20000_events_are_answered_from_the_counts(events_container: ContainerPr
             answer = _answer(store, events_container, tenant, params)
             assert answer["plan"] == "counters"
             assert [b["count"] for b in answer["buckets"]] == _brute_force(events, answer, keep)
+    finally:
+        store.close()
+
+
+def test_days_near_the_retention_limit_are_queried_not_trusted(events_container: ContainerProxy) -> None:
+    """TTL removes events but not their counts: days within a day of the retention limit are counted
+    with queries, so events that expired there are not shown."""
+    tenant = f"tenant-{uuid.uuid4().hex[:10]}"
+    events = make_events(tenant, 400)  # spread over 40 days before NOW
+    store = _store(events_container)
+    try:
+        store.write_events(events)
+        retention = 20
+        limit = utc_iso(NOW - dt.timedelta(days=retention + 1))
+        expired = [e for e in events if e["timestamp"] < limit]
+        assert expired
+        for event in expired:  # what TTL does to them
+            events_container.delete_item(event["id"], partition_key=event["pk"])
+        kept = [e for e in events if e["timestamp"] >= limit]
+        params = {"start": "40d", "buckets": 40}
+        trusted = _answer(store, events_container, tenant, params)
+        assert trusted["total"] == len(events)  # the counts still hold the expired events
+        answer = _answer(store, events_container, tenant, params, retention_days=retention)
+        assert answer["plan"] == "counters"
+        assert [b["count"] for b in answer["buckets"]] == _brute_force(kept, answer, ALL)
     finally:
         store.close()

@@ -181,3 +181,16 @@ def test_one_failing_source_never_stops_the_others_and_errors_are_redacted() -> 
     assert by_source["entra_audit"].error is not None
     assert "abc123" not in by_source["entra_audit"].error
     assert watermarks.failures[0][0] == "entra_audit"
+
+
+def test_enrichment_sends_only_whole_guids() -> None:
+    """A GUID with a trailing newline must not reach getByIds or the servicePrincipals $filter."""
+    api, table = FakeApi(), MemoryTable()
+    resolver = DirectoryNameResolver(api, "http://graph", "scope", table, FixedClock(), 3600)  # type: ignore[arg-type]
+    tainted = _guid(7) + "\n"
+    documents: list[dict[str, Any]] = [
+        {"actor": {"id": tainted, "client_app": {"id": tainted, "name": None}}, "targets": [{"id": tainted}]}
+    ]
+
+    assert resolver.enrich(documents) == 0
+    assert api.calls == []

@@ -84,7 +84,10 @@ def _fields(source: str, record: Any, mappings: Mappings) -> tuple[str, dict[str
         namespace, normalizer = _NORMALIZERS[source]
     except KeyError:
         raise NormalizationError(f"unknown source {source!r}") from None
-    native_id, doc = normalizer(record, mappings)
+    try:
+        native_id, doc = normalizer(record, mappings)
+    except RecursionError:
+        raise NormalizationError("record is nested too deeply") from None
     if native_id is not None:
         return _native_event_id(namespace, native_id), doc
     if doc["timestamp"] is None or not doc["operation"]:
@@ -115,7 +118,10 @@ def normalize_record(
     doc["tenant_id"] = tenant_id
     doc["source"] = source
     doc["ingested_at"] = ingested
-    doc["summary"] = mappings.summarize(source, doc)
+    try:
+        doc["summary"] = mappings.summarize(source, doc)
+    except RecursionError:  # a modified value nested hundreds deep, named by a {property:...} slot
+        raise NormalizationError("record is nested too deeply to summarize") from None
     doc["tags"] = []
     if raw_ref is None:
         doc["raw_ref"] = None

@@ -50,6 +50,7 @@ _LEGACY_CLIENTS = (
     "Other clients",
     "Reporting Web Services",
     "Exchange Online PowerShell",
+    "Universal Outlook",
 )
 _MODERN_CLIENTS = ("Browser", "Mobile Apps and Desktop clients", "Modern clients")
 LEGACY_AUTH: dict[str, bool] = {

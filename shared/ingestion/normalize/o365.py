@@ -87,7 +87,9 @@ _SYSTEM_SIDS = frozenset(("s-1-5-18", "s-1-5-19", "s-1-5-20"))
 _DLP_SEVERITY_ORDER = {"low": 1, "medium": 2, "high": 3}
 # Teams MemberRoleType: 0 Member, 1 Owner, 2 Guest.
 _TEAMS_ROLES = {0: "Member", 1: "Owner", 2: "Guest"}
-_MAX_LISTED_TARGETS = 50
+# Targets listed per record (Teams members, sharing recipients, Copilot resources, Target[] entities):
+# enough for any bulk action seen in the audit log, bounded so one record cannot make a huge document.
+_MAX_LISTED_TARGETS = 1000
 
 
 def _system_name(user_id: str) -> str | None:
@@ -710,8 +712,9 @@ def normalize(record: dict[str, Any], mappings: Mappings) -> tuple[str | None, d
     raw_type = get("RecordType")
     workload = get("Workload")
     try:
-        key = (raw_type, workload, operation)
-        classification = _CLASSIFICATIONS.get(key)
+        # A boolean RecordType is never cached: True == 1 and hash alike, but RecordType true is not 1.
+        key = (raw_type, workload, operation) if raw_type is not True and raw_type is not False else None
+        classification = _CLASSIFICATIONS.get(key) if key is not None else None
     except TypeError:  # an unhashable RecordType or Workload (a list, an object)
         key, classification = None, None
     if classification is None:
