@@ -1,7 +1,9 @@
 // Starts @vercel/cosmosdb-server through its JavaScript API with keep-alive connections
 // (the package CLI sends "connection: close" on every response) and our own certificate.
+// Its query engine is made linear in the container size first (cosmos_query_linear.js).
 "use strict";
 const fs = require("fs");
+require("./cosmos_query_linear.js").install();
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 const [host, port, certFile, keyFile] = process.argv.slice(2);

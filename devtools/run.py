@@ -120,7 +120,12 @@ def configure_sign_in(
     environ.setdefault("CONSOLE_AUTHORITY", f"{simulator.base_url}/{tenant}/v2.0")
     environ.setdefault("CONSOLE_SCOPES", f"{app_id_uri}/access_as_user")
     simulator.register_api(api)
-    redirect_uris = [f"http://{host}:{port}/redirect.html" for host in ("127.0.0.1", "localhost")]
+    # Sign-in answers at /redirect.html; sign-out returns to / (a registered URI, as Entra requires).
+    redirect_uris = [
+        f"http://{host}:{port}{path}"
+        for host in ("127.0.0.1", "localhost")
+        for path in ("/redirect.html", "/")
+    ]
     simulator.register_spa(environ["CONSOLE_CLIENT_ID"], redirect_uris)
     return ConsoleSignIn(
         api=api, console_client_id=environ["CONSOLE_CLIENT_ID"], authority=environ["CONSOLE_AUTHORITY"]
@@ -219,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Health: http://127.0.0.1:{args.port}/api/health  (Ctrl-C stops everything)")
         if host.console is not None:
             print(f"Console: http://127.0.0.1:{args.port}/", flush=True)
+            if services.certificates is not None and sign_in is not None:
+                print(
+                    "  its sign-in page is the simulator's, signed by the local CA: let your browser proceed "
+                    f"past its certificate warning once, or import {_shown(services.certificates.ca_cert)}",
+                    flush=True,
+                )
         else:
             print("Console: not built (web/dist is missing): run `make install`", flush=True)
         serve(host)

@@ -202,6 +202,10 @@ param apiSensitiveOperations string = ''
 @description('More origins allowed to call the API from a browser (comma-separated). The console\'s Static Web App origin is always allowed.')
 param apiCorsOrigins string = ''
 
+@description('AOC_COMMIT: the commit this deployment was built from, answered by GET /api/version. azure.yaml\'s preprovision hook sets it to the checked-out commit (git rev-parse --short HEAD); empty: unknown.')
+@maxLength(100)
+param aocCommit string = ''
+
 // --- The admin console (web/) on a Static Web App ----------------------------------------------------
 
 @description('Static Web App plan: Free (the console needs no SWA authentication, linked backend or private endpoint: see app/staticwebapp.bicep) or Standard (SLA, more custom domains, SWA authentication in front of the files).')
@@ -394,6 +398,7 @@ module functionApp 'app/function.bicep' = {
     apiSensitiveServices: apiSensitiveServices
     apiSensitiveOperations: apiSensitiveOperations
     apiCorsOrigins: corsOrigins
+    aocCommit: aocCommit
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.

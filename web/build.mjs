@@ -128,6 +128,43 @@ function copyStatic(outdir) {
   }
 }
 
+/**
+ * The chunks the page needs at start-up, as <link rel="modulepreload">: what app.js imports statically,
+ * and MSAL's chunk (main.js imports it at once), with their own static imports. Without them the
+ * browser discovers each chunk only after parsing the file that imports it, one round trip per level.
+ * /config.json is preloaded too (main.js fetches it first thing).
+ */
+function startupPreloads(outdir, metafile) {
+  const outputs = metafile.outputs;
+  const key = (file) => relative(WEB, join(outdir, file)).split(sep).join("/");
+  const url = (output) => "/" + relative(outdir, join(WEB, output)).split(sep).join("/");
+  const wanted = new Set();
+  const visit = (output, followDynamic) => {
+    for (const imported of (outputs[output] && outputs[output].imports) || []) {
+      if (imported.external) continue;
+      const isStatic = imported.kind === "import-statement";
+      if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
+      if (wanted.has(imported.path)) continue;
+      wanted.add(imported.path);
+      visit(imported.path, false);
+    }
+  };
+  visit(key("app.js"), true);
+  const links = [...wanted].sort().map((output) => `<link rel="modulepreload" href="${url(output)}">`);
+  return ['<link rel="preload" href="/config.json" as="fetch" crossorigin="anonymous">', ...links];
+}
+
+function injectPreloads(outdir, metafile) {
+  const page = join(outdir, "index.html");
+  if (!existsSync(page)) return;
+  const script = '<script type="module" src="/app.js"></script>';
+  const html = readFileSync(page, "utf8");
+  if (!html.includes(script)) throw new Error(`index.html lacks ${script}: the preloads have no place`);
+  const indent = (html.match(/\n([ \t]*)<script type="module" src="\/app\.js">/) || ["", "    "])[1];
+  const links = startupPreloads(outdir, metafile).map((link) => `${link}\n${indent}`).join("");
+  writeFileSync(page, html.replace(script, `${links}${script}`));
+}
+
 function buildCssFallback(outdir, metafile) {
   const emitted = Object.keys(metafile.outputs).some((p) => p.endsWith("app.css"));
   const source = join(SRC, "app.css");
@@ -216,6 +253,7 @@ async function buildOnce(outdir) {
   const result = await buildApp(outdir);
   await buildCssFallback(outdir, result.metafile);
   copyStatic(outdir);
+  injectPreloads(outdir, result.metafile);
   const info = writeBuildInfo(outdir, await measureWithoutMsal(), result.metafile);
   const kb = (n) => (n / 1024).toFixed(1);
   console.log(

@@ -13,6 +13,10 @@ web/staticwebapp.config.json, read here as the SWA reads it:
 
 `/config.json` is not a file: it is generated per request from the app's settings (CONSOLE_CLIENT_ID,
 CONSOLE_AUTHORITY, CONSOLE_SCOPES) and the request's origin, in the shape the deploy writes in Azure.
+When the authority is on this machine (the tenant simulator, over TLS with the local CA), it also
+carries the authority's OpenID configuration as `authorityMetadata`, so MSAL does not fetch it: a
+browser that does not trust the local CA then meets the simulator first in a top-level navigation (the
+sign-in page), where it can accept the certificate, instead of in a fetch that fails silently.
 
 Hostile paths never reach a file outside the folder: `..` or `.` segments, backslashes, NUL or control
 characters (raw or percent-encoded) and undecodable escapes are 400; hidden names (a segment starting with
@@ -26,7 +30,9 @@ import hashlib
 import json
 import logging
 import re
+import ssl
 import threading
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -185,6 +191,7 @@ class ConsoleConfig:
     api_base_url: str = "/api"
     version: str = ""
     known_authorities: list[str] = field(default_factory=list)
+    authority_metadata: dict[str, Any] | None = None
 
     @property
     def authority_origin(self) -> str | None:
@@ -200,7 +207,38 @@ class ConsoleConfig:
             "scopes": self.scopes,
             "redirectUri": f"{site_origin}/redirect.html",
             "version": self.version,
+            **({"authorityMetadata": self.authority_metadata} if self.authority_metadata else {}),
         }
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+METADATA_TIMEOUT_SECONDS = 5.0
+_metadata: dict[str, dict[str, Any]] = {}
+
+
+def loopback_authority_metadata(authority: str) -> dict[str, Any] | None:
+    """The OpenID configuration of an authority on this machine (fetched once; None for any other
+    authority, or while it does not answer). TLS is verified with the default trust store, which honours
+    SSL_CERT_FILE (the local CA under `make run`)."""
+    parts = urlsplit(authority)
+    if parts.scheme != "https" or parts.hostname not in LOOPBACK_HOSTS:
+        return None
+    if authority in _metadata:
+        return _metadata[authority]
+    url = f"{authority.rstrip('/')}/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(  # noqa: S310 - an https URL on this machine, checked above
+            url, timeout=METADATA_TIMEOUT_SECONDS, context=ssl.create_default_context()
+        ) as response:
+            document = json.loads(response.read(1 << 20))
+    except (OSError, ValueError) as exc:
+        logger.warning("the sign-in authority's metadata (%s) did not load: %s", url, exc)
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("authorization_endpoint"), str):
+        logger.warning("the sign-in authority's metadata (%s) is not an OpenID configuration", url)
+        return None
+    _metadata[authority] = document
+    return document
 
 
 class ConsoleNotConfigured(Exception):
@@ -230,6 +268,7 @@ def console_config_from_settings(api_base_url: str = "/api") -> ConsoleConfig:
         scopes=settings.console_scope_list,
         api_base_url=api_base_url,
         version=APP_VERSION,
+        authority_metadata=loopback_authority_metadata(authority),
     )
 
 

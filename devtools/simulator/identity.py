@@ -317,6 +317,14 @@ class IdentityApi:
         with self._lock:
             self._spas[spa.client_id] = spa
 
+    def revoke_sign_in_sessions(self) -> None:
+        """Every user's sign-in sessions and refresh tokens stop working, as Graph's
+        revokeSignInSessions does: silent renewal fails, and the next authorize request shows the
+        sign-in page (prompt=none answers login_required)."""
+        with self._lock:
+            self._sessions.items.clear()
+            self._refresh_tokens.items.clear()
+
     def _spa(self, client_id: str) -> SpaRegistration | None:
         try:
             key = str(uuid.UUID(client_id)) if len(client_id) <= 64 else ""

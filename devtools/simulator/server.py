@@ -246,6 +246,10 @@ class TenantSimulator:
         self.app.identity.register_spa(spa)
         return spa
 
+    def revoke_sign_in_sessions(self) -> None:
+        """Sign every user out of the simulated tenant: sessions and refresh tokens stop working."""
+        self.app.identity.revoke_sign_in_sessions()
+
     def issue_api_token(
         self,
         api: ApiRegistration,

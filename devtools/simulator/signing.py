@@ -162,6 +162,12 @@ def pairwise_subject(object_id: str, client_id: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")[:43]
 
 
+def unique_token_id() -> str:
+    """Entra's `uti` claim: an identifier of this token (22 base64url characters), so two tokens
+    issued in the same second for the same grant still differ."""
+    return secrets.token_urlsafe(16)[:22]
+
+
 def id_token_claims(
     *,
     client_id: str,
@@ -187,6 +193,7 @@ def id_token_claims(
         "preferred_username": username,
         "sub": pairwise_subject(object_id, client_id),
         "tid": tenant_id,
+        "uti": unique_token_id(),
         "ver": "2.0",
     }
     if nonce:
@@ -232,6 +239,7 @@ def api_token_claims(
         "oid": object_id or str(uuid.uuid4()),
         "sub": pairwise_subject(object_id, api.client_id) if object_id else secrets.token_hex(16),
         "roles": roles,
+        "uti": unique_token_id(),
         "ver": version,
     }
     if scopes:

@@ -173,7 +173,7 @@ param apiCorsOrigins string = ''
 
 @description('AOC_COMMIT: the commit this deployment was built from, answered by GET /api/version; empty: unknown.')
 @maxLength(100)
-param commit string = ''
+param aocCommit string = ''
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -280,7 +280,7 @@ var appSettings = {
   API_BULK_TAG_MAX_EVENTS: '1000'
 
   // Which build answers (GET /api/version). Provisioning replaces every app setting, so it is set here.
-  AOC_COMMIT: commit
+  AOC_COMMIT: aocCommit
 
   // Platform: Application Insights with Entra ID authentication (local auth is disabled).
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString

@@ -6,9 +6,10 @@
   roles the API checks (AOC.Reader, AOC.Analyst, AOC.Admin, AOC.Privacy: shared/api/auth.py `Role`), v2.0
   access tokens, and the console pre-authorized for the scope (so users see no consent prompt).
 - **The console** ("AOC Functions console" unless --spa-app-id names one): a single-page application
-  whose redirect URIs are the Static Web App's <origin>/redirect.html (and, with --local,
-  http://127.0.0.1:7071/redirect.html for `make run` against a real tenant), which requires the API's
-  scope.
+  whose redirect URIs are the Static Web App's <origin>/redirect.html, where sign-in answers, and
+  <origin>/, where sign-out returns (Entra accepts only a registered URI as post_logout_redirect_uri);
+  with --local also http://127.0.0.1:7071/redirect.html and http://127.0.0.1:7071/ for `make run`
+  against a real tenant. It requires the API's scope.
 - A service principal (enterprise application) for each, so users and groups can be assigned the roles.
 
 Idempotent: every object is read first and written only where it differs from what is wanted. Existing
@@ -56,6 +57,7 @@ SCOPE_VALUE = "access_as_user"
 DEFAULT_API_NAME = "AOC Functions API"
 DEFAULT_SPA_NAME = "AOC Functions console"
 LOCAL_REDIRECT_URI = "http://127.0.0.1:7071/redirect.html"
+LOCAL_SIGNED_OUT_URI = "http://127.0.0.1:7071/"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 AZ_TIMEOUT_SECONDS = 60
 # New objects reach every Graph replica within seconds; reads right after a create may 404 until then.
@@ -444,9 +446,9 @@ def redirect_uris_for(console_url: str | None, local: bool) -> list[str]:
         parts = urlsplit(console_url.strip().rstrip("/"))
         if parts.scheme != "https" or not parts.hostname or parts.path or parts.query or parts.fragment:
             raise RegistrationError(f"--console-url must be the site's https origin, got {console_url!r}")
-        uris.append(f"https://{parts.netloc}/redirect.html")
+        uris += [f"https://{parts.netloc}/redirect.html", f"https://{parts.netloc}/"]
     if local:
-        uris.append(LOCAL_REDIRECT_URI)
+        uris += [LOCAL_REDIRECT_URI, LOCAL_SIGNED_OUT_URI]
     if not uris:
         raise RegistrationError(
             "no redirect URI: pass --console-url https://<site>.azurestaticapps.net (azd env get-value "

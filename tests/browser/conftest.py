@@ -188,7 +188,7 @@ def console(
     try:
         # The app registrations: the API (v2.0 access tokens) and the console, a SPA.
         simulator.register_api(aoc_api(2))
-        simulator.register_spa(SPA_CLIENT_ID, [f"{origin}/redirect.html"])
+        simulator.register_spa(SPA_CLIENT_ID, [f"{origin}/redirect.html", f"{origin}/"])
         documents = _seed(simulator)
         ca_id, changed, unchanged = _ca_change(documents)
         authority = f"{simulator.base_url}/{TENANT_ID}/v2.0"
@@ -233,12 +233,24 @@ def console(
         simulator.stop()
 
 
+REPORT_REJECTIONS = """
+window.addEventListener("unhandledrejection", (event) => {
+  const reason = event.reason;
+  window.__aocUnhandledRejection(String((reason && (reason.stack || reason.message)) || reason));
+});
+"""
+
+
 @pytest.fixture
 def context(browser: Any, console: Console, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context per test (no shared cookies or storage), 1280 px wide. Unhandled
-    promise rejections and page errors fail the test."""
+    promise rejections and page errors fail the test: the console shows both in its error banner
+    (and cancels the rejection's default report), so a listener added before the console's own reports
+    every rejection to the test."""
     ctx = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
     errors: list[str] = []
+    ctx.expose_function("__aocUnhandledRejection", lambda why: errors.append(f"unhandled rejection: {why}"))
+    ctx.add_init_script(REPORT_REJECTIONS)
     ctx.on("page", lambda page: page.on("pageerror", lambda error: errors.append(str(error))))
     yield ctx
     ctx.close()

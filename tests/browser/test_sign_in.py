@@ -58,3 +58,45 @@ def test_a_reader_token_carries_only_the_reader_role(signed_in_page: Callable[..
     signed.wait_for_rows()
     assert _claims(signed.token)["roles"] == [READER]
     screenshot(signed.page, "sign-in-reader")
+
+
+def test_a_browser_that_does_not_trust_the_local_ca_meets_it_on_the_sign_in_page(
+    browser: Any, console: Console
+) -> None:
+    """config.json carries the simulator's metadata, so MSAL fetches nothing from it: the first request
+    to the simulator is the top-level navigation to its sign-in page, where a browser can show its
+    certificate warning (here, without ignore_https_errors, the navigation fails on the certificate)."""
+    simulator = console.simulator  # its own record of requests: none arrive from this page
+    before = len(simulator.requests())
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        to_simulator: list[tuple[str, str]] = []
+        failed: list[tuple[str, str]] = []
+        page.on(
+            "request",
+            lambda r: (
+                to_simulator.append((r.resource_type, r.url))
+                if r.url.startswith(console.authority_origin)
+                else None
+            ),
+        )
+        page.on("requestfailed", lambda r: failed.append((r.url, r.failure or "")))
+        page.goto(console.base_url + "/")
+        served = page.evaluate("fetch('/config.json').then(r => r.json())")
+        assert served["authorityMetadata"]["authorization_endpoint"].startswith(console.authority_origin)
+        tid(page, TID.SIGN_IN).click()
+        for _ in range(100):
+            if failed:
+                break
+            page.wait_for_timeout(100)
+        assert to_simulator, "sign-in sent the browser to the simulator"
+        kind, url = to_simulator[0]
+        assert kind == "document", to_simulator
+        assert "/oauth2/v2.0/authorize" in url
+        assert any(u.startswith(console.authority_origin) and "CERT" in why.upper() for u, why in failed), (
+            failed
+        )
+        assert len(simulator.requests()) == before  # no TLS handshake completed: nothing reached it
+    finally:
+        context.close()

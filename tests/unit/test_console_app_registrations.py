@@ -345,8 +345,12 @@ def test_the_console_url_must_be_an_https_origin(url: str) -> None:
 
 
 def test_redirect_uris() -> None:
-    assert reg.redirect_uris_for(SITE + "/", local=False) == [f"{SITE}/redirect.html"]
-    assert reg.redirect_uris_for(None, local=True) == ["http://127.0.0.1:7071/redirect.html"]
+    # Sign-in answers at /redirect.html; sign-out returns to / (Entra wants it registered too).
+    assert reg.redirect_uris_for(SITE + "/", local=False) == [f"{SITE}/redirect.html", f"{SITE}/"]
+    assert reg.redirect_uris_for(None, local=True) == [
+        "http://127.0.0.1:7071/redirect.html",
+        "http://127.0.0.1:7071/",
+    ]
     with pytest.raises(reg.RegistrationError, match="no redirect URI"):
         reg.redirect_uris_for(None, local=False)
 

@@ -90,6 +90,8 @@ def test_sign_in_defaults_name_the_registrations_the_simulator_knows(simulator: 
     assert set(registered.redirect_uris) == {
         "http://127.0.0.1:7071/redirect.html",
         "http://localhost:7071/redirect.html",
+        "http://127.0.0.1:7071/",
+        "http://localhost:7071/",
     }
 
 

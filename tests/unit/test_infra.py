@@ -539,3 +539,64 @@ def test_console_settings_go_to_the_static_web_app_not_the_function_app() -> Non
     script = CONSOLE_CONFIG_SCRIPT.read_text()
     for name in console:
         assert f'get("{name}")' in script, name
+
+
+# --- The deployed commit (AOC_COMMIT, GET /api/version) ---------------------------------------------
+
+
+def test_every_function_template_parameter_is_given_by_main_bicep() -> None:
+    """A function.bicep parameter main.bicep does not pass keeps its default in every deployment, so an
+    app setting computed from it could never be set: main.bicep passes each one."""
+    declared = set(_declarations(INFRA / "app" / "function.bicep", "parameter_declaration"))
+    passed = set(_module_params(INFRA / "main.bicep", "functionApp"))
+    assert declared - passed == set(), (
+        f"function.bicep parameters main.bicep leaves at their default: {sorted(declared - passed)}"
+    )
+    assert passed - declared == set(), (
+        f"passed but not declared by function.bicep: {sorted(passed - declared)}"
+    )
+
+
+def _max_length(path: Path, name: str) -> int:
+    decorators, _ = _parameter_decorators(path, name)
+    found = re.search(r"@maxLength\((\d+)\)", decorators)
+    assert found is not None, f"{path.name}: {name} has no @maxLength"
+    return int(found.group(1))
+
+
+def test_the_deployed_commit_reaches_the_app_setting_from_the_azd_environment() -> None:
+    """AOC_COMMIT (azd environment, set by azure.yaml's preprovision hook) -> main.parameters.json ->
+    main.bicep aocCommit -> function.bicep aocCommit -> the AOC_COMMIT app setting."""
+    from shared.platform.settings import AppSettings
+
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["aocCommit"]["value"] == "${AOC_COMMIT}"
+    for path in (INFRA / "main.bicep", INFRA / "app" / "function.bicep"):
+        declaration = _declarations(path, "parameter_declaration")["aocCommit"]
+        assert string_value(declaration.children[-1]) == "", f"{path.name}: aocCommit defaults to unknown"
+    assert text(_module_params(INFRA / "main.bicep", "functionApp")["aocCommit"]) == "aocCommit"
+    ((_, obj),) = app_settings_objects()
+    assert text(object_entries(obj)["AOC_COMMIT"]) == "aocCommit"
+    # Bicep refuses what the settings model would refuse at startup.
+    model_limit = next(
+        m.max_length for m in AppSettings.model_fields["commit"].metadata if hasattr(m, "max_length")
+    )
+    assert (
+        _max_length(INFRA / "main.bicep", "aocCommit")
+        == _max_length(INFRA / "app" / "function.bicep", "aocCommit")
+        == model_limit
+    )
+
+
+def test_azd_records_the_commit_before_every_provision() -> None:
+    """A project-level preprovision hook (so `azd provision` and `azd up` both run it) for each shell;
+    tests/unit/test_azd_commit_hook.py runs the sh one."""
+    hook = _azure_yaml()["hooks"]["preprovision"]  # type: ignore[index]
+    assert hook["posix"]["shell"] == "sh"
+    assert hook["windows"]["shell"] == "pwsh"
+    for platform in ("posix", "windows"):
+        run = hook[platform]["run"]
+        assert "git rev-parse --short HEAD" in run
+        assert "azd env set AOC_COMMIT" in run
+        assert hook[platform]["continueOnError"] is False
+        assert hook[platform]["interactive"] is False

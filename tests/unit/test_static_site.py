@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from devtools.host.static_site import (
     SwaConfig,
     add_csp_sources,
     expand_braces,
+    loopback_authority_metadata,
     route_matches,
 )
 from devtools.services import PROJECT_ROOT
@@ -398,3 +400,33 @@ def test_without_a_site_the_dispatcher_answers_404_as_before() -> None:
 def test_with_an_empty_route_prefix_the_site_answers_what_no_function_does(site: StaticSite) -> None:
     status, _, body = _dispatcher(site, prefix="").dispatch("GET", f"{ORIGIN}/events", {}, b"")
     assert (status, body) == (200, INDEX)
+
+
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0",
+        "http://127.0.0.1:7072/t/v2.0",  # not TLS: MSAL would refuse it anyway
+        "https://127.0.0.2.example/t/v2.0",
+        "not a url",
+    ],
+)
+def test_only_an_authority_on_this_machine_has_its_metadata_embedded(authority: str) -> None:
+    assert loopback_authority_metadata(authority) is None
+    config = ConsoleConfig(client_id="c", authority=authority, scopes=["s"])
+    assert "authorityMetadata" not in config.document("http://127.0.0.1:7071")
+
+
+def test_an_authority_on_this_machine_that_does_not_answer_embeds_nothing() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert loopback_authority_metadata(f"https://127.0.0.1:{port}/t/v2.0") is None
+
+
+def test_embedded_metadata_is_served_as_given() -> None:
+    metadata = {"authorization_endpoint": "https://127.0.0.1:7072/t/oauth2/v2.0/authorize", "issuer": "i"}
+    config = ConsoleConfig(
+        client_id="c", authority="https://127.0.0.1:7072/t/v2.0", scopes=[], authority_metadata=metadata
+    )
+    assert config.document("http://127.0.0.1:7071")["authorityMetadata"] == metadata

@@ -98,3 +98,36 @@ def test_the_build_holds_the_pages_the_host_and_the_static_web_app_serve(build_i
     assert "<style" not in built, "inline styles would need 'unsafe-inline' in the CSP"
     assert " style=" not in built, "style attributes would need 'unsafe-inline' in the CSP"
     assert "https://" not in built, "the console loads nothing from a CDN"
+
+
+STATIC_IMPORT = re.compile(
+    r"""(?:^|[;}\s])import\s*(?:[\w${},\s*]+from\s*)?["'](\./[^"']+|/[^"']+|\.\./[^"']+)["']"""
+)
+
+
+def _static_imports(outdir: Path, file: str) -> set[str]:
+    """The site paths a built module imports statically (`import … from "./x.js"`), not with import()."""
+    source = (outdir / file).read_text()
+    found = set()
+    for relative_path in STATIC_IMPORT.findall(source):
+        found.add(
+            "/" + str((outdir / file).parent.joinpath(relative_path).resolve().relative_to(outdir.resolve()))
+        )
+    return found
+
+
+def test_index_preloads_every_start_up_chunk_and_the_config(build_info: dict[str, Any]) -> None:
+    """The browser fetches app.js's chunks and MSAL's side by side with app.js, not one level at a time."""
+    outdir: Path = build_info["outdir"]
+    html = (outdir / "index.html").read_text()
+    preloaded = re.findall(r'<link rel="modulepreload" href="([^"]+)">', html)
+    assert preloaded, "index.html has no modulepreload links"
+    for path in preloaded:
+        assert (outdir / path.lstrip("/")).is_file(), f"{path} is preloaded but not built"
+    imports = _static_imports(outdir, "app.js")
+    assert imports, "app.js imports its libraries' chunk statically"
+    assert imports <= set(preloaded)
+    msal = [p for p in preloaded if MSAL_PACKAGES & set(build_info["files"][p.lstrip("/")]["packages"])]
+    assert msal, "MSAL's chunk (imported at start-up) is preloaded"
+    assert '<link rel="preload" href="/config.json" as="fetch" crossorigin="anonymous">' in html
+    assert html.index("modulepreload") < html.index('<script type="module" src="/app.js">')

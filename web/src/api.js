@@ -15,6 +15,7 @@ export class ApiError extends Error {
 const settings = {
   base: "/api",
   getToken: async () => null,
+  peekToken: () => null,
   onSessionExpired: () => {},
 };
 
@@ -66,8 +67,7 @@ async function problemOf(response) {
 export async function api(path, options = {}) {
   const { method = "GET", params, body, headers = {}, signal, as = "json" } = options;
   const url = apiUrl(path, params);
-  const send = async (force) => {
-    const token = await settings.getToken(force);
+  const request = (token) => {
     const h = { Accept: "application/json, application/problem+json", ...headers };
     if (token) h.Authorization = `Bearer ${token}`;
     if (body !== undefined) h["Content-Type"] = "application/json";
@@ -79,6 +79,12 @@ export async function api(path, options = {}) {
       credentials: "same-origin",
       cache: "no-store",
     });
+  };
+  // With a live token at hand the request leaves now, before any re-render the caller's state change
+  // schedules; otherwise after getToken (MSAL) answers.
+  const send = (force) => {
+    const cached = force ? null : settings.peekToken();
+    return cached ? request(cached) : settings.getToken(force).then(request);
   };
   let response;
   try {

@@ -42,6 +42,58 @@ export function preloadMsal() {
 }
 let scopes = [];
 let lastToken = null;
+const RENEW_BEFORE_SECONDS = 300;
+// The last access token, kept in this tab's sessionStorage (where MSAL keeps its own copy) so that a
+// reload can call the API before MSAL's chunk has loaded: see resumeSession.
+const SESSION_KEY = "aoc.console.session";
+let msalStarting = null;
+
+function remember(token, config) {
+  lastToken = token;
+  try {
+    sessionStorage.setItem(SESSION_KEY, JSON.stringify({ token, clientId: config.clientId, authority: config.authority }));
+  } catch {
+    // Storage full or blocked: the next reload waits for MSAL instead.
+  }
+}
+
+export function forgetSession() {
+  forget();
+}
+
+function forget() {
+  lastToken = null;
+  sessionStorage.removeItem(SESSION_KEY);
+}
+
+let currentConfig = {};
+
+/**
+ * On a reload, the token this tab used last, when it was issued for this console and has more than
+ * RENEW_BEFORE_SECONDS to live: the user and getToken() are set from it at once, so the first API calls
+ * need not wait for MSAL. Returns whether it did; initAuth still runs, for renewal and sign-out.
+ */
+export function resumeSession(config) {
+  currentConfig = config;
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+  } catch {
+    saved = null;
+  }
+  if (!saved || typeof saved.token !== "string") return false;
+  if (saved.clientId !== config.clientId || saved.authority !== config.authority) return false;
+  if (secondsLeft(saved.token) <= RENEW_BEFORE_SECONDS) return false;
+  lastToken = saved.token;
+  setUser(null, saved.token);
+  return true;
+}
+
+/** Seconds until a JWT's `exp` (0 when it has none or cannot be read). */
+function secondsLeft(token) {
+  const exp = Number(jwtClaims(token).exp);
+  return Number.isFinite(exp) ? exp - Date.now() / 1000 : 0;
+}
 
 /** The roles a token grants, with the implied ones (Admin -> Analyst -> Reader). */
 export function effectiveRoles(roles) {
@@ -72,7 +124,13 @@ function setUser(account, accessToken) {
  * Builds MSAL from the runtime config, completes a redirect sign-in if one is returning, and resolves
  * with the signed-in account (or null).
  */
-export async function initAuth(config) {
+export function initAuth(config) {
+  if (!msalStarting) msalStarting = startMsal(config);
+  return msalStarting;
+}
+
+async function startMsal(config) {
+  currentConfig = config;
   for (const key of ["clientId", "authority"]) {
     if (!config[key]) throw new Error(`config.json lacks "${key}": the console cannot sign you in.`);
   }
@@ -84,6 +142,8 @@ export async function initAuth(config) {
       clientId: config.clientId,
       authority: config.authority,
       knownAuthorities: config.knownAuthorities || [],
+      // Given locally for the tenant simulator (devtools/host/static_site.py): no metadata fetch.
+      authorityMetadata: config.authorityMetadata ? JSON.stringify(config.authorityMetadata) : undefined,
       redirectUri: config.redirectUri || `${origin}/redirect.html`,
       postLogoutRedirectUri: `${origin}/`,
     },
@@ -96,9 +156,10 @@ export async function initAuth(config) {
   msal.setActiveAccount(account);
   if (result && result.accessToken) {
     sessionStorage.removeItem(REDIRECT_GUARD_KEY);
+    remember(result.accessToken, config);
     setUser(account, result.accessToken);
   } else {
-    setUser(account, null);
+    setUser(account, lastToken);
   }
   return account;
 }
@@ -110,6 +171,8 @@ export async function signIn() {
 }
 
 export async function signOut() {
+  forget();
+  if (msalStarting) await msalStarting;
   const account = msal.getActiveAccount();
   try {
     await msal.logoutRedirect({ account, postLogoutRedirectUri: `${window.location.origin}/` });
@@ -141,7 +204,16 @@ async function renewInteractively() {
 }
 
 /** An access token for the API: from the cache, renewed silently, or by redirecting to sign in. */
+/** The last token while it has more than RENEW_BEFORE_SECONDS to live, else null (synchronous). */
+export function peekToken() {
+  return lastToken && secondsLeft(lastToken) > RENEW_BEFORE_SECONDS ? lastToken : null;
+}
+
 export async function getToken(forceRefresh = false) {
+  // The token MSAL gave last, while it has more than RENEW_BEFORE_SECONDS to live: what MSAL's cache
+  // lookup would return, without a lookup per API call.
+  if (!forceRefresh && peekToken()) return lastToken;
+  if (msalStarting) await msalStarting;
   if (!msal) return null;
   const account = msal.getActiveAccount();
   if (!account) {
@@ -151,7 +223,7 @@ export async function getToken(forceRefresh = false) {
   try {
     const result = await msal.acquireTokenSilent({ scopes, account, forceRefresh });
     if (result.accessToken !== lastToken) {
-      lastToken = result.accessToken;
+      remember(result.accessToken, currentConfig);
       setUser(result.account || account, result.accessToken);
     }
     return result.accessToken;

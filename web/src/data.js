@@ -35,6 +35,7 @@ async function loadFirstPage(key, params) {
   try {
     const page = await api("/events", { params: { ...params, page_size: PAGE_SIZE }, signal: abortSignal });
     if (abortSignal.aborted) return;
+    performance.mark("aoc:results");
     results.value = {
       items: page.items || [],
       continuation: page.continuation || null,
@@ -153,6 +154,24 @@ export function reload() {
   const key = JSON.stringify(params);
   loadFirstPage(key, params);
   loadHistogram(key, params);
+}
+
+/** Resolves once the first results and the histogram have loaded (or failed), or after `timeoutMs`. */
+export function viewSettled(timeoutMs = 3000) {
+  return new Promise((resolve) => {
+    let stop = () => {};
+    const timer = setTimeout(() => {
+      stop();
+      resolve();
+    }, timeoutMs);
+    stop = effect(() => {
+      const settled = !results.value.loading && results.value.key && histogramState.value !== "loading";
+      if (!settled) return;
+      clearTimeout(timer);
+      queueMicrotask(() => stop());
+      resolve();
+    });
+  });
 }
 
 let started = false;
