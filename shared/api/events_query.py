@@ -182,7 +182,11 @@ class HiddenFromCaller(BaseModel):
     """The sensitive services and operations the privacy policy left out of an answer for its caller."""
 
     services: list[str] = Field(description="sensitive services whose events were left out")
-    operations: list[str] = Field(description="sensitive operations whose events were left out")
+    operations: int = Field(
+        ge=0,
+        description="how many sensitive operations had their events left out; their names are not "
+        "shown to a caller who may not see them",
+    )
 
 
 def hidden_for(query: EventQuery, hide: SensitivityPolicy | None) -> HiddenFromCaller | None:
@@ -201,7 +205,7 @@ def hidden_for(query: EventQuery, hide: SensitivityPolicy | None) -> HiddenFromC
     ]
     if not services and not operations:
         return None
-    return HiddenFromCaller(services=services, operations=operations)
+    return HiddenFromCaller(services=services, operations=len(operations))
 
 
 def build_conditions(

@@ -315,3 +315,4 @@ def test_arrow_down_in_the_search_box_focuses_the_first_row(signed_in_page: Call
     assert signed.focused_row() == rows[0], "ArrowDown leaves the search box for the first row"
     page.keyboard.press("ArrowDown")
     assert signed.focused_row() == rows[1], "and the arrows go on through the rows"
+    screenshot(page, "keyboard-arrow-down-from-search")

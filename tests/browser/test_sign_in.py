@@ -98,5 +98,6 @@ def test_a_browser_that_does_not_trust_the_local_ca_meets_it_on_the_sign_in_page
             failed
         )
         assert len(simulator.requests()) == before  # no TLS handshake completed: nothing reached it
+        screenshot(page, "sign-in-untrusted-local-ca")
     finally:
         context.close()

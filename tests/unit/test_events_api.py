@@ -414,18 +414,18 @@ def test_the_export_path_in_a_problem_is_the_request_path() -> None:
 @pytest.mark.parametrize(
     ("query", "headers", "hidden"),
     [
-        ("", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
+        ("", READER, {"services": ["Exchange"], "operations": 1}),
         ("", PRIVACY_READER, None),
-        ("service=Directory", READER, {"services": [], "operations": ["Wipe device"]}),
-        ("service=Exchange&service=Teams", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
-        ("exclude_service=Exchange", READER, {"services": [], "operations": ["Wipe device"]}),
+        ("service=Directory", READER, {"services": [], "operations": 1}),
+        ("service=Exchange&service=Teams", READER, {"services": ["Exchange"], "operations": 1}),
+        ("exclude_service=Exchange", READER, {"services": [], "operations": 1}),
         ("exclude_service=Exchange&exclude_operation=Wipe+device", READER, None),
         ("service=Directory&operation=Add+user", READER, None),
-        ("operation=Wipe+device", READER, {"services": ["Exchange"], "operations": ["Wipe device"]}),
+        ("operation=Wipe+device", READER, {"services": ["Exchange"], "operations": 1}),
     ],
 )
-def test_the_event_list_names_what_the_privacy_policy_left_out(
-    query: str, headers: dict[str, str], hidden: dict[str, list[str]] | None
+def test_the_event_list_says_what_the_privacy_policy_left_out(
+    query: str, headers: dict[str, str], hidden: dict[str, Any] | None
 ) -> None:
     search = ScriptedSearch([(_items(0, 2), False)])
     response = _actions(search).list_events.serve(ApiRequest(f"https://h/api/events?{query}", headers))
@@ -434,6 +434,7 @@ def test_the_event_list_names_what_the_privacy_policy_left_out(
     assert [e["id"] for e in body["items"]] == ["e0", "e1"]
     assert body["continuation"] is None
     assert body["hidden"] == hidden
+    assert "Wipe device" not in response.body or "operation=Wipe" in query  # counted, never named
 
 
 # -- exclusions ---------------------------------------------------------------------------------------

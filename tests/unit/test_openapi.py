@@ -83,7 +83,8 @@ def test_the_histogram_takes_the_search_filters_and_buckets_and_no_paging() -> N
     }
     assert histogram["service"]["explode"] is True
     body = document["components"]["schemas"]["HistogramOut"]
-    assert body["required"] == ["from", "to", "bucket_seconds", "buckets", "total"]
+    assert body["required"] == ["from", "to", "bucket_seconds", "buckets", "total", "plan"]
+    assert body["properties"]["plan"]["enum"] == ["counters", "timestamps", "counts"]
     version = document["paths"]["/api/version"]["get"]
     assert version["parameters"] == []
     assert "AOC.Reader" in version["description"]

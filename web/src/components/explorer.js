@@ -306,11 +306,11 @@ function PrivacyNote() {
   let text;
   if (hidden && typeof hidden === "object") {
     const services = hidden.services || [];
-    const operations = hidden.operations || [];
-    if (!services.length && !operations.length) return null;
+    const operations = Number(hidden.operations) || 0;
+    if (!services.length && !operations) return null;
     const parts = [];
     if (services.length) parts.push(`events from ${services.join(", ")}`);
-    if (operations.length) parts.push(`the operations ${operations.join(", ")}`);
+    if (operations) parts.push(operations === 1 ? "one operation" : `${operations} operations`);
     text = `Some events are hidden: ${parts.join(" and ")} are marked sensitive, and seeing them needs the Privacy role (AOC.Privacy), which you do not have.`;
   } else if (hidden === undefined) {
     text =
