@@ -66,8 +66,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# One mypy run over [tool.mypy] files: strict for shared/, the Blueprints and function_app.py, the
-# defaults for devtools/, tests/ and bench/ (pyproject.toml).
+# One mypy run over [tool.mypy] files: strict for shared/, the Blueprints, function_app.py and
+# infra/scripts/, the defaults for devtools/, tests/ and bench/ (pyproject.toml).
 typecheck: install
 	$(VENV)/bin/mypy
 
