@@ -256,6 +256,7 @@ var appSettings = {
 
   // Alerting.
   ALERT_DEDUPE_MINUTES: '15'
+  ALERT_GROUP_HOURS: '5'
   ALERT_REPEAT_MINUTES: '240'
   ALERT_CHANNELS: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=alert-channels)'
   ALERT_LINK_BASE_URL: empty(alertLinkBaseUrl) ? 'https://${site.properties.defaultHostName}/api' : alertLinkBaseUrl

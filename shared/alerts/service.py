@@ -115,6 +115,7 @@ class AlertService:
         *,
         channels: Sequence[ChannelRoute],
         dedupe_minutes: float = 15.0,
+        group_hours: float | None = None,
         repeat_minutes: float = 240.0,
         read_concurrency: int = 16,
     ) -> None:
@@ -125,6 +126,7 @@ class AlertService:
         self._clock = clock
         self._channels = channels
         self._dedupe = dt.timedelta(minutes=dedupe_minutes)
+        self._group = dt.timedelta(hours=group_hours) if group_hours else None
         self._repeat = dt.timedelta(minutes=repeat_minutes) if repeat_minutes > 0 else None
         self._pool = concurrent.futures.ThreadPoolExecutor(read_concurrency, thread_name_prefix="alerts")
 
@@ -190,11 +192,18 @@ class AlertService:
         else:
             firing = rows
         by_id = {e["id"]: e for e in matched}
+        grouping = self._group_window(compiled)
+        if grouping is not None:
+            planned = self._plan_grouped(
+                tenant_id, compiled, group_key, shown, firing, by_id, matched, grouping
+            )
+            self._persist_all(report, tenant_id, rule.id, group_key, planned, None)
+            return
         suppress = (
             dt.timedelta(minutes=rule.suppress_minutes) if rule.suppress_minutes is not None else self._dedupe
         )
         since = utc_iso(parse_utc(firing[0].timestamp) - suppress)
-        planned: list[_Planned] = []
+        planned = []
         active_id = self._ledger.active_alert(tenant_id, rule.id, group_key)
         active = self._store.get(tenant_id, active_id) if active_id else None
         if active is not None and active.get("status") in ACTIVE_STATUSES and active["last_seen"] >= since:
@@ -211,14 +220,77 @@ class AlertService:
                 )
                 planned.append(target)
             target.rows.append(row)
+        self._persist_all(report, tenant_id, rule.id, group_key, planned, active_id)
+
+    def _persist_all(
+        self,
+        report: AlertReport,
+        tenant_id: str,
+        rule_id: str,
+        group_key: str,
+        planned: list[_Planned],
+        active_id: str | None,
+    ) -> None:
         latest: dict[str, Any] | None = None
         for plan in planned:
             if plan.rows:
-                stored = self._persist(report, tenant_id, rule.id, group_key, plan)
+                stored = self._persist(report, tenant_id, rule_id, group_key, plan)
                 if stored is not None and (latest is None or stored["last_seen"] > latest["last_seen"]):
                     latest = stored
         if latest is not None and latest["id"] != active_id:
-            self._ledger.set_active_alert(tenant_id, rule.id, group_key, latest["id"])
+            self._ledger.set_active_alert(tenant_id, rule_id, group_key, latest["id"])
+
+    # -- grouping windows ---------------------------------------------------------------------------
+
+    def _group_window(self, compiled: CompiledRule) -> dt.timedelta | None:
+        """The rule's grouping window, or None for the sliding suppression (suppress_minutes, or no
+        ALERT_GROUP_HOURS)."""
+        rule = compiled.rule
+        if rule.suppress_minutes is not None:
+            return None
+        if rule.group_minutes is not None:
+            return dt.timedelta(minutes=rule.group_minutes)
+        return self._group
+
+    def _plan_grouped(
+        self,
+        tenant_id: str,
+        compiled: CompiledRule,
+        group_key: str,
+        shown: dict[str, str],
+        firing: list[MatchRow],
+        by_id: dict[str, dict[str, Any]],
+        matched: list[dict[str, Any]],
+        window: dt.timedelta,
+    ) -> list[_Planned]:
+        """Each firing match joins the open or acknowledged alert of its group whose span, with it, stays
+        within `window` (measured from the alert's first match), else opens one.
+
+        Any alert that could hold a match at t began within `window` of t: one single-partition query
+        per (rule, group) and batch finds them, so matches that arrive out of order or in other batches
+        join the alert they belong to. Two batches that open the same window's first alert at once get
+        the same fingerprint (first match // window) unless their first matches straddle a bucket
+        boundary; then two alerts can share a window (rare, and each stays exact)."""
+        times = [parse_utc(row.timestamp) for row in firing]
+        planned = [
+            _Planned(found, is_new=False)
+            for found in self._store.active_between(
+                tenant_id, compiled.id, group_key, utc_iso(min(times) - window), utc_iso(max(times) + window)
+            )
+        ]
+        planned.sort(key=lambda p: p.document["first_seen"])
+        for row in firing:
+            moment = parse_utc(row.timestamp)
+            target = next(
+                (p for p in planned if max(p.span()[1], moment) - min(p.span()[0], moment) <= window), None
+            )
+            if target is None:
+                sample_event = by_id.get(row.event_id) or matched[0]
+                document = self._new_alert(tenant_id, compiled, group_key, shown, row, sample_event, window)
+                target = _Planned(document, True)
+                planned.append(target)
+            target.rows.append(row)
+        return planned
 
     # -- alert documents ----------------------------------------------------------------------------
 
@@ -234,13 +306,15 @@ class AlertService:
         shown: dict[str, str],
         row: MatchRow,
         sample_event: dict[str, Any],
+        window: dt.timedelta | None = None,
     ) -> dict[str, Any]:
+        """A new alert; its id buckets its first match by `window` (grouping) or the suppression."""
         rule = compiled.rule
         suppress = (
             dt.timedelta(minutes=rule.suppress_minutes) if rule.suppress_minutes is not None else self._dedupe
         )
         now = utc_iso(self._clock.now())
-        bucket = self._bucket(parse_utc(row.timestamp), suppress)
+        bucket = self._bucket(parse_utc(row.timestamp), window or suppress)
         return {
             "id": alert_fingerprint(tenant_id, rule.id, group_key, bucket),
             "pk": tenant_id,

@@ -24,6 +24,26 @@ class AlertStore:
     def get(self, tenant_id: str, alert_id: str) -> dict[str, Any] | None:
         return read_or_none(self._container, alert_id, tenant_id)
 
+    def active_between(
+        self, tenant_id: str, rule_id: str, group_key: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        """The open or acknowledged alerts of a rule and group whose first match lies in [first, last]."""
+        return list(
+            self._container.query_items(
+                "SELECT * FROM c WHERE c.pk = @pk AND c.rule_id = @rule AND c.group_key = @group "
+                "AND (c.status = 'open' OR c.status = 'acknowledged') "
+                "AND c.first_seen >= @first AND c.first_seen <= @last",
+                parameters=[
+                    {"name": "@pk", "value": tenant_id},
+                    {"name": "@rule", "value": rule_id},
+                    {"name": "@group", "value": group_key},
+                    {"name": "@first", "value": first},
+                    {"name": "@last", "value": last},
+                ],
+                partition_key=tenant_id,
+            )
+        )
+
     def create(self, document: dict[str, Any]) -> bool:
         """Store a new alert; False when one with this id already exists."""
         storage_id(document.get("id"))

@@ -304,6 +304,7 @@ def alert_service() -> AlertService:
         app_clock(),
         channels=alert_channels(),
         dedupe_minutes=s.alert_dedupe_minutes,
+        group_hours=s.alert_group_hours,
         repeat_minutes=s.alert_repeat_minutes,
         read_concurrency=s.cosmos_write_concurrency,
     )

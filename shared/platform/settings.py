@@ -198,6 +198,11 @@ class AppSettings(BaseSettings):
 
     # Alerting: rules, suppression, notification channels.
     alert_dedupe_minutes: float = Field(default=15, ge=0, validation_alias=_alias("ALERT_DEDUPE_MINUTES"))
+    # An open or acknowledged alert absorbs new matches of its rule and group for this long from its first
+    # match (a rule's group_minutes overrides it; a rule's suppress_minutes keeps the sliding
+    # ALERT_DEDUPE_MINUTES-style suppression). 0 turns grouping off: every rule suppresses by
+    # ALERT_DEDUPE_MINUTES.
+    alert_group_hours: float = Field(default=5, ge=0, le=168, validation_alias=_alias("ALERT_GROUP_HOURS"))
     alert_repeat_minutes: float = Field(default=240, ge=0, validation_alias=_alias("ALERT_REPEAT_MINUTES"))
     alert_channels: SecretStr | None = Field(default=None, validation_alias=_alias("ALERT_CHANNELS"))
     alert_link_base_url: str | None = Field(default=None, validation_alias=_alias("ALERT_LINK_BASE_URL"))

@@ -208,6 +208,9 @@ class Rule(BaseModel):
     group_by: list[str] = Field(default_factory=list, max_length=4)
     threshold: Threshold | None = None
     suppress_minutes: float | None = Field(default=None, ge=0, le=7 * 24 * 60)
+    # How long an alert absorbs new matches of its group, from its first match (ALERT_GROUP_HOURS when
+    # unset). A rule with suppress_minutes keeps the sliding suppression instead.
+    group_minutes: float | None = Field(default=None, ge=1, le=7 * 24 * 60)
     tags: list[str] = Field(default_factory=list)
 
     @field_validator("id")

@@ -20,6 +20,7 @@ from shared.ingestion.messages import AlertWorkMessage, EventRef
 from shared.ingestion.watermarks import WatermarkStore
 from shared.notify.channels import parse_channels
 from shared.platform.clients import get_clients
+from shared.platform.clock import utc_iso
 from shared.platform.resources import CosmosContainers, Tables
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource
@@ -37,7 +38,7 @@ CHANNELS = parse_channels(
 
 
 class Harness:
-    def __init__(self) -> None:
+    def __init__(self, group_hours: float | None = None) -> None:
         clients = get_clients()
         self.tenant = f"tenant-{uuid.uuid4().hex[:10]}"
         self.clock = ManualClock(START + dt.timedelta(minutes=30))
@@ -47,7 +48,14 @@ class Harness:
         self.ledger = MatchLedger(clients.table(Tables.ALERT_MATCHES))
         rules = RuleSource(BusinessHours.parse("00:00-24:00", "Mon-Sun", "UTC"), self.clock)
         self.service = AlertService(
-            events, self.store, self.ledger, rules, self.clock, channels=CHANNELS, dedupe_minutes=15
+            events,
+            self.store,
+            self.ledger,
+            rules,
+            self.clock,
+            channels=CHANNELS,
+            dedupe_minutes=15,
+            group_hours=group_hours,
         )
 
     def message(self, documents: list[dict[str, Any]]) -> AlertWorkMessage:
@@ -265,3 +273,56 @@ def test_a_large_burst_is_counted_exactly_and_keeps_bounded_evidence(harness: Ha
     assert alert["occurrences"] == 150
     assert len(alert["events"]) == 100
     assert alert["events"][0]["timestamp"] == alert["first_seen"]
+
+
+# -- grouping windows (ALERT_GROUP_HOURS) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def grouping(app_environment: dict[str, str]) -> Harness:
+    return Harness(group_hours=5)
+
+
+def test_matches_within_five_hours_of_the_first_join_one_alert(grouping: Harness) -> None:
+    h = grouping
+    for minutes in (0, 40, 120, 299):  # far apart for a 15-minute suppression, within 5 hours
+        h.service.process(h.message([_ga(h, minutes)]))
+    [alert] = h.alerts("entra.global-admin-added")
+    assert alert["occurrences"] == 4
+    h.service.process(h.message([_ga(h, 301)]))  # past the window measured from the first match
+    alerts = sorted(h.alerts("entra.global-admin-added"), key=lambda a: a["first_seen"])
+    assert [a["occurrences"] for a in alerts] == [4, 1]
+    assert alerts[0]["id"] == alert["id"]
+
+
+def test_an_earlier_match_arriving_later_joins_the_alert_of_its_window(grouping: Harness) -> None:
+    h = grouping
+    h.service.process(h.message([_ga(h, 180)]))
+    h.service.process(h.message([_ga(h, 0)]))  # out of order: three hours earlier, same window
+    [alert] = h.alerts("entra.global-admin-added")
+    assert alert["occurrences"] == 2
+    assert alert["first_seen"] == utc_iso(START)
+
+
+def test_a_redelivered_batch_changes_nothing_with_grouping(grouping: Harness) -> None:
+    h = grouping
+    batch = h.message([_ga(h, m) for m in (0, 90, 200)])
+    h.service.process(batch)
+    [before] = h.alerts("entra.global-admin-added")
+    h.service.process(batch)
+    [after] = h.alerts("entra.global-admin-added")
+    assert _stable(after) == _stable(before)
+    assert after["occurrences"] == 3
+
+
+def test_a_resolved_alert_does_not_absorb_its_window(grouping: Harness) -> None:
+    h = grouping
+    h.service.process(h.message([_ga(h, 0)]))
+    [alert] = h.alerts("entra.global-admin-added")
+    update_alert(
+        h.store, h.clock, h.tenant, alert["id"], AlertUpdate(status=AlertStatus.RESOLVED), "ana@x.com"
+    )
+    h.service.process(h.message([_ga(h, 30)]))
+    alerts = h.alerts("entra.global-admin-added")
+    assert len(alerts) == 2
+    assert {a["status"] for a in alerts} == {"resolved", "open"}
