@@ -85,11 +85,26 @@ class _Planned:
     document: dict[str, Any]
     is_new: bool
     rows: list[MatchRow] = field(default_factory=list)
+    window: dt.timedelta | None = None  # the grouping window of a new alert (None: sliding suppression)
 
     def span(self) -> tuple[dt.datetime, dt.datetime]:
         times = [parse_utc(self.document["first_seen"]), parse_utc(self.document["last_seen"])]
         times.extend(parse_utc(r.timestamp) for r in self.rows)
         return min(times), max(times)
+
+
+def _starts_near(alert: dict[str, Any], row: MatchRow, window: dt.timedelta) -> bool:
+    """Whether a match could join `alert` under grouping: its first match lies within `window`."""
+    return abs(parse_utc(row.timestamp) - parse_utc(alert["first_seen"])) < window
+
+
+def _grouping_target(planned: list[_Planned], moment: dt.datetime, window: dt.timedelta) -> _Planned | None:
+    """The alert a match at `moment` joins (see AlertService._plan_grouped), or None to open one."""
+    began_before = [p for p in planned if p.span()[0] <= moment < p.span()[0] + window]
+    if began_before:
+        return max(began_before, key=lambda p: p.span()[0])
+    begins_after = [p for p in planned if moment < p.span()[0] < moment + window]
+    return min(begins_after, key=lambda p: p.span()[0]) if begins_after else None
 
 
 class ChannelRoute(Protocol):
@@ -263,14 +278,21 @@ class AlertService:
         matched: list[dict[str, Any]],
         window: dt.timedelta,
     ) -> list[_Planned]:
-        """Each firing match joins the open or acknowledged alert of its group whose span, with it, stays
-        within `window` (measured from the alert's first match), else opens one.
+        """Each firing match at t joins an open or acknowledged alert of its group whose first match lies
+        within `window` of t, else opens one; so the first matches of a group's alerts stay at least
+        `window` apart, whatever order the matches arrive in.
 
-        Any alert that could hold a match at t began within `window` of t: one single-partition query
-        per (rule, group) and batch finds them, so matches that arrive out of order or in other batches
-        join the alert they belong to. Two batches that open the same window's first alert at once get
-        the same fingerprint (first match // window) unless their first matches straddle a bucket
-        boundary; then two alerts can share a window (rare, and each stays exact)."""
+        The alert that began at or before t (the latest such) is preferred; otherwise a match that
+        arrives late, earlier than every alert near it, joins the earliest alert after it and becomes
+        that alert's first match. Each step keeps the spacing (by induction over the matches), which is
+        what "one alert per rule and group per window" means; an alert's span can then reach up to twice
+        the window when its earlier matches arrive after its later ones.
+
+        One single-partition query per (rule, group) and batch finds every candidate: alerts whose first
+        match lies within `window` of the batch's first or last match. Two batches that open the same
+        window's first alert at once get the same fingerprint (first match // window) unless their first
+        matches straddle a bucket boundary; then two alerts can share a window (rare, and each stays
+        exact)."""
         times = [parse_utc(row.timestamp) for row in firing]
         planned = [
             _Planned(found, is_new=False)
@@ -278,16 +300,13 @@ class AlertService:
                 tenant_id, compiled.id, group_key, utc_iso(min(times) - window), utc_iso(max(times) + window)
             )
         ]
-        planned.sort(key=lambda p: p.document["first_seen"])
         for row in firing:
             moment = parse_utc(row.timestamp)
-            target = next(
-                (p for p in planned if max(p.span()[1], moment) - min(p.span()[0], moment) <= window), None
-            )
+            target = _grouping_target(planned, moment, window)
             if target is None:
                 sample_event = by_id.get(row.event_id) or matched[0]
                 document = self._new_alert(tenant_id, compiled, group_key, shown, row, sample_event, window)
-                target = _Planned(document, True)
+                target = _Planned(document, True, window=window)
                 planned.append(target)
             target.rows.append(row)
         return planned
@@ -424,6 +443,10 @@ class AlertService:
                     break
                 existing = self._store.get(tenant_id, document["id"])
                 if existing is not None and existing.get("status") in ACTIVE_STATUSES:
+                    if plan.window is not None and not _starts_near(existing, plan.rows[0], plan.window):
+                        # The alert that first held this id has since moved its first match back (a
+                        # late, earlier match) and is another window's: this one takes the next id.
+                        continue
                     plan.document, plan.is_new = existing, False
                     break
                 if existing is not None:

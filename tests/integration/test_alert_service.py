@@ -20,7 +20,7 @@ from shared.ingestion.messages import AlertWorkMessage, EventRef
 from shared.ingestion.watermarks import WatermarkStore
 from shared.notify.channels import parse_channels
 from shared.platform.clients import get_clients
-from shared.platform.clock import utc_iso
+from shared.platform.clock import parse_utc, utc_iso
 from shared.platform.resources import CosmosContainers, Tables
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource
@@ -302,6 +302,24 @@ def test_an_earlier_match_arriving_later_joins_the_alert_of_its_window(grouping:
     [alert] = h.alerts("entra.global-admin-added")
     assert alert["occurrences"] == 2
     assert alert["first_seen"] == utc_iso(START)
+
+
+def test_late_earlier_matches_keep_the_first_matches_of_alerts_a_window_apart(grouping: Harness) -> None:
+    """Out of order, batch by batch: each late match joins the alert whose first match is within five
+    hours of it, and no second alert of the group starts within five hours of another's first match."""
+    h = grouping
+    for minutes in (600, 360, 120):  # 10:00, then 06:00 (joins, becomes first), then 02:00 (joins too)
+        h.service.process(h.message([_ga(h, minutes)]))
+    [alert] = h.alerts("entra.global-admin-added")
+    assert alert["occurrences"] == 3
+    assert alert["first_seen"] == utc_iso(START + dt.timedelta(minutes=120))
+    h.service.process(h.message([_ga(h, 400)]))  # 06:40 lies within five hours of 02:00: joins
+    h.service.process(h.message([_ga(h, 720)]))  # 12:00 is ten hours after 02:00: a new alert
+    alerts = sorted(h.alerts("entra.global-admin-added"), key=lambda a: a["first_seen"])
+    assert [a["occurrences"] for a in alerts] == [4, 1]
+    assert alerts[0]["id"] == alert["id"]
+    firsts = [parse_utc(a["first_seen"]) for a in alerts]
+    assert firsts[1] - firsts[0] >= dt.timedelta(hours=5)
 
 
 def test_a_redelivered_batch_changes_nothing_with_grouping(grouping: Harness) -> None:
