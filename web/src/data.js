@@ -158,6 +158,7 @@ export function reload() {
 
 /** Resolves once the first results and the histogram have loaded (or failed), or after `timeoutMs`. */
 export function viewSettled(timeoutMs = 3000) {
+  if (!isEventsPage.value) return Promise.resolve(); // another page: nothing of the explorer's to wait for
   return new Promise((resolve) => {
     let stop = () => {};
     const timer = setTimeout(() => {

@@ -14,6 +14,7 @@ import { showError } from "./errors.js";
 import { App } from "./components/shell.js";
 import { config, bootState } from "./state.js";
 import { startData, loadFacets, loadVersion, viewSettled } from "./data.js";
+import { followLinksInPlace } from "./pages.js";
 
 // No failure may leave a blank page or an unhandled rejection: both end in the error banner.
 window.addEventListener("unhandledrejection", (event) => {
@@ -46,6 +47,7 @@ function startSignedIn(cfg) {
 }
 
 async function boot() {
+  followLinksInPlace();
   const root = document.getElementById("app");
   root.classList.remove("boot");
   root.textContent = "";

@@ -55,7 +55,7 @@ function readLocation() {
     const vs = [...new Set(all.filter(Boolean))];
     if (vs.length) filters[name] = vs.slice(0, MAX_VALUES);
   }
-  return { path: window.location.pathname, filters, event: sp.get("event") || null };
+  return { path: window.location.pathname, search: window.location.search, filters, event: sp.get("event") || null };
 }
 
 export const route = signal(readLocation());
@@ -66,6 +66,19 @@ export const isEventsPage = computed(() => PATH_EVENTS.includes(route.value.path
 window.addEventListener("popstate", () => {
   route.value = readLocation();
 });
+
+/** Go to a path and query within the console (pushState, or replaceState with `replace`). */
+export function navigate(href, { replace = false } = {}) {
+  if (href !== window.location.pathname + window.location.search) {
+    window.history[replace ? "replaceState" : "pushState"](null, "", href);
+    window.scrollTo(0, 0);
+  }
+  route.value = readLocation();
+}
+
+/** The address's query parameters, read through `route` so a component re-renders when they change (pages
+ * other than the explorer keep their state here; the explorer's is `filters`). */
+export const queryParams = () => new URLSearchParams(route.value.search);
 
 /** The query string (without "?") of a state. Parameters in a stable order, so links compare equal. */
 export function stateQuery(f, event) {

@@ -1,10 +1,11 @@
 // The shell: header (user, roles, version, sign-out), the error banner, the sign-in screen and the page.
 import { html } from "htm/preact";
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { user, signIn, signOut, sessionExpired, ROLE } from "../auth.js";
 import { errors, clearErrors, showError } from "../errors.js";
 import { version } from "../data.js";
-import { isEventsPage, config, bootState } from "../state.js";
+import { config, bootState } from "../state.js";
+import { PAGES, currentPage } from "../pages.js";
 import { Explorer } from "./explorer.js";
 
 const ROLE_NAMES = { [ROLE.reader]: "Reader", [ROLE.analyst]: "Analyst", [ROLE.admin]: "Admin", [ROLE.privacy]: "Privacy" };
@@ -51,7 +52,10 @@ function Header() {
         AOC console
       </a>
       <nav aria-label="Main" class="mainnav">
-        <a href="/" aria-current=${isEventsPage.value ? "page" : undefined}>Events</a>
+        ${PAGES.filter((p) => !p.hidden).map(
+          (p) => html`<a key=${p.id} href=${p.paths[0]} data-testid=${`nav-${p.id}`}
+            aria-current=${currentPage.value && currentPage.value.id === p.id ? "page" : undefined}>${p.label}</a>`,
+        )}
       </nav>
       <span class="version" data-testid="version" title=${v && v.commit ? `commit ${v.commit}` : undefined}>
         ${v && v.version ? `v${String(v.version).replace(/^v/, "")}` : ""}
@@ -110,6 +114,31 @@ function NotFound() {
   `;
 }
 
+const loaded = new Map(); // page id -> its module, once imported
+
+/** A page other than the explorer: its chunk is imported on first visit, then rendered at once. */
+function LazyPage({ page }) {
+  const [, setTick] = useState(0);
+  const module = loaded.get(page.id);
+  useEffect(() => {
+    if (loaded.has(page.id)) return;
+    let live = true;
+    page
+      .load()
+      .then((m) => {
+        loaded.set(page.id, m);
+        if (live) setTick((n) => n + 1);
+      })
+      .catch((error) => showError(error, `The ${page.label} page could not load`));
+    return () => {
+      live = false;
+    };
+  }, [page.id]);
+  if (!module) return html`<main id="main" class="boot-msg" aria-busy="true">Loading ${page.label}…</main>`;
+  const Page = module.Page;
+  return html`<${Page} />`;
+}
+
 export function App() {
   const state = bootState.value;
   let page;
@@ -120,7 +149,12 @@ export function App() {
       <h1>The console could not start</h1>
       <p>The error is shown above. <a href=${window.location.href}>Try again</a>.</p>
     </main>`;
-  else page = isEventsPage.value ? html`<${Explorer} />` : html`<${NotFound} />`;
+  else {
+    const current = currentPage.value;
+    if (!current) page = html`<${NotFound} />`;
+    else if (current.id === "events") page = html`<${Explorer} />`;
+    else page = html`<${LazyPage} key=${current.id} page=${current} />`;
+  }
   return html`
     <a class="skip" href="#main">Skip to content</a>
     <${Header} />
