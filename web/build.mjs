@@ -29,6 +29,7 @@ const WEB = dirname(fileURLToPath(import.meta.url));
 const SRC = join(WEB, "src");
 const BUDGET_GZIP_BYTES = 60 * 1024;
 const MSAL = ["@azure/msal-browser", "@azure/msal-browser/*", "@azure/msal-common", "@azure/msal-common/*"];
+const MSAL_INPUT = /node_modules\/@azure\/msal-(browser|common)\//; // an esbuild input of MSAL's
 // Top-level files of web/ that are copied as they are.
 const STATIC_EXTENSIONS = [".html", ".svg", ".ico", ".png", ".webmanifest", ".txt"];
 const COPIED_CONFIG = ["staticwebapp.config.json"];
@@ -130,26 +131,29 @@ function copyStatic(outdir) {
 
 /**
  * The chunks the page needs at start-up, as <link rel="modulepreload">: what app.js imports statically,
- * and MSAL's chunk (main.js imports it at once), with their own static imports. Without them the
- * browser discovers each chunk only after parsing the file that imports it, one round trip per level.
+ * and MSAL's chunk (main.js imports it at once, from whichever chunk auth.js lands in), with their own
+ * static imports. Without them the browser discovers each chunk only after parsing the file that imports
+ * it, one round trip per level. The pages' chunks (pages.js imports them on first visit) are not preloaded.
  * /config.json is preloaded too (main.js fetches it first thing).
  */
 function startupPreloads(outdir, metafile) {
   const outputs = metafile.outputs;
   const key = (file) => relative(WEB, join(outdir, file)).split(sep).join("/");
   const url = (output) => "/" + relative(outdir, join(WEB, output)).split(sep).join("/");
+  const holdsMsal = (output) =>
+    Object.keys((outputs[output] && outputs[output].inputs) || {}).some((input) => MSAL_INPUT.test(input));
   const wanted = new Set();
-  const visit = (output, followDynamic) => {
+  const visit = (output) => {
     for (const imported of (outputs[output] && outputs[output].imports) || []) {
       if (imported.external) continue;
-      const isStatic = imported.kind === "import-statement";
-      if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
-      if (wanted.has(imported.path)) continue;
+      const needed =
+        imported.kind === "import-statement" || (imported.kind === "dynamic-import" && holdsMsal(imported.path));
+      if (!needed || wanted.has(imported.path)) continue;
       wanted.add(imported.path);
-      visit(imported.path, false);
+      visit(imported.path);
     }
   };
-  visit(key("app.js"), true);
+  visit(key("app.js"));
   const links = [...wanted].sort().map((output) => `<link rel="modulepreload" href="${url(output)}">`);
   return ['<link rel="preload" href="/config.json" as="fetch" crossorigin="anonymous">', ...links];
 }

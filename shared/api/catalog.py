@@ -14,6 +14,7 @@ from shared.api.audit import AuditApi
 from shared.api.events_api import EventsApi
 from shared.api.openapi import openapi_document
 from shared.api.operations_api import OperationsApi
+from shared.api.queues_api import QueuesApi
 from shared.api.routing import Resource, Route
 from shared.api.rules_api import RulesApi
 from shared.api.status_api import StatusApi
@@ -28,6 +29,7 @@ API_RESOURCES: tuple[type[Resource], ...] = (
     AuditApi,
     RulesApi,
     StatusApi,
+    QueuesApi,
 )
 
 

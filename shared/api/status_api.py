@@ -1,6 +1,6 @@
-"""The operations routes: GET /api/status (sources, probe scopes, queue depths, settings problems),
-GET /api/version (the app's version and commit) and POST /api/probe/run (one polling and probe cycle
-now)."""
+"""The operations routes: GET /api/status (sources, probe scopes with their last trigger's Azure DevOps
+run, queue depths, settings problems), GET /api/version (the app's version and commit) and
+POST /api/probe/run (one polling and probe cycle now)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from shared.platform.resources import Queues, poison_queue
 from shared.platform.settings import SettingIssue
 from shared.probe.poller import PollReport
 from shared.probe.state import Phase, ProbeState
+from shared.probe.trigger_log import TriggerRun
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class ProbeScopeStatus(BaseModel):
     triggers_emitted: int
     outbox_pending: bool = Field(description="a committed trigger not yet queued")
     updated_at: str | None = None
+    last_run: TriggerRun | None = Field(
+        default=None,
+        description="the Azure DevOps run of the last trigger (TriggerLog); null when none was recorded",
+    )
 
 
 class QueueDepth(BaseModel):
@@ -109,7 +114,7 @@ def source_status(state: SourceState, stale: bool) -> SourceStatus:
     )
 
 
-def probe_scope_status(state: ProbeState) -> ProbeScopeStatus:
+def probe_scope_status(state: ProbeState, last_run: TriggerRun | None = None) -> ProbeScopeStatus:
     return ProbeScopeStatus(
         scope=state.scope,
         phase=state.phase,
@@ -124,6 +129,7 @@ def probe_scope_status(state: ProbeState) -> ProbeScopeStatus:
         triggers_emitted=state.triggers_emitted,
         outbox_pending=bool(state.outbox),
         updated_at=state.updated_at,
+        last_run=last_run,
     )
 
 
@@ -164,6 +170,7 @@ class StatusApi(Resource):
         queues: Sequence[str] = Queues.ALL,
         configuration: Sequence[SettingIssue] = (),
         commit: str | None = None,
+        trigger_runs: Callable[[str, str], TriggerRun | None] | None = None,
     ) -> None:
         self.guard = guard
         self._watermarks = watermarks
@@ -178,6 +185,7 @@ class StatusApi(Resource):
         self._configuration = list(configuration)
         self._running = threading.Lock()
         self._version = version_info(commit)
+        self._trigger_runs = trigger_runs
 
     @route(
         "GET",
@@ -191,7 +199,8 @@ class StatusApi(Resource):
         body=None,
         response=StatusDocument,
         description="Per source: watermark, last success and error, staleness and counts; each probe "
-        "scope's state; the depth of every queue and its poison queue; settings problems (a missing "
+        "scope's state and its last trigger's Azure DevOps run (TriggerLog); the depth of every queue "
+        "and its poison queue; settings problems (a missing "
         "secret, an unresolved Key Vault reference).",
     )
     def get_status(self, call: Call[NoQuery, None]) -> Reply:
@@ -206,7 +215,10 @@ class StatusApi(Resource):
             source_status(state, state.is_stale(now, self._poll_interval))
             for state in sorted(states.values(), key=lambda s: s.source)
         ]
-        probe = [probe_scope_status(s) for s in (self._probe_states() if self._probe_states else [])]
+        probe = [
+            probe_scope_status(s, self._last_run(s))
+            for s in (self._probe_states() if self._probe_states else [])
+        ]
         queues = []
         for name in self._queues:
             queues.append(self._depth(name, poison=False))
@@ -236,6 +248,11 @@ class StatusApi(Resource):
     )
     def get_version(self, call: Call[NoQuery, None]) -> Reply:
         return self._version
+
+    def _last_run(self, state: ProbeState) -> TriggerRun | None:
+        if self._trigger_runs is None or state.last_trigger_id is None:
+            return None
+        return self._trigger_runs(state.scope, state.last_trigger_id)
 
     def _depth(self, name: str, *, poison: bool) -> QueueDepth:
         try:

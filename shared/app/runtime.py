@@ -27,6 +27,7 @@ from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.health import HealthReport, check_health, source_health
 from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
+from shared.api.queues_api import QueuesApi
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
 from shared.api.rules_api import RulesApi
@@ -56,6 +57,7 @@ from shared.probe.scopes import DriftConfig, load_drift_config
 from shared.probe.service import ProbeService
 from shared.probe.state import ProbeWindows
 from shared.probe.store import ProbeStateStore
+from shared.probe.trigger_log import TriggerRuns
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource, blob_reader
 
@@ -494,7 +496,13 @@ def status_api() -> StatusApi:
         expected_sources=enabled_source_keys(s),
         configuration=s.configuration_issues(),
         commit=s.commit,
+        trigger_runs=TriggerRuns(get_clients().table(Tables.TRIGGER_LOG)).run if s.probe_enabled else None,
     )
+
+
+@cache
+def queues_api() -> QueuesApi:
+    return QueuesApi(api_guard(), get_clients().queue_service, audit_log())
 
 
 def api_resource(kind: type[Resource]) -> Resource:
@@ -506,6 +514,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         AuditApi: audit_api,
         RulesApi: rules_api,
         StatusApi: status_api,
+        QueuesApi: queues_api,
     }
     return factories[kind]()
 
@@ -554,5 +563,6 @@ def reset_runtime() -> None:
         rules_api,
         status_api,
         event_store,
+        queues_api,
     ):
         factory.cache_clear()

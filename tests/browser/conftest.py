@@ -35,6 +35,7 @@ from shared.platform.clients import get_clients
 from shared.platform.clock import utc_iso
 from shared.platform.resources import CosmosContainers
 from tests.support.ci import IN_CI
+from tests.support.drift import unique_drift_file
 from tests.support.host_process import HostProcess, http_request
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api
 
@@ -208,6 +209,7 @@ def console(
     work = tmp_path_factory.mktemp("browser-stack")
     assert local_services.certificates is not None
     host = HostProcess(app_dir=PROJECT_ROOT, work_dir=work, environment={})
+    drift_file, probe_scope = unique_drift_file(work, "browser")  # probe state of its own
     origin = host.base_url  # its port is chosen now: the SPA registration names the redirect URI
     simulator = TenantSimulator(
         SimulatorConfig(tenant_id=TENANT_ID, seed=16, events_per_day=EVENTS_PER_DAY),
@@ -226,7 +228,14 @@ def console(
             "M365_AUTHORITY_HOST": simulator.base_url,
             "SSL_CERT_FILE": str(_ca_bundle(local_services, work)),
             "API_CONTINUATION_SECRET": "browser-continuation-secret-0123456789",
-            "PROBE_ENABLED": "false",
+            # The probe on, over a drift scope of its own (no pipeline: it queues no backup trigger), and
+            # no source to poll: the stack's events are seeded, and "Run the probe now" (the Health page)
+            # only steps the probe instead of handing pages to the shared ingest queue.
+            "PROBE_ENABLED": "true",
+            "DRIFT_FILE": str(drift_file),
+            "SOURCE_ENTRA_AUDIT": "false",
+            "SOURCE_INTUNE_AUDIT": "false",
+            "SOURCE_O365_MANAGEMENT": "false",
             "API_AUTH_MODE": "entra",
             "API_AUDIENCE": API_APP_ID_URI,
             "API_CLIENT_ID": API_CLIENT_ID,
@@ -260,6 +269,8 @@ def console(
             ca_unchanged_keys=unchanged,
             sensitive_services=SENSITIVE_SERVICES,
             simulator=simulator,
+            drift_file=str(drift_file),
+            probe_scope=probe_scope,
         )
     finally:
         if host.process is not None:

@@ -65,6 +65,38 @@ class TID:
     EXPORT_NDJSON = "export-ndjson"
     EXPORT_STATUS = "export-status"
     ERROR = "error-banner"
+    # The Health page (web/src/pages/health.js)
+    HEALTH_REFRESHED = "health-refreshed"  # data-at: when the page last asked /api/status
+    SOURCE_ROW = "source-row"  # data-source, data-stale
+    SOURCE_LAG = "source-lag"
+    SOURCE_QUARANTINED = "source-quarantined"
+    QUEUE_ROW = "queue-row"  # data-queue; holds queue-depth, poison-depth and, for an Admin, replay
+    QUEUE_DEPTH = "queue-depth"
+    POISON_DEPTH = "poison-depth"
+    REPLAY = "replay"  # only on a poison queue with messages, only for an Admin
+    REPLAY_DIALOG = "replay-dialog"
+    REPLAY_QUESTION = "replay-question"
+    REPLAY_CONFIRM = "replay-confirm"
+    REPLAY_CANCEL = "replay-cancel"
+    REPLAY_RESULT = "replay-result"
+    PROBE_ROW = "probe-row"  # data-scope
+    PROBE_PHASE = "probe-phase"
+    PROBE_LAST_TRIGGER = "probe-last-trigger"
+    PROBE_RUN_LINK = "probe-run-link"
+    PROBE_RUN = "probe-run"  # "Run the probe now", only for an Admin
+    PROBE_RUN_RESULT = "probe-run-result"
+    # The Home page (web/src/pages/home.js)
+    HOME_ALERTS_TOTAL = "home-alerts-total"
+    HOME_ALERT_SEVERITY = "home-alert-severity"  # data-severity, data-count
+    HOME_SOURCES_HEALTHY = "home-sources-healthy"  # data-healthy, data-total
+    HOME_STALE_SOURCE = "home-stale-source"
+    HOME_HEALTH_LINK = "home-health-link"
+    HOME_BACKUP_TIME = "home-backup-time"
+    HOME_BACKUP_SCOPE = "home-backup-scope"
+    HOME_BACKUP_RUN = "home-backup-run"
+    HOME_PINNED = "home-pinned"
+    HOME_PINNED_SEARCH = "home-pinned-search"  # data-search-id
+    HOME_PINNED_NONE = "home-pinned-none"
 
     @staticmethod
     def facet(field: str, value: str) -> str:
@@ -105,6 +137,8 @@ class Console:
     ca_unchanged_keys: tuple[str, ...]
     sensitive_services: tuple[str, ...]
     simulator: Any  # devtools.simulator.TenantSimulator: its request log shows the sign-in flow
+    drift_file: str = ""  # the host's DRIFT_FILE: one scope, `probe_scope`, without a pipeline
+    probe_scope: str = ""
 
 
 class SignedIn:

@@ -108,6 +108,7 @@ ID_ROUTES = [
     IdRoute("GET", "/api/alerts/{id}", "reader", None, 404),
     IdRoute("PATCH", "/api/alerts/{id}", "analyst", {"status": "closed", "comment": "x"}, 404),
     IdRoute("PUT", "/api/rules/{id}", "admin", {"enabled": False}, 400),
+    IdRoute("POST", "/api/queues/{id}/replay", "admin", {"max": 1}, 404),
 ]
 
 
@@ -303,7 +304,7 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
             assert_problem(answer, expected, context)
             assert_nothing_out_of_reach(answer, context, sent=urllib.parse.unquote(segment))
             calls += 1
-    assert calls == 7 * len(HOSTILE_SEGMENTS) + 4 * len(OUT_OF_REACH_EVENTS) + 2 * len(OUT_OF_REACH_ALERTS)
+    assert calls == 8 * len(HOSTILE_SEGMENTS) + 4 * len(OUT_OF_REACH_EVENTS) + 2 * len(OUT_OF_REACH_ALERTS)
     assert stack.snapshot() == before
 
 
@@ -438,6 +439,7 @@ BODY_ROUTES = [
     BodyRoute("PUT", f"/api/rules/{RULE_ID}", 256 * 1024),
     BodyRoute("POST", "/api/rules/test", 256 * 1024),
     BodyRoute("POST", "/api/probe/run", 1024),
+    BodyRoute("POST", "/api/queues/notify/replay", 1024),
 ]
 JSON_TYPE = {"Content-Type": "application/json"}
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}  # `curl -d`, urllib, an HTML form

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from azure.storage.queue import QueueClient
 
+from devtools.simulator import DEFAULT_DEVOPS_PAT
 from shared.api.audit import AuditLog
 from shared.api.auth import Authenticator
 from shared.api.events_query import SensitivityPolicy
@@ -22,16 +23,20 @@ from shared.api.responses import ApiGuard, ApiResponse
 from shared.api.status_api import StatusApi
 from shared.ingestion.sources.graph import SourceRunResult
 from shared.ingestion.watermarks import WatermarkStore
+from shared.m365.http_client import ApiClient
 from shared.platform.clients import get_clients
 from shared.platform.clock import utc_iso
 from shared.platform.resources import CosmosContainers, Queues, Tables, poison_queue
+from shared.probe.devops import DevOpsClient, PipelineTriggerService
 from shared.probe.poller import Poller, PollReport
 from shared.probe.scopes import DriftConfig, DriftRule, DriftScope, PipelineTarget
 from shared.probe.service import ProbeService, ScopeResult
-from shared.probe.state import Change, ProbeWindows
+from shared.probe.state import Change, ProbeWindows, Trigger
 from shared.probe.store import ProbeStateStore
+from shared.probe.trigger_log import TriggerRuns
 from tests.support.clock import ManualClock
 from tests.support.principals import swa_principal
+from tests.support.simulator_client import simulator_at
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 POLL_INTERVAL = 300.0
@@ -85,6 +90,7 @@ class Harness:
             AuditLog(self.audit_container, self.tenant, self.clock),
             expected_sources=["entra_audit", "o365:Audit.Exchange"],
             queues=(*Queues.ALL, self.queue_name),
+            trigger_runs=TriggerRuns(clients.table(Tables.TRIGGER_LOG)).run,
         )
 
     def fake_run(self) -> PollReport:
@@ -124,6 +130,8 @@ class Harness:
             get_clients().queue_service.delete_queue(name)
         for scope in self.scopes:
             get_clients().table(Tables.PROBE_STATE).delete_entity(scope, "state")
+            for row in get_clients().table(Tables.TRIGGER_LOG).query_entities(f"PartitionKey eq '{scope}'"):
+                get_clients().table(Tables.TRIGGER_LOG).delete_entity(scope, row["RowKey"])
 
 
 @pytest.fixture
@@ -403,3 +411,58 @@ def test_probe_run_with_a_real_poller(harness: Harness) -> None:
     assert [p["scope"] for p in report["probe"]] == harness.scopes
     assert {p["phase"] for p in report["probe"]} == {"idle"}
     assert harness.audit_records("probe.run")[0]["target_id"] == report["run_id"]
+
+
+def test_status_gives_each_scopes_last_trigger_and_its_azure_devops_run(harness: Harness) -> None:
+    """The trigger the probe queued, handed to PipelineTriggerService against the simulator's Azure
+    DevOps as the trigger worker does: its TriggerLog row gives the run id and web link."""
+    idle, armed, cooldown = harness.scopes
+    at = NOW - dt.timedelta(minutes=20)
+    change = Change(event_id="e1", at=utc_iso(at), service="Intune", operation="Set-Thing", actor="ana")
+    harness.probe.advance({cooldown: [change], armed: [change]}, at)
+    harness.probe.advance({}, NOW)  # both settle: one trigger each
+    triggers = [
+        Trigger.model_validate_json(m.content)
+        for m in harness.queue(harness.trigger_queue_name).receive_messages(max_messages=32)
+    ]
+    by_scope = {t.scope: t for t in triggers}
+    assert set(by_scope) == {armed, cooldown}
+    simulator = simulator_at(NOW, 0, events_per_day=0)
+    try:
+        drift = DriftConfig(
+            scopes=[DriftScope(name=cooldown, rules=[DriftRule(operations=["Set-Thing"])], pipeline=PIPELINE)]
+        )
+        devops = DevOpsClient(
+            ApiClient(None, max_attempts=1), simulator.devops_base_url, pat=DEFAULT_DEVOPS_PAT
+        )
+        service = PipelineTriggerService(
+            devops,
+            drift,
+            get_clients().table(Tables.TRIGGER_LOG),
+            harness.clock,
+            harness.queue(harness.queue_name),
+        )
+        queued = service.handle(by_scope[cooldown], message_id="m1")
+    finally:
+        simulator.stop()
+    assert queued.state == "queued"
+    # The other scope's call is in flight, its answer lost: the row says so, with no run yet.
+    get_clients().table(Tables.TRIGGER_LOG).create_entity(
+        {
+            "PartitionKey": armed,
+            "RowKey": by_scope[armed].trigger_id,
+            "status": "starting",
+            "claimed_at": utc_iso(NOW),
+            "outcome": "unknown",
+        }
+    )
+
+    scopes = {s["scope"]: s for s in body(harness.status())["probe"]}
+
+    assert scopes[cooldown]["last_trigger_id"] == by_scope[cooldown].trigger_id
+    assert scopes[cooldown]["last_run"] == {"run_id": queued.run_id, "run_url": queued.url, "state": "queued"}
+    assert queued.url is not None
+    assert queued.url.startswith("http")
+    assert scopes[armed]["last_run"] == {"run_id": None, "run_url": None, "state": "unknown"}
+    assert scopes[idle]["last_trigger_id"] is None
+    assert scopes[idle]["last_run"] is None

@@ -129,5 +129,10 @@ def test_index_preloads_every_start_up_chunk_and_the_config(build_info: dict[str
     assert imports <= set(preloaded)
     msal = [p for p in preloaded if MSAL_PACKAGES & set(build_info["files"][p.lstrip("/")]["packages"])]
     assert msal, "MSAL's chunk (imported at start-up) is preloaded"
+    pages = {page.stem for page in (WEB / "src" / "pages").glob("*.js")}
+    early = [
+        p for p in preloaded if re.fullmatch(r"/chunks/(\w+)-\w+\.js", p) and p[8:].split("-")[0] in pages
+    ]
+    assert not early, f"the pages' chunks load on a page's first visit, not at start-up: {early}"
     assert '<link rel="preload" href="/config.json" as="fetch" crossorigin="anonymous">' in html
     assert html.index("modulepreload") < html.index('<script type="module" src="/app.js">')
