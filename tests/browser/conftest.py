@@ -13,11 +13,8 @@ fail instead.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ from shared.platform.clock import utc_iso
 from shared.platform.resources import CosmosContainers
 from tests.support.ci import IN_CI
 from tests.support.drift import unique_drift_file
-from tests.support.host_process import HostProcess, http_request
+from tests.support.host_process import HostProcess, http_functions_only, http_request, non_http_functions
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api
 
 pytest.register_assert_rewrite("tests.browser.helpers")  # its assertions explain themselves too
@@ -172,31 +169,6 @@ def _ca_change(documents: list[dict[str, Any]]) -> tuple[str, tuple[str, ...], t
     raise AssertionError("the seeded day holds no Conditional Access policy update with a changed value")
 
 
-NON_HTTP_FUNCTIONS = (
-    "import json, function_app; print(json.dumps([f.get_function_name() for f in "
-    "function_app.app.get_functions() if not f.is_http_function()]))"
-)
-
-
-@functools.cache
-def _non_http_functions() -> tuple[str, ...]:
-    """The app's timer and queue functions: the browser stack's host runs none of them. Read in a
-    process of its own: function_app's app may index its functions only once per process, and other
-    tests do that in this one."""
-    done = subprocess.run(
-        [sys.executable, "-c", NON_HTTP_FUNCTIONS],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    names = json.loads(done.stdout.strip().splitlines()[-1])
-    assert names, "the app has timer and queue functions"
-    return tuple(str(name) for name in names)
-
-
 @pytest.fixture(scope="session")
 def console(
     browser: Any,
@@ -246,12 +218,12 @@ def console(
             "CONSOLE_SCOPES": SCOPE,
             # Only the API: this host lives for the whole session, and its timers and queue listeners
             # would take the shared queues' messages from the hosts of the e2e tests that follow.
-            **{f"AzureWebJobs.{name}.Disabled": "true" for name in _non_http_functions()},
+            **http_functions_only(),
         }
         host.start(timeout=90)
         status = host.status() or {}
         assert not status.get("queue_listeners"), f"the browser stack's host listens to queues: {status}"
-        assert set(status.get("disabled") or ()) == set(_non_http_functions()), status
+        assert set(status.get("disabled") or ()) == set(non_http_functions()), status
         config = http_request("GET", f"{origin}/config.json")
         assert config.status == 200, f"/config.json: {config.status} {config.body[:300]!r}"
         served = config.json()

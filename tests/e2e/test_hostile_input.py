@@ -30,7 +30,7 @@ from shared.platform.clients import AzureClients
 from shared.platform.clock import utc_iso
 from shared.platform.resources import BlobContainers, CosmosContainers
 from shared.rules.source import RULES_BLOB
-from tests.support.host_process import HostProcess
+from tests.support.host_process import HostProcess, http_functions_only
 from tests.support.own_database import own_cosmos_database
 from tests.support.principals import swa_principal
 
@@ -250,6 +250,9 @@ def stack(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFact
             "API_SENSITIVE_OPERATIONS": HIDDEN_OPERATION,
             "API_CONTINUATION_SECRET": "hostile-continuation-secret-0123456789",
             "PROBE_ENABLED": "false",
+            # Only the API: a poll timer firing mid-test would ingest the simulator's events into this
+            # database and fail the storage-unchanged checks.
+            **http_functions_only(),
         }
         work_dir: Path = tmp_path_factory.mktemp("hostile-host")
         host = HostProcess(app_dir=PROJECT_ROOT, work_dir=work_dir, environment=settings).start(timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -15,6 +16,37 @@ from pathlib import Path
 from typing import Any
 
 from devtools.services import PROJECT_ROOT, free_port
+
+_NON_HTTP_FUNCTIONS = (
+    "import json, function_app; print(json.dumps([f.get_function_name() for f in "
+    "function_app.app.get_functions() if not f.is_http_function()]))"
+)
+
+
+@functools.cache
+def non_http_functions() -> tuple[str, ...]:
+    """The app's timer and queue functions. Read in a process of its own: function_app's app may index
+    its functions only once per process, and other tests do that in this one."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NON_HTTP_FUNCTIONS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    names = json.loads(done.stdout.strip().splitlines()[-1])
+    assert names, "the app has timer and queue functions"
+    return tuple(str(name) for name in names)
+
+
+def http_functions_only() -> dict[str, str]:
+    """Settings that leave a host only its HTTP functions (the app setting AzureWebJobs.<name>.Disabled,
+    as on Azure): for a stack whose storage must change only by the requests a test sends, or that lives
+    long enough for its timers and queue listeners to take other tests' messages."""
+    return {f"AzureWebJobs.{name}.Disabled": "true" for name in non_http_functions()}
+
 
 MASTER_KEY = "test-master-key"
 FUNCTION_KEY = "test-function-key"
