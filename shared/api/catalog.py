@@ -16,6 +16,7 @@ from shared.api.openapi import openapi_document
 from shared.api.operations_api import OperationsApi
 from shared.api.routing import Resource, Route
 from shared.api.rules_api import RulesApi
+from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
 
 API_TITLE = "AOC Functions API"
@@ -28,6 +29,7 @@ API_RESOURCES: tuple[type[Resource], ...] = (
     AuditApi,
     RulesApi,
     StatusApi,
+    SearchesApi,
 )
 
 

@@ -30,6 +30,7 @@ from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
 from shared.api.rules_api import RulesApi
+from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.enrichment import DirectoryNameResolver
@@ -58,6 +59,7 @@ from shared.probe.state import ProbeWindows
 from shared.probe.store import ProbeStateStore
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource, blob_reader
+from shared.searches.store import SearchStore
 
 logger = logging.getLogger(__name__)
 
@@ -497,6 +499,13 @@ def status_api() -> StatusApi:
     )
 
 
+@cache
+def searches_api() -> SearchesApi:
+    tenant = _tenant_id(get_settings())
+    store = SearchStore(get_clients().cosmos_container(CosmosContainers.SEARCHES.name), tenant)
+    return SearchesApi(api_guard(), store, audit_log(), tenant, app_clock())
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -506,6 +515,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         AuditApi: audit_api,
         RulesApi: rules_api,
         StatusApi: status_api,
+        SearchesApi: searches_api,
     }
     return factories[kind]()
 
@@ -554,5 +564,6 @@ def reset_runtime() -> None:
         rules_api,
         status_api,
         event_store,
+        searches_api,
     ):
         factory.cache_clear()

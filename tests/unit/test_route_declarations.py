@@ -41,7 +41,12 @@ from shared.api.routing import (
 from tests.support.principals import swa_principal
 
 PUBLIC_ROUTES = {"health", "openapi"}  # the only routes without a role
-VALID_IDS = {"event": "entra_audit:Directory_1_AB12C_1", "alert": "alert-" + "a" * 40, "rule": "custom.rule"}
+VALID_IDS = {
+    "event": "entra_audit:Directory_1_AB12C_1",
+    "alert": "alert-" + "a" * 40,
+    "rule": "custom.rule",
+    "saved search": "srch-" + "a" * 32,
+}
 GUARD = ApiGuard(Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()), SensitivityPolicy())
 ADMIN = {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")}
 READER = {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")}
