@@ -132,21 +132,28 @@ function copyStatic(outdir) {
  * The chunks the page needs at start-up, as <link rel="modulepreload">: what app.js imports statically,
  * and MSAL's chunk (main.js imports it at once), with their own static imports. Without them the
  * browser discovers each chunk only after parsing the file that imports it, one round trip per level.
- * /config.json is preloaded too (main.js fetches it first thing).
+ * MSAL's import() may sit in a chunk app.js shares with the pages (auth.js lands there once a page
+ * imports it), so it is followed from any chunk app.js imports statically; the pages' own chunks and
+ * what they load on demand are not preloaded. /config.json is preloaded too (main.js fetches it first).
  */
 function startupPreloads(outdir, metafile) {
   const outputs = metafile.outputs;
   const key = (file) => relative(WEB, join(outdir, file)).split(sep).join("/");
   const url = (output) => "/" + relative(outdir, join(WEB, output)).split(sep).join("/");
+  const holdsMsal = (output) =>
+    Object.keys((outputs[output] && outputs[output].inputs) || {}).some((input) =>
+      MSAL.some((name) => !name.endsWith("*") && input.includes(`node_modules/${name}/`)),
+    );
   const wanted = new Set();
-  const visit = (output, followDynamic) => {
+  const visit = (output, followMsal) => {
     for (const imported of (outputs[output] && outputs[output].imports) || []) {
       if (imported.external) continue;
       const isStatic = imported.kind === "import-statement";
-      if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
+      const isMsal = followMsal && imported.kind === "dynamic-import" && holdsMsal(imported.path);
+      if (!isStatic && !isMsal) continue;
       if (wanted.has(imported.path)) continue;
       wanted.add(imported.path);
-      visit(imported.path, false);
+      visit(imported.path, isStatic && followMsal);
     }
   };
   visit(key("app.js"), true);
