@@ -17,6 +17,7 @@ from shared.api.operations_api import OperationsApi
 from shared.api.queues_api import QueuesApi
 from shared.api.routing import Resource, Route
 from shared.api.rules_api import RulesApi
+from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
 
 API_TITLE = "AOC Functions API"
@@ -30,6 +31,7 @@ API_RESOURCES: tuple[type[Resource], ...] = (
     RulesApi,
     StatusApi,
     QueuesApi,
+    SearchesApi,
 )
 
 

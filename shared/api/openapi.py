@@ -156,6 +156,8 @@ def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> di
             responses["409"] = _problem("Changed by someone else meanwhile: read it again and retry")
             responses["413"] = _problem("The body is larger than this route accepts")
             responses["415"] = _problem("The body is not JSON (application/json, UTF-8)")
+        for status, description in sorted(route.problems.items()):
+            responses[str(status)] = _problem(description)
         operation["responses"] = responses
         paths.setdefault(f"/api/{route.path}", {})[route.method.lower()] = operation
     return {

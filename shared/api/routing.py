@@ -110,6 +110,9 @@ class Route:
     max_body_bytes: int = MAX_JSON_BODY_BYTES
     # The handler gets the JSON object as sent and validates it itself; `body` documents it.
     raw_body: bool = False
+    # Problem statuses this route answers besides the ones every route shares (e.g. 412 and 428 for
+    # writes conditional on If-Match): status -> what it means, for the OpenAPI document.
+    problems: Mapping[int, str] = field(default_factory=dict, compare=False)
 
     @property
     def repeatable(self) -> tuple[str, ...]:
@@ -221,6 +224,7 @@ def route(
     extra_statuses: tuple[int, ...] = (),
     max_body_bytes: int = MAX_JSON_BODY_BYTES,
     raw_body: bool = False,
+    problems: Mapping[int, str] | None = None,
 ) -> Callable[[Callable[[R, Call[Any, Any]], Reply]], Endpoint[R]]:
     """Declare the route a handler method serves. `operation_id` defaults to `name`, `tag` to the
     path's first segment; everything else a route needs has no default and must be written."""
@@ -246,6 +250,7 @@ def route(
                 extra_statuses=extra_statuses,
                 max_body_bytes=max_body_bytes,
                 raw_body=raw_body,
+                problems=dict(problems or {}),
             )
         )
 

@@ -31,6 +31,7 @@ from shared.api.queues_api import QueuesApi
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
 from shared.api.rules_api import RulesApi
+from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.enrichment import DirectoryNameResolver
@@ -60,6 +61,7 @@ from shared.probe.store import ProbeStateStore
 from shared.probe.trigger_log import TriggerRuns
 from shared.rules.engine import BusinessHours
 from shared.rules.source import RuleSource, blob_reader
+from shared.searches.store import SearchStore
 
 logger = logging.getLogger(__name__)
 
@@ -505,6 +507,13 @@ def queues_api() -> QueuesApi:
     return QueuesApi(api_guard(), get_clients().queue_service, audit_log())
 
 
+@cache
+def searches_api() -> SearchesApi:
+    tenant = _tenant_id(get_settings())
+    store = SearchStore(get_clients().cosmos_container(CosmosContainers.SEARCHES.name), tenant)
+    return SearchesApi(api_guard(), store, audit_log(), tenant, app_clock())
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -515,6 +524,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         RulesApi: rules_api,
         StatusApi: status_api,
         QueuesApi: queues_api,
+        SearchesApi: searches_api,
     }
     return factories[kind]()
 
@@ -564,5 +574,6 @@ def reset_runtime() -> None:
         status_api,
         event_store,
         queues_api,
+        searches_api,
     ):
         factory.cache_clear()

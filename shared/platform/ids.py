@@ -6,7 +6,8 @@ id of `/`, `.` or `..` (or one holding them) addresses the documents feed or the
 not a document. Two layers keep such ids away from storage:
 
 - the API checks every id from a URL or a body against the grammar of ids of that kind (`is_alert_id`,
-  `is_event_id`, `is_rule_id`) and answers anything else with a 404 (or 400) before any storage call;
+  `is_event_id`, `is_rule_id`, `is_search_id`) and answers anything else with a 404 (or 400) before any
+  storage call;
 - `storage_id` refuses, whoever calls it, an id that is not safe as one path segment; the Cosmos
   reads and replaces (shared.alerts.store, shared.ingestion.event_store, the API) and the raw archive's blob
   reads (`storage_blob_name`) go through it.
@@ -36,6 +37,10 @@ SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 TRIGGER_ID = re.compile(r"(?P<scope>[A-Za-z0-9][A-Za-z0-9._-]{0,62}):[A-Za-z0-9_-]{1,64}")
 # Notification channels (shared.notify.channels.ChannelConfig.name); part of a DeliveryLog row key.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+# Saved searches: "srch-" + 32 hex digits (uuid4().hex, or a sha256 prefix for a create retried with
+# the same Idempotency-Key: shared.searches.model.search_id).
+SEARCH_ID = re.compile(r"srch-[0-9a-f]{32}")
 
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
@@ -81,6 +86,10 @@ def is_trigger_id(value: object, scope: str) -> bool:
 
 def is_channel_name(value: object) -> bool:
     return isinstance(value, str) and CHANNEL_NAME.fullmatch(value) is not None
+
+
+def is_search_id(value: object) -> bool:
+    return isinstance(value, str) and SEARCH_ID.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:

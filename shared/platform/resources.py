@@ -94,6 +94,7 @@ class CosmosContainers:
     ALERTS = _container("alerts")
     FACETS = _container("facets")
     AUDIT = _container("audit")  # who changed what through the API: partition key is the tenant
+    SEARCHES = _container("searches")  # saved searches of the explorer: partition key is the tenant
 
     ALL: tuple[CosmosContainerSpec, ...] = tuple(
         _container(c["name"]) for c in _DEFINITIONS["cosmosContainers"]

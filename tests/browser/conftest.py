@@ -275,6 +275,20 @@ def context(browser: Any, console: Console, request: pytest.FixtureRequest) -> I
 
 
 @pytest.fixture
+def second_context(browser: Any, console: Console) -> Iterator[Any]:
+    """Another fresh browser context in the same test, for a second user signed in apart; its page
+    errors and unhandled rejections fail the test, as `context`'s do."""
+    ctx = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    ctx.expose_function("__aocUnhandledRejection", lambda why: errors.append(f"unhandled rejection: {why}"))
+    ctx.add_init_script(REPORT_REJECTIONS)
+    ctx.on("page", lambda page: page.on("pageerror", lambda error: errors.append(str(error))))
+    yield ctx
+    ctx.close()
+    assert not errors, f"the console raised in the second context's page: {errors}"
+
+
+@pytest.fixture
 def signed_in_page(context: Any, console: Console) -> Callable[..., SignedIn]:
     """`signed_in_page([roles], path="/")`: a page signed in through the simulator's sign-in page."""
 

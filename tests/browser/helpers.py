@@ -97,6 +97,27 @@ class TID:
     HOME_PINNED = "home-pinned"
     HOME_PINNED_SEARCH = "home-pinned-search"  # data-search-id
     HOME_PINNED_NONE = "home-pinned-none"
+    # Saved searches: the explorer's button and dialog, the shared form, the page (web/src/pages/searches*.js)
+    SAVE_SEARCH = "save-search"
+    SAVE_SEARCH_DIALOG = "save-search-dialog"
+    SAVE_SEARCH_STATUS = "save-search-status"
+    SEARCH_FORM_NAME = "search-form-name"
+    SEARCH_FORM_PRIVATE = "search-form-private"
+    SEARCH_FORM_SHARED = "search-form-shared"
+    SEARCH_FORM_ROLE = "search-form-role"
+    SEARCH_FORM_PINNED = "search-form-pinned"
+    SEARCH_FORM_SUBMIT = "search-form-submit"
+    SEARCHES = "searches"  # the table of the Saved searches page
+    SEARCH_ROW = "search-row"  # carries data-search-id
+    SEARCH_OPEN = "search-open"
+    SEARCH_OWNER = "search-owner"
+    SEARCH_VISIBILITY = "search-visibility"
+    SEARCH_PINNED = "search-pinned"
+    SEARCH_EDIT = "search-edit"
+    SEARCH_PIN = "search-pin"
+    SEARCH_DELETE = "search-delete"
+    SEARCH_DELETE_CONFIRM = "search-delete-confirm"
+    SEARCHES_STATUS = "searches-status"
 
     @staticmethod
     def facet(field: str, value: str) -> str:
@@ -292,14 +313,17 @@ def _pairs(query: dict[str, list[str]]) -> list[tuple[str, str]]:
     return [(name, value) for name, values in query.items() for value in values]
 
 
-def sign_in(context: BrowserContext, console: Console, roles: Iterable[str], path: str = "/") -> SignedIn:
+def sign_in(
+    context: BrowserContext, console: Console, roles: Iterable[str], path: str = "/", user: int = 0
+) -> SignedIn:
     """Open the console at `path` and sign in through the simulated tenant's page (PKCE), picking the
-    first simulated user and `roles`. Returns once the console shows the signed-in user."""
+    simulated user at index `user` (the first by default) and `roles`. Returns once the console shows
+    the signed-in user."""
     page = context.new_page()
     signed = SignedIn(page, console)
     page.goto(console.base_url + path)
     reach_sign_in_page(page, console)
-    choose_on_sign_in_page(page, roles)
+    choose_on_sign_in_page(page, roles, user)
     page.wait_for_url(re.compile(re.escape(console.base_url) + r"/.*"), timeout=UI_TIMEOUT_MS)
     expect(tid(page, TID.USER)).to_be_visible(timeout=UI_TIMEOUT_MS)
     return signed
@@ -324,11 +348,12 @@ def reach_sign_in_page(page: Page, console: Console) -> None:
     raise AssertionError(f"the console never sent the browser to the sign-in page; at {page.url}")
 
 
-def choose_on_sign_in_page(page: Page, roles: Iterable[str]) -> None:
-    """The simulator's sign-in page (devtools/simulator/signin_page.py): the first user offered in
-    `select#user`, exactly `roles` among the `input[name=role]` checkboxes, then "Sign in"."""
+def choose_on_sign_in_page(page: Page, roles: Iterable[str], user: int = 0) -> None:
+    """The simulator's sign-in page (devtools/simulator/signin_page.py): the user at index `user` in
+    `select#user` (the first by default), exactly `roles` among the `input[name=role]` checkboxes, then
+    "Sign in"."""
     wanted = set(roles)
-    page.locator("select#user").select_option(index=0)
+    page.locator("select#user").select_option(index=user)
     for box in page.locator("input[type=checkbox][name=role]").all():
         box.set_checked((box.get_attribute("value") or "") in wanted)
     page.locator("button[name=action][value=sign_in]").click()

@@ -48,6 +48,12 @@ VISIBLE_ALERT = alert_fingerprint(TENANT, "entra.visible", "g", 1)
 HIDDEN_ALERT = alert_fingerprint(TENANT, "exchange.hidden", "g", 1)
 FOREIGN_ALERT = alert_fingerprint(OTHER_TENANT, "entra.visible", "g", 1)
 RULE_ID = "entra.app-registered"  # a rule of the shipped file
+# Saved searches: the callers' own (every caller below is user "u1"), another user's private one, another
+# tenant's, and one shared with readers that names a hidden operation.
+VISIBLE_SEARCH = "srch-" + uuid.uuid4().hex
+OTHERS_SEARCH = "srch-" + uuid.uuid4().hex
+FOREIGN_SEARCH = "srch-" + uuid.uuid4().hex
+HIDDEN_SEARCH = "srch-" + uuid.uuid4().hex
 
 ROLES = {
     "reader": {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")},
@@ -87,6 +93,12 @@ HOSTILE_SEGMENTS = [
 # Ids of the app's grammar that name what this caller must not see.
 OUT_OF_REACH_EVENTS = [("another tenant's event", FOREIGN_EVENT), ("a hidden event", HIDDEN_EVENT)]
 OUT_OF_REACH_ALERTS = [("another tenant's alert", FOREIGN_ALERT), ("a hidden alert", HIDDEN_ALERT)]
+OUT_OF_REACH_SEARCHES = [
+    ("another user's private search", OTHERS_SEARCH),
+    ("another tenant's search", FOREIGN_SEARCH),
+    ("a search naming a hidden operation", HIDDEN_SEARCH),
+]
+SEARCH_BODY = {"name": "checked", "query": "start=24h"}
 
 RAW_RECORD = {"id": "raw-visible", "note": "the original record"}
 
@@ -109,6 +121,9 @@ ID_ROUTES = [
     IdRoute("PATCH", "/api/alerts/{id}", "analyst", {"status": "closed", "comment": "x"}, 404),
     IdRoute("PUT", "/api/rules/{id}", "admin", {"enabled": False}, 400),
     IdRoute("POST", "/api/queues/{id}/replay", "admin", {"max": 1}, 404),
+    IdRoute("GET", "/api/searches/{id}", "reader", None, 404),
+    IdRoute("PUT", "/api/searches/{id}", "reader", SEARCH_BODY, 404),
+    IdRoute("DELETE", "/api/searches/{id}", "reader", None, 404),
 ]
 
 
@@ -202,6 +217,42 @@ def _seed(clients: AzureClients) -> None:
     alerts.create_item(_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"))
     alerts.create_item(_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER))
     alerts.create_item(_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER))
+    searches = clients.cosmos_container(CosmosContainers.SEARCHES.name)
+    searches.create_item(_search(VISIBLE_SEARCH, TENANT, "u1", "a visible search", "service=Directory"))
+    searches.create_item(_search(OTHERS_SEARCH, TENANT, "someone-else", FOREIGN_MARKER, "q=x"))
+    searches.create_item(
+        _search(FOREIGN_SEARCH, OTHER_TENANT, "u1", FOREIGN_MARKER, "q=x", role="AOC.Reader")
+    )
+    searches.create_item(
+        _search(
+            HIDDEN_SEARCH,
+            TENANT,
+            "privacy-officer",
+            "what hides",
+            "operation=" + urllib.parse.quote_plus(HIDDEN_OPERATION),
+            role="AOC.Reader",
+        )
+    )
+
+
+def _search(
+    search_id: str, tenant: str, owner: str, name: str, query: str, role: str | None = None
+) -> dict[str, Any]:
+    at = utc_iso(NOW - dt.timedelta(minutes=5))
+    return {
+        "id": search_id,
+        "pk": tenant,
+        "type": "saved_search",
+        "name": name,
+        "query": query,
+        "visibility": "role" if role else "private",
+        "role": role,
+        "pinned": False,
+        "owner": owner,
+        "owner_name": owner,
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 def storage_snapshot(clients: AzureClients, database: str) -> dict[str, Any]:
@@ -267,7 +318,8 @@ def assert_nothing_out_of_reach(answer: Answer, context: str, sent: str | None =
     caller sent itself, which a 404 names)."""
     text = answer.body.decode("utf-8", "replace")
     secrets = (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT)
-    for secret in (*secrets, FOREIGN_EVENT, HIDDEN_EVENT, FOREIGN_ALERT, HIDDEN_ALERT):
+    searches = (OTHERS_SEARCH, FOREIGN_SEARCH, HIDDEN_SEARCH)
+    for secret in (*secrets, FOREIGN_EVENT, HIDDEN_EVENT, FOREIGN_ALERT, HIDDEN_ALERT, *searches):
         if secret != sent:
             assert secret not in text, f"{context}: {secret} in the answer"
 
@@ -298,16 +350,26 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_EVENTS]
         if "/alerts/" in route.template:
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_ALERTS]
+        if "/searches/" in route.template:
+            table += OUT_OF_REACH_SEARCHES
         for label, segment in table:
             path = route.template.replace("{id}", segment)
             context = f"{role} {route.method} {path} ({label})"
             answer = call(stack.host, route.method, path, headers, body)
-            out_of_reach = any(label == other for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS)
+            out_of_reach = any(
+                label == other
+                for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS + OUT_OF_REACH_SEARCHES
+            )
             expected = 403 if not granted else (404 if out_of_reach else route.refused)
             assert_problem(answer, expected, context)
             assert_nothing_out_of_reach(answer, context, sent=urllib.parse.unquote(segment))
             calls += 1
-    assert calls == 8 * len(HOSTILE_SEGMENTS) + 4 * len(OUT_OF_REACH_EVENTS) + 2 * len(OUT_OF_REACH_ALERTS)
+    assert calls == (
+        len(ID_ROUTES) * len(HOSTILE_SEGMENTS)
+        + 4 * len(OUT_OF_REACH_EVENTS)
+        + 2 * len(OUT_OF_REACH_ALERTS)
+        + 3 * len(OUT_OF_REACH_SEARCHES)
+    )
     assert stack.snapshot() == before
 
 
@@ -326,6 +388,9 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     alert = call(stack.host, "GET", f"/api/alerts/{VISIBLE_ALERT}", headers)
     assert alert.status == 200, alert.body
     assert json.loads(alert.body)["id"] == VISIBLE_ALERT
+    search = call(stack.host, "GET", f"/api/searches/{VISIBLE_SEARCH}", headers)
+    assert search.status == 200, search.body
+    assert json.loads(search.body)["id"] == VISIBLE_SEARCH
     for path in (
         "/api/events?start=1d&page_size=200",
         "/api/events/facets",
@@ -334,6 +399,7 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
         "/api/events/export?start=1d&format=csv",
         "/api/alerts?page_size=200",
         "/api/alerts/summary",
+        "/api/searches",
     ):
         answer = call(stack.host, "GET", path, headers)
         assert answer.status == 200, (path, answer.body[:300])
@@ -342,6 +408,8 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     assert [e["id"] for e in listed] == [VISIBLE_EVENT]
     alerts = json.loads(call(stack.host, "GET", "/api/alerts", headers).body)["items"]
     assert [a["id"] for a in alerts] == [VISIBLE_ALERT]
+    searches = json.loads(call(stack.host, "GET", "/api/searches", headers).body)["items"]
+    assert [s["id"] for s in searches] == [VISIBLE_SEARCH]
     assert stack.snapshot() == before
 
 
@@ -443,6 +511,9 @@ BODY_ROUTES = [
     BodyRoute("POST", "/api/rules/test", 256 * 1024),
     BodyRoute("POST", "/api/probe/run", 1024),
     BodyRoute("POST", "/api/queues/notify/replay", 1024),
+    BodyRoute("POST", "/api/searches", 64 * 1024),
+    BodyRoute("PUT", f"/api/searches/{VISIBLE_SEARCH}", 64 * 1024),
+    BodyRoute("DELETE", f"/api/searches/{VISIBLE_SEARCH}", 64 * 1024),
 ]
 JSON_TYPE = {"Content-Type": "application/json"}
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}  # `curl -d`, urllib, an HTML form
@@ -528,6 +599,15 @@ def test_the_body_routes_accept_well_formed_bodies(stack: Stack) -> None:
     assert commented.status == 201, commented.body
     patched = call(stack.host, "PATCH", f"/api/alerts/{VISIBLE_ALERT}", admin, b'{"comment": "ok"}')
     assert patched.status == 200, patched.body
+    saved = call(stack.host, "POST", "/api/searches", analyst, json.dumps(SEARCH_BODY).encode())
+    assert saved.status == 201, saved.body
+    path = f"/api/searches/{json.loads(saved.body)['id']}"
+    renamed = json.dumps({**SEARCH_BODY, "name": "renamed"}).encode()
+    assert_problem(call(stack.host, "PUT", path, analyst, renamed), 428, "PUT without If-Match")
+    changed = call(stack.host, "PUT", path, {**analyst, "If-Match": saved.headers["etag"]}, renamed)
+    assert changed.status == 200, changed.body
+    deleted = call(stack.host, "DELETE", path, {**ROLES["analyst"], "If-Match": changed.headers["etag"]})
+    assert deleted.status == 200, deleted.body
 
 
 def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: Stack) -> None:

@@ -23,6 +23,7 @@ VALID_IDS = {
     "alert": "alert-" + "a" * 40,
     "rule": "custom.rule",
     "queue": "notify",
+    "saved search": "srch-" + "a" * 32,
 }
 
 

@@ -46,6 +46,7 @@ VALID_IDS = {
     "alert": "alert-" + "a" * 40,
     "rule": "custom.rule",
     "queue": "notify",
+    "saved search": "srch-" + "a" * 32,
 }
 GUARD = ApiGuard(Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()), SensitivityPolicy())
 ADMIN = {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")}

@@ -390,6 +390,26 @@ function ExportButtons() {
   `;
 }
 
+/** "Save search": names the current state; the dialog (pages/searches-save.js) loads on first use. */
+function SaveSearch() {
+  const [Dialog, setDialog] = useState(null);
+  const button = useRef(null);
+  const u = user.value;
+  if (!u || !u.roles.has(ROLE.reader)) return null;
+  const open = () =>
+    import("../pages/searches-save.js")
+      .then((m) => setDialog(() => m.SaveSearchDialog))
+      .catch((error) => showError(error, "Saving searches could not load"));
+  const close = () => {
+    setDialog(null);
+    if (button.current) button.current.focus();
+  };
+  return html`
+    <button type="button" class="btn" ref=${button} data-testid="save-search" aria-haspopup="dialog" onClick=${open}>Save search</button>
+    ${Dialog && html`<${Dialog} onClose=${close} />`}
+  `;
+}
+
 const isTyping = (el) => Boolean(el && el.closest && el.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']"));
 
 export function Explorer() {
@@ -440,6 +460,7 @@ export function Explorer() {
       <div class="toolbar">
         <${SearchBar} searchRef=${searchRef} />
         <${TimeRange} />
+        <${SaveSearch} />
       </div>
       <div class="layout">
         <details class="sidebar" open=${wide}>
