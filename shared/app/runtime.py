@@ -29,6 +29,7 @@ from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
+from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.status_api import StatusApi
 from shared.ingestion.archive import RawArchive
@@ -476,6 +477,12 @@ def rules_api() -> RulesApi:
         business_hours(),
         app_clock(),
         extra_lists=rule_lists(),
+        activity=RuleActivity(
+            MatchLedger(clients.table(Tables.ALERT_MATCHES)),
+            clients.cosmos_container(CosmosContainers.ALERTS.name),
+            tenant,
+            app_clock(),
+        ),
     )
 
 
