@@ -139,11 +139,15 @@ function startupPreloads(outdir, metafile) {
   const key = (file) => relative(WEB, join(outdir, file)).split(sep).join("/");
   const url = (output) => "/" + relative(outdir, join(WEB, output)).split(sep).join("/");
   const wanted = new Set();
+  // MSAL's import() may sit in a chunk app.js imports statically (when a lazy page shares auth.js)
+  const isMsal = (output) =>
+    Object.keys((outputs[output] && outputs[output].inputs) || {}).some((input) => /node_modules\/@azure\/msal-/.test(input));
   const visit = (output, followDynamic) => {
     for (const imported of (outputs[output] && outputs[output].imports) || []) {
       if (imported.external) continue;
       const isStatic = imported.kind === "import-statement";
-      if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
+      const startup = followDynamic || (isMsal(imported.path) && !isMsal(output));
+      if (!isStatic && !(startup && imported.kind === "dynamic-import")) continue;
       if (wanted.has(imported.path)) continue;
       wanted.add(imported.path);
       visit(imported.path, false);

@@ -89,11 +89,52 @@ def _non_finite(value: Any, path: str) -> str | None:
     return None
 
 
-def rule_yaml(document: Mapping[str, Any]) -> str:
-    """A rule document (shared.rules.editing.rule_document) as YAML, keys in file order."""
-    return yaml.safe_dump(
-        dict(document), sort_keys=False, allow_unicode=True, default_flow_style=False, width=110
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _is_leaf(value: Any) -> bool:
+    """A list of plain values, or a mapping of plain values and such lists: written on one line."""
+    if isinstance(value, list):
+        return all(_is_scalar(v) for v in value)
+    return isinstance(value, dict) and all(
+        _is_scalar(v) or (isinstance(v, list) and _is_leaf(v)) for v in value.values()
     )
+
+
+class _RuleDumper(yaml.SafeDumper):
+    """Writes a rule as the shipped rule file does: short lists and predicates on one line
+    (`mitre: [T1098]`, `- {field: operation, eq: Add user}`), list items indented under their key."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+    def represent_list(self, data: Any) -> yaml.SequenceNode:
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=_is_leaf(data))
+
+    def represent_dict(self, data: Any) -> yaml.MappingNode:
+        return self.represent_mapping("tag:yaml.org,2002:map", data, flow_style=_is_leaf(data))
+
+
+class _Rule(dict[str, Any]):
+    """The rule itself: always written as a block, one field per line."""
+
+
+_RuleDumper.add_representer(list, _RuleDumper.represent_list)
+_RuleDumper.add_representer(dict, _RuleDumper.represent_dict)
+_RuleDumper.add_representer(
+    _Rule, lambda dumper, data: dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
+)
+
+
+def rule_yaml(document: Mapping[str, Any]) -> str:
+    """A rule document (shared.rules.editing.rule_document) as YAML, keys in file order, in the shipped
+    file's style."""
+    # one line per value (no folding of long text), so a problem's line is the line of its field
+    text: str = yaml.dump(
+        _Rule(document), Dumper=_RuleDumper, sort_keys=False, allow_unicode=True, width=100_000
+    )
+    return text
 
 
 def field_segments(field: str) -> list[str | int]:

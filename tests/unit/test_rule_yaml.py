@@ -225,3 +225,18 @@ def test_a_malformed_if_match_is_a_400(value: str) -> None:
         if_match({"If-Match": value})
     assert caught.value.status == 400
     assert caught.value.errors == [{"field": "If-Match", "message": caught.value.detail}]
+
+
+def test_a_rules_yaml_reads_like_the_shipped_file() -> None:
+    rule = next(r for r in DEFAULT_RULES if r.id == "entra.bulk-user-deletion")
+    lines = rule_yaml(rule_document(rule)).splitlines()
+    assert lines[0] == "id: entra.bulk-user-deletion"
+    assert lines[2].startswith("description: ")
+    assert lines[2].endswith(rule.description)  # long text stays on its field's line
+    assert "mitre: [T1531]" in lines
+    assert "threshold: {count: 10, window_minutes: 10.0}" in lines
+    assert lines[-3:] == [
+        "  all:",
+        "    - {field: operation, in: [Delete user, Hard Delete user]}",
+        "    - {field: result, neq: failure}",
+    ]
