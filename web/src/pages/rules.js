@@ -30,7 +30,10 @@ function RuleList() {
   const load = () =>
     api("/rules")
       .then(setDoc)
-      .catch((e) => showError(e, "The rules could not load"));
+      .catch((e) => {
+        setDoc((d) => d || false);
+        showError(e, "The rules could not load");
+      });
   useEffect(() => {
     load();
   }, []);
@@ -52,6 +55,7 @@ function RuleList() {
     }
     setBusy(null);
   };
+  if (doc === false) return html`<p>The rules could not be loaded (the error is shown above).</p>`;
   if (!doc) return html`<p class="muted" aria-busy="true">Loading the rules…</p>`;
   const since = doc.activity_since ? ` since ${fmtTime(doc.activity_since)} UTC` : "";
   return html`
@@ -130,8 +134,12 @@ function RuleEditor({ id, last }) {
         setRule(r);
         setText(r.yaml);
       })
-      .catch((e) => showError(e, `Rule ${id} could not load`));
+      .catch((e) => {
+        setRule(false);
+        showError(e, `Rule ${id} could not load`);
+      });
   }, [id]);
+  if (rule === false) return html`<p>The rule could not be loaded (the error is shown above). <a href=${pageHref("rules")}>All rules</a></p>`;
   if (!rule) return html`<p class="muted" aria-busy="true">Loading the rule…</p>`;
 
   const lines = text.split("\n");
