@@ -101,6 +101,22 @@ class MatchLedger:
         )
         return sum(1 for _ in entities)
 
+    def matches_per_rule(self, tenant_id: str, since: str) -> dict[str, int]:
+        """How many rows each rule of the tenant has whose event time is `since` or later: one query over
+        the tenant's partitions (a PartitionKey range), row keys from `since` on (the active-alert rows
+        sort after every match row and are left out), PartitionKey only."""
+        counts: dict[str, int] = {}
+        prefix = f"{tenant_id}|"
+        entities = self._table.query_entities(
+            "PartitionKey ge @lo and PartitionKey lt @hi and RowKey ge @since and RowKey lt @active",
+            parameters={"lo": prefix, "hi": f"{tenant_id}}}", "since": since, "active": ACTIVE_ALERT_ROW},
+            select=["PartitionKey"],
+        )
+        for entity in entities:
+            rule_id = str(entity["PartitionKey"])[len(prefix) :].rsplit("|", 1)[0]
+            counts[rule_id] = counts.get(rule_id, 0) + 1
+        return counts
+
     def prune(self, older_than: dt.datetime) -> int:
         """Delete rows whose event is older than `older_than` (Table Storage has no TTL)."""
         cutoff = utc_iso(older_than)

@@ -30,6 +30,7 @@ from shared.api.paging import ContinuationSigner
 from shared.api.queues_api import QueuesApi
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
+from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
@@ -480,6 +481,12 @@ def rules_api() -> RulesApi:
         business_hours(),
         app_clock(),
         extra_lists=rule_lists(),
+        activity=RuleActivity(
+            MatchLedger(clients.table(Tables.ALERT_MATCHES)),
+            clients.cosmos_container(CosmosContainers.ALERTS.name),
+            tenant,
+            app_clock(),
+        ),
     )
 
 

@@ -6,14 +6,20 @@ is saved, and it is saved conditionally on the ETag of the blob it was built fro
 when there was none), so two concurrent edits never lose each other: the loser re-reads and re-applies
 its change, a few times, then gets RuleSaveConflictError. Everything else in the file (version, lists,
 other rules, key order) is kept as it was.
+
+Each rule has its own version, `rule_etag` (a hash of its canonical form): an edit may be made
+conditional on it (HTTP If-Match), so a user who edits a rule someone else saved meanwhile gets
+RuleChangedError instead of overwriting that change, while edits of other rules never conflict.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,12 @@ import yaml
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import ContainerClient, ContentSettings
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from shared.platform.yaml_bounded import load_yaml_bounded
 from shared.rules.engine import BusinessHours, RuleSet
 from shared.rules.model import Condition, Rule, RuleError, Scalar
+from shared.rules.rule_yaml import YamlLocator
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, blob_reader, compile_rules
 
 logger = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ RULE_KEY_ORDER = (
     "group_by",
     "threshold",
     "suppress_minutes",
+    "group_minutes",
     "when",
 )
 _CONDITION = TypeAdapter(Condition)
@@ -65,6 +73,13 @@ class RuleSaveConflictError(RuntimeError):
 
 class UnknownRuleError(LookupError):
     """No rule of this id in the rule file."""
+
+
+class RuleChangedError(RuntimeError):
+    """The rule is no longer the version the caller read (its If-Match ETag): someone else saved it."""
+
+
+ANY_VERSION = "*"  # If-Match: * (the rule exists, whatever its version)
 
 
 # --- the rule file as an editable document ---------------------------------------------------------
@@ -138,11 +153,43 @@ def rule_view(rule: Rule) -> dict[str, Any]:
 
 def rule_document(rule: Rule) -> dict[str, Any]:
     """A rule as it is written to the YAML file: unset optional fields and empty lists left out."""
+    return view_document(rule_view(rule))
+
+
+def view_document(view: Mapping[str, Any]) -> dict[str, Any]:
+    """A rule's `rule_view` as it is written to the YAML file (rule_document)."""
     return {
-        key: value
-        for key, value in rule_view(rule).items()
-        if key == "enabled" or (value is not None and value != [])
+        key: value for key, value in view.items() if key == "enabled" or (value is not None and value != [])
     }
+
+
+def rule_etag(view: Mapping[str, Any]) -> str:
+    """A rule's version as a strong HTTP entity tag: a hash of its canonical form (`rule_view`), so it
+    changes exactly when what the engine reads of the rule changes, whatever else the file holds."""
+    canonical = json.dumps(view, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return '"' + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+def raw_rule_etag(raw: Any) -> str | None:
+    """The entity tag of a rule as written in the file, or None when it does not validate (the rules
+    in force then come from elsewhere, so no version read from them can match)."""
+    try:
+        rule = Rule.model_validate(raw)
+    except ValidationError:
+        return None
+    return rule_etag(rule_view(rule))
+
+
+def check_version(document: Mapping[str, Any], rule_id: str, expected: Collection[str] | None) -> None:
+    """RuleChangedError unless the rule `rule_id` of `document` is one of the `expected` versions
+    (entity tags; ANY_VERSION: it exists). None: no condition."""
+    if expected is None:
+        return
+    raw = find_rule(document, rule_id)
+    if raw is None:
+        raise RuleChangedError(f"rule {rule_id!r} no longer exists")
+    if ANY_VERSION not in expected and raw_rule_etag(raw) not in expected:
+        raise RuleChangedError(f"rule {rule_id!r} was changed since it was read")
 
 
 def dump_rule_file(document: Mapping[str, Any]) -> str:
@@ -151,10 +198,15 @@ def dump_rule_file(document: Mapping[str, Any]) -> str:
     )
 
 
-def rule_error_details(error: RuleError, rule_id: str | None) -> list[dict[str, str]]:
+def rule_error_details(
+    error: RuleError, rule_id: str | None, yaml_text: str | None = None
+) -> list[dict[str, Any]]:
     """Each problem as {field, message}. Fields of the rule `rule_id` (of the only rule, when None) are
-    named as in its definition; those of another rule of the file as `rules.<id>.<field>`."""
-    details = []
+    named as in its definition; those of another rule of the file as `rules.<id>.<field>`. When the
+    rule was sent as YAML (`yaml_text`), each problem of that rule also has the `line` and `column`
+    (1-based) of its field in the text, or of the nearest enclosing field there."""
+    locator = YamlLocator(yaml_text) if yaml_text is not None else None
+    details: list[dict[str, Any]] = []
     for problem in error.problems:
         match = _PROBLEM.match(problem)
         if match is None:
@@ -163,9 +215,14 @@ def rule_error_details(error: RuleError, rule_id: str | None) -> list[dict[str, 
         field = match.group("field")
         field = "body" if field == "(rule)" else field
         owner = match.group("rule")
-        if rule_id is not None and owner != rule_id:
+        own = rule_id is None or owner == rule_id
+        if not own:
             field = f"rules.{owner if owner is not None else match.group('index')}.{field}"
-        details.append({"field": field, "message": match.group("message")})
+        detail: dict[str, Any] = {"field": field, "message": match.group("message")}
+        where = locator.locate(field) if own and locator is not None else None
+        if where is not None:
+            detail["line"], detail["column"] = where
+        details.append(detail)
     return details
 
 
@@ -192,10 +249,15 @@ class RuleFileEditor:
         self._default_file = default_file
         self._extra_lists = extra_lists or {}
 
-    def set_enabled(self, rule_id: str, enabled: bool) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """Switch an existing rule on or off, otherwise unchanged. UnknownRuleError when there is none."""
+    def set_enabled(
+        self, rule_id: str, enabled: bool, if_match: Collection[str] | None = None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """Switch an existing rule on or off, otherwise unchanged. UnknownRuleError when there is none;
+        RuleChangedError when `if_match` (entity tags) is given and the rule is at none of them."""
 
         def edit(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            if find_rule(document, rule_id) is not None:
+                check_version(document, rule_id, if_match)
             try:
                 updated, before, _ = set_enabled(document, rule_id, enabled)
             except KeyError:
@@ -204,13 +266,17 @@ class RuleFileEditor:
 
         return self._save(edit, rule_id)
 
-    def replace(self, rule_id: str, raw: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    def replace(
+        self, rule_id: str, raw: Mapping[str, Any], if_match: Collection[str] | None = None
+    ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """Replace the rule `rule_id` with `raw` (its definition as sent), or add it. The rule is
         validated as sent inside the whole file (RuleError naming each problem), then written in its
-        canonical form."""
+        canonical form. With `if_match` (entity tags), only over one of those versions of the rule
+        (RuleChangedError otherwise, and when the rule does not exist)."""
         definition = {"id": rule_id, **{k: v for k, v in raw.items() if k != "id"}}
 
         def edit(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            check_version(document, rule_id, if_match)
             candidate, _ = replace_rule(document, definition)
             rule = self._rule(self._compile(dump_rule_file(candidate)), rule_id)
             return replace_rule(document, rule_document(rule))

@@ -118,6 +118,33 @@ class TID:
     SEARCH_DELETE = "search-delete"
     SEARCH_DELETE_CONFIRM = "search-delete-confirm"
     SEARCHES_STATUS = "searches-status"
+    # The rules page (web/src/pages/rules.js)
+    RULES_LIST = "rules-list"
+    RULE_ROW = "rule-row"  # carries data-rule-id
+    RULE_OPEN = "rule-open"  # the rule's title: a link to its editor
+    RULE_SEVERITY = "rule-severity"
+    RULE_MITRE = "rule-mitre"
+    RULE_ENABLED = "rule-enabled"  # the cell, with data-enabled; holds RULE_TOGGLE for an Admin
+    RULE_TOGGLE = "rule-toggle"
+    RULE_MATCHES = "rule-matches"
+    RULE_ALERTS = "rule-alerts"
+    RULES_STATUS = "rules-status"
+    RULE_YAML = "rule-yaml"  # the editor's textarea
+    RULE_ERROR = "rule-error"  # a problem next to its line, with data-line
+    RULE_LINE_ERROR = "rule-line-error"  # the problems of the line the caret is on (aria-live)
+    RULE_PROBLEMS = "rule-problems"  # every problem (role=alert); RULE_PROBLEM buttons go to the line
+    RULE_PROBLEM = "rule-problem"
+    RULE_TEST = "rule-test"
+    RULE_TEST_LAST = "rule-test-last"
+    RULE_TEST_RESULT = "rule-test-result"
+    RULE_TEST_SUMMARY = "rule-test-summary"
+    RULE_TEST_MATCH = "rule-test-match"  # carries data-event-id; its link opens the explorer
+    RULE_SAVE = "rule-save"
+    RULE_STATUS = "rule-status"
+    RULE_CONFLICT = "rule-conflict"
+    RULE_RELOAD = "rule-reload"
+    RULE_CURRENT = "rule-current"
+    RULE_READ_ONLY = "rule-read-only"
 
     @staticmethod
     def facet(field: str, value: str) -> str:

@@ -119,6 +119,7 @@ ID_ROUTES = [
     IdRoute("POST", "/api/events/{id}/comments", "analyst", {"text": "checked"}, 404),
     IdRoute("GET", "/api/alerts/{id}", "reader", None, 404),
     IdRoute("PATCH", "/api/alerts/{id}", "analyst", {"status": "closed", "comment": "x"}, 404),
+    IdRoute("GET", "/api/rules/{id}", "reader", None, 400),
     IdRoute("PUT", "/api/rules/{id}", "admin", {"enabled": False}, 400),
     IdRoute("POST", "/api/queues/{id}/replay", "admin", {"max": 1}, 404),
     IdRoute("GET", "/api/searches/{id}", "reader", None, 404),
@@ -391,6 +392,9 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     search = call(stack.host, "GET", f"/api/searches/{VISIBLE_SEARCH}", headers)
     assert search.status == 200, search.body
     assert json.loads(search.body)["id"] == VISIBLE_SEARCH
+    rule = call(stack.host, "GET", f"/api/rules/{RULE_ID}", headers)
+    assert rule.status == 200, rule.body
+    assert json.loads(rule.body)["etag"] == rule.headers["etag"]
     for path in (
         "/api/events?start=1d&page_size=200",
         "/api/events/facets",
@@ -400,6 +404,7 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
         "/api/alerts?page_size=200",
         "/api/alerts/summary",
         "/api/searches",
+        "/api/rules",
     ):
         answer = call(stack.host, "GET", path, headers)
         assert answer.status == 200, (path, answer.body[:300])
@@ -624,6 +629,100 @@ def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: St
         assert_problem(answer, 409, "PUT over a YAML bomb")
         assert json.loads(answer.body)["type"].endswith("/rules-file-unreadable")
         assert rules.get_blob_properties().etag == etag
+    finally:
+        if saved is None:
+            rules.delete_blob()
+        else:
+            rules.upload_blob(saved, overwrite=True)
+
+
+# -- rules as YAML, and If-Match ----------------------------------------------------------------------
+
+# (label, the `yaml` text, the line the problem names or None). Each is a 400 naming `yaml`.
+HOSTILE_RULE_YAML: list[tuple[str, Any, int | None]] = [
+    ("a YAML bomb", YAML_BOMB.decode(), None),
+    ("flow sequences nested 50,000 deep", "[" * 50_000, 1),
+    ("mappings nested 200 deep", "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 200)), None),
+    ("a recursive alias", "a: &a [*a]\n", None),
+    ("an undefined alias", "when: *nothing\n", 1),
+    ("a Python object tag", "title: !!python/object/apply:os.system [id]\n", 1),
+    ("a date that is no date", "title: 2026-02-31\n", None),
+    ("a 5,000-digit integer", "suppress_minutes: " + "9" * 5000 + "\n", None),
+    ("NaN", "threshold: {count: 2, window_minutes: .nan}\n", 1),
+    ("a list, not a rule", "- enabled: false\n", 1),
+    ("a NUL character", "title: \x00\n", None),
+    ("an unhashable key", "? [a]\n: b\n", 1),
+    ("over 64K characters", "title: " + "x" * (64 * 1024), None),
+    ("not a string", 42, None),
+]
+# (label, If-Match as sent, the status): malformed is a 400, a version that is not the rule's a 409.
+HOSTILE_IF_MATCH = [
+    ("unquoted", "abc", 400),
+    ("unterminated", '"abc', 400),
+    ("a quote inside", '"a"b"', 400),
+    ("two tags without a comma", '"a" "b"', 400),
+    ("empty", "", 400),
+    ("a lone comma", ",", 400),
+    ("non-ASCII", '"\u00e9"', 400),
+    ("a control character", '"a\x01"', 400),
+    ("over-long", '"' + "a" * 2000 + '"', 400),
+    ("star in a list", '*, "a"', 400),
+    ("a weak tag", 'W/"0123456789abcdef0123456789abcdef"', 409),
+    ("a stale version", '"0123456789abcdef0123456789abcdef"', 409),
+]
+
+
+def test_hostile_rule_yaml_and_if_match_are_refused_and_storage_is_unchanged(stack: Stack) -> None:
+    before = stack.snapshot()
+    admin = {**ROLES["admin"], **JSON_TYPE}
+    for label, text, line in HOSTILE_RULE_YAML:
+        for method, path, body in (
+            ("PUT", f"/api/rules/{RULE_ID}", {"yaml": text}),
+            ("POST", "/api/rules/test", {"yaml": text, "last": 5}),
+        ):
+            context = f"{method} {path} ({label})"
+            answer = call(stack.host, method, path, admin, json.dumps(body).encode())
+            assert_problem(answer, 400, context)
+            errors = json.loads(answer.body)["errors"]
+            assert errors[0]["field"] == "yaml", (context, errors)
+            if line is not None:
+                assert errors[0]["line"] == line, (context, errors)
+            assert_nothing_out_of_reach(answer, context)
+    for label, value, status in HOSTILE_IF_MATCH:
+        context = f"PUT If-Match {label}"
+        headers = {**admin, "If-Match": value}
+        answer = call(stack.host, "PUT", f"/api/rules/{RULE_ID}", headers, b'{"enabled": false}')
+        assert_problem(answer, status, context)
+        expected = "/invalid-input" if status == 400 else "/rule-changed"
+        assert json.loads(answer.body)["type"].endswith(expected), (context, answer.body[:300])
+    both = {"yaml": "enabled: false\n", "enabled": False}
+    answer = call(stack.host, "PUT", f"/api/rules/{RULE_ID}", admin, json.dumps(both).encode())
+    assert_problem(answer, 400, "yaml and fields")
+    assert stack.snapshot() == before
+
+
+def test_a_rule_read_then_saved_with_its_version_and_as_yaml(stack: Stack) -> None:
+    """The control for the table above: the YAML of a rule, tested and saved back under its version,
+    then under the old version again (a 409); the rules blob is restored afterwards."""
+    rules = stack.clients.blob_service.get_container_client(BlobContainers.CONFIG).get_blob_client(RULES_BLOB)
+    saved = rules.download_blob().readall() if rules.exists() else None
+    admin = {**ROLES["admin"], **JSON_TYPE}
+    try:
+        read = call(stack.host, "GET", f"/api/rules/{RULE_ID}", ROLES["reader"])
+        assert read.status == 200, read.body
+        rule = json.loads(read.body)
+        tested = call(
+            stack.host, "POST", "/api/rules/test", admin, json.dumps({"yaml": rule["yaml"]}).encode()
+        )
+        assert tested.status == 200, tested.body
+        text = rule["yaml"].replace("enabled: true", "enabled: false")
+        headers = {**admin, "If-Match": read.headers["etag"]}
+        put = call(stack.host, "PUT", f"/api/rules/{RULE_ID}", headers, json.dumps({"yaml": text}).encode())
+        assert put.status == 200, put.body
+        assert json.loads(put.body)["enabled"] is False
+        assert put.headers["etag"] != read.headers["etag"]
+        again = call(stack.host, "PUT", f"/api/rules/{RULE_ID}", headers, json.dumps({"yaml": text}).encode())
+        assert_problem(again, 409, "PUT with the old version")
     finally:
         if saved is None:
             rules.delete_blob()

@@ -1,7 +1,8 @@
-"""The rule routes against Azurite and cosmosdb-server: listing the rules in force, editing the override
-blob under its ETag (validation, lost races, roles, audit) and testing a rule against stored events
-(shared/api/rules_api.py). Each test gets its own `config-<id>` blob container, so the real
-`config/rules.yaml` other tests use is never touched."""
+"""The rule routes against Azurite and cosmosdb-server: listing the rules in force with their 7-day
+activity, editing the override blob under its ETag (validation, lost races, roles, audit), editing one
+rule as YAML under its own version (If-Match) and testing a rule against stored events
+(shared/api/rules_api.py, shared/api/rule_activity.py). Each test gets its own `config-<id>` blob
+container, so the real `config/rules.yaml` other tests use is never touched."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.cosmos import ContainerProxy, PartitionKey
 from azure.storage.blob import ContainerClient
 
+from shared.alerts.ledger import MatchLedger, MatchRow
+from shared.alerts.store import AlertStore
 from shared.api.audit import AuditLog
 from shared.api.auth import Authenticator
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard, ApiResponse
+from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import MAX_SAVE_ATTEMPTS, RulesApi, rule_view
 from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import partition_key
 from shared.platform.clients import get_clients
-from shared.platform.resources import CosmosContainers
+from shared.platform.clock import utc_iso
+from shared.platform.resources import CosmosContainers, Tables
 from shared.rules.engine import BusinessHours
 from shared.rules.model import parse_rule_file
 from shared.rules.source import DEFAULT_RULES_FILE, RULES_BLOB, RuleSource, blob_reader
@@ -142,6 +147,7 @@ class Harness:
         *,
         sensitivity: SensitivityPolicy | None = None,
         container: Any = None,
+        activity: RuleActivity | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -162,10 +168,14 @@ class Harness:
             AuditLog(self.audit_container, self.audit_tenant, clock),
             HOURS,
             clock,
+            activity=activity,
         )
 
     def get(self, headers: dict[str, str] = READER, url: str = "http://h/api/rules") -> ApiResponse:
         return self.api.list_rules(url, headers, "/api/rules")
+
+    def get_one(self, rule_id: str, headers: dict[str, str] = READER) -> ApiResponse:
+        return self.api.get_rule(rule_id, f"http://h/api/rules/{rule_id}", headers, f"/api/rules/{rule_id}")
 
     def put(
         self, rule_id: str, document: Any, headers: dict[str, str] = ADMIN, content_type: str = JSON_TYPE
@@ -218,6 +228,11 @@ def harness(corpus: Corpus, config: ContainerClient, clock: ManualClock) -> Harn
     return Harness(corpus, config, clock)
 
 
+def view_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """A rule as the API answers it without what it adds to the rule itself (version, YAML, activity)."""
+    return {k: v for k, v in answer.items() if k not in ("etag", "yaml", "last_7_days")}
+
+
 def default_view(rule_id: str) -> dict[str, Any]:
     rule_file = parse_rule_file(DEFAULT_DOCUMENT)
     return rule_view(next(r for r in rule_file.rules if r.id == rule_id))
@@ -236,7 +251,7 @@ def test_get_lists_the_21_default_rules(harness: Harness) -> None:
     assert document["count"] == DEFAULT_RULE_COUNT
     assert [r["id"] for r in document["rules"]] == DEFAULT_IDS
     first = document["rules"][0]
-    assert first == default_view("entra.global-admin-added")
+    assert view_of(first) == default_view("entra.global-admin-added")
     assert first["severity"] == "critical"
     assert first["mitre"] == ["T1098.003"]
     assert first["enabled"] is True
@@ -269,7 +284,7 @@ def test_put_disables_a_rule_and_a_fresh_rule_source_sees_it(harness: Harness) -
     response = harness.put("entra.app-registered", {"enabled": False})
     assert response.status == 200
     saved = body(response)
-    assert saved == {**default_view("entra.app-registered"), "enabled": False}
+    assert view_of(saved) == {**default_view("entra.app-registered"), "enabled": False}
 
     fresh = harness.fresh_rules()
     assert fresh["origin"] == "blob:rules.yaml"
@@ -591,3 +606,250 @@ def test_an_invalid_rule_test_is_a_400_and_readers_may_not_test(harness: Harness
         assert response.status == 400
         assert body(response)["errors"][0]["field"] == field
     assert harness.test({"rule": default_view("entra.app-registered")}, headers=READER).status == 403
+
+
+# --- one rule: its version, its YAML, If-Match -----------------------------------------------------
+
+
+def test_get_one_rule_gives_its_version_and_yaml(harness: Harness) -> None:
+    response = harness.get_one("entra.app-registered")
+    assert response.status == 200
+    detail = body(response)
+    view = default_view("entra.app-registered")
+    assert {k: v for k, v in detail.items() if k not in ("etag", "yaml")} == view
+    assert response.headers["ETag"] == detail["etag"]
+    assert yaml.safe_load(detail["yaml"])["when"] == view["when"]
+    listed = {r["id"]: r for r in body(harness.get())["rules"]}
+    assert listed["entra.app-registered"]["etag"] == detail["etag"]
+    assert listed["entra.app-registered"]["last_7_days"] is None  # no activity reader wired here
+    assert len({r["etag"] for r in listed.values()}) == len(listed)
+
+    missing = harness.get_one("custom.nothing-here")
+    assert missing.status == 404
+    assert harness.get_one("entra.app-registered", headers={}).status == 401
+
+
+def test_put_with_if_match_saves_over_that_version_only(harness: Harness) -> None:
+    first = body(harness.get_one("entra.app-registered"))["etag"]
+    saved = harness.put("entra.app-registered", {"enabled": False}, {**ADMIN, "If-Match": first})
+    assert saved.status == 200
+    second = body(saved)["etag"]
+    assert second != first
+    assert saved.headers["ETag"] == second
+    assert body(harness.get_one("entra.app-registered"))["etag"] == second
+
+    # another admin, still holding the first version, is refused and changes nothing
+    text = harness.blob_text()
+    stale = harness.put("entra.app-registered", {"enabled": True}, {**ADMIN, "If-Match": first})
+    assert stale.status == 409
+    problem = body(stale)
+    assert problem["type"].endswith("/rule-changed")
+    assert "entra.app-registered" in problem["detail"]
+    assert harness.blob_text() == text
+    assert len(harness.audit_records("rule.update")) == 1
+
+    # a change of another rule does not move this rule's version
+    assert harness.put("intune.device-wiped", {"enabled": False}).status == 200
+    assert body(harness.get_one("entra.app-registered"))["etag"] == second
+    edited = {**default_view("entra.app-registered"), "enabled": False, "title": "Apps"}
+    again = harness.put("entra.app-registered", edited, {**ADMIN, "If-Match": f'W/"x", {second}'})
+    assert again.status == 200
+    assert body(again)["title"] == "Apps"
+    assert harness.put("entra.app-registered", {"enabled": True}, {**ADMIN, "If-Match": "*"}).status == 200
+
+    # a weak tag never matches; a new rule has no version to match; a malformed header is a 400
+    weak = harness.put("entra.app-registered", {"enabled": False}, {**ADMIN, "If-Match": f"W/{second}"})
+    assert weak.status == 409
+    new_rule = {
+        "title": "t",
+        "description": "d",
+        "severity": "low",
+        "when": {"field": "operation", "eq": "X"},
+    }
+    assert harness.put("custom.new", new_rule, {**ADMIN, "If-Match": "*"}).status == 409
+    assert harness.put("custom.unknown", {"enabled": False}, {**ADMIN, "If-Match": "*"}).status == 404
+    malformed = harness.put("entra.app-registered", {"enabled": False}, {**ADMIN, "If-Match": "abc"})
+    assert malformed.status == 400
+    assert body(malformed)["errors"][0]["field"] == "If-Match"
+    assert harness.fresh_rules()["rules"]["entra.app-registered"].enabled is True
+
+
+def test_the_version_check_is_made_against_the_blob_not_a_cached_copy(
+    corpus: Corpus, config: ContainerClient, clock: ManualClock
+) -> None:
+    """Two API instances: each caches the rules for an hour, yet a read gives the version in the blob,
+    and a save from a stale read is refused whichever instance saved last."""
+    one, two = Harness(corpus, config, clock), Harness(corpus, config, clock)
+    version = body(one.get_one("entra.oauth-consent"))["etag"]
+    assert body(two.get())["rules"][0]["etag"]  # two has read (and cached) the rules too
+    assert two.put("entra.oauth-consent", {"enabled": False}, {**ADMIN, "If-Match": version}).status == 200
+    assert one.put("entra.oauth-consent", {"enabled": True}, {**ADMIN, "If-Match": version}).status == 409
+    current = body(one.get_one("entra.oauth-consent"))
+    assert current["enabled"] is False
+    assert current["etag"] != version
+    listed = next(r for r in body(one.get())["rules"] if r["id"] == "entra.oauth-consent")
+    assert listed["etag"] == current["etag"]
+    assert (
+        one.put("entra.oauth-consent", {"enabled": True}, {**ADMIN, "If-Match": current["etag"]}).status
+        == 200
+    )
+
+
+BAD_REGEX_YAML = """\
+title: Admin sign-ins
+description: Sign-ins by admin accounts.
+severity: medium
+mitre: [T1078]
+group_by: ["actor.upn|actor.id"]
+group_minutes: 90
+when:
+  all:
+    - {field: operation, eq: Delete user}
+    - field: actor.upn
+      regex: "(bob"
+"""
+
+
+def test_put_takes_the_rule_as_yaml_and_places_each_problem_on_its_line(harness: Harness) -> None:
+    response = harness.put("custom.yaml-rule", {"yaml": BAD_REGEX_YAML})
+    assert response.status == 400
+    problem = body(response)
+    assert problem["type"].endswith("/invalid-rule")
+    assert [(e["field"], e["line"], e["column"]) for e in problem["errors"]] == [("when.all[1].regex", 11, 7)]
+    assert "invalid regex" in problem["errors"][0]["message"]
+    assert harness.blob_text() is None
+
+    fixed = BAD_REGEX_YAML.replace('"(bob"', '"^bob@"')
+    response = harness.put("custom.yaml-rule", {"yaml": fixed})
+    assert response.status == 200
+    saved = body(response)
+    assert saved["id"] == "custom.yaml-rule"
+    assert saved["group_minutes"] == 90  # kept, not dropped by the canonical form
+    assert saved["when"]["all"][1] == {"field": "actor.upn", "regex": "^bob@"}
+    assert yaml.safe_load(saved["yaml"]) == {
+        "id": "custom.yaml-rule",
+        **{k: v for k, v in yaml.safe_load(fixed).items()},
+        "enabled": True,
+    } | {"when": saved["when"]}
+    rule = harness.fresh_rules()["rules"]["custom.yaml-rule"]
+    assert rule.group_minutes == 90
+
+    # the text sent back as it came (with its id) saves the same rule: same version
+    again = harness.put("custom.yaml-rule", {"yaml": saved["yaml"]}, {**ADMIN, "If-Match": saved["etag"]})
+    assert again.status == 200
+    assert body(again)["etag"] == saved["etag"]
+    # an enabled-only YAML toggles
+    off = harness.put("custom.yaml-rule", {"yaml": "enabled: false\n"}, {**ADMIN, "If-Match": saved["etag"]})
+    assert body(off)["enabled"] is False
+    assert body(off)["title"] == "Admin sign-ins"
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "line"),
+    [
+        ({"yaml": "title: [unclosed\n"}, "yaml", 2),
+        ({"yaml": "- a\n- b\n"}, "yaml", 1),
+        ({"yaml": "id: custom.other\ntitle: t\n"}, "id", 1),
+        ({"yaml": "title: t\nenabled: maybe\n"}, "enabled", None),
+        ({"yaml": "enabled: maybe\n"}, "enabled", 1),
+        ({"yaml": "title: t\n", "title": "t"}, "yaml", None),
+        ({"yaml": 5}, "yaml", None),
+        ({"yaml": "when:\n  field: x\n  eq: .inf\n"}, "yaml", 3),
+        ({"yaml": "title: 2026-02-31\n"}, "yaml", None),
+    ],
+)
+def test_unusable_rule_yaml_is_a_400_at_its_line(
+    harness: Harness, document: dict[str, Any], field: str, line: int | None
+) -> None:
+    response = harness.put("custom.yaml-rule", document)
+    assert response.status == 400, body(response)
+    errors = body(response)["errors"]
+    assert field in [e["field"] for e in errors], errors
+    if line is not None:
+        assert next(e for e in errors if e["field"] == field)["line"] == line, errors
+    assert harness.blob_text() is None
+
+
+def test_a_rule_under_test_may_come_as_yaml(harness: Harness, corpus: Corpus) -> None:
+    text = "title: Deletes\ndescription: d\nseverity: low\nwhen: {field: operation, eq: Delete user}\n"
+    result = body(harness.test({"yaml": text, "last": 5000}))
+    assert [m["id"] for m in result["matches"]] == corpus.deletion_ids
+    broken = harness.test({"yaml": BAD_REGEX_YAML})
+    assert broken.status == 400
+    assert [(e["field"], e["line"]) for e in body(broken)["errors"]] == [("yaml.when.all[1].regex", 11)]
+    syntax = harness.test({"yaml": "title: 'open\n"})
+    assert body(syntax)["errors"][0]["field"] == "yaml"
+    for neither_or_both in ({"last": 5}, {"yaml": text, "rule": {"title": "t"}}):
+        response = harness.test(neither_or_both)
+        assert response.status == 400
+        assert body(response)["errors"][0]["field"] == "rule"
+
+
+# --- GET /api/rules: the last 7 days --------------------------------------------------------------
+
+
+def _alert(tenant: str, rule_id: str, first_seen: dt.datetime, service: str = "Directory") -> dict[str, Any]:
+    return {
+        "id": f"alert-{uuid.uuid4().hex}",
+        "pk": tenant,
+        "type": "alert",
+        "rule_id": rule_id,
+        "status": "open",
+        "severity": "high",
+        "first_seen": utc_iso(first_seen),
+        "last_seen": utc_iso(first_seen),
+        "sample": {"service": service, "operation": "Add member to role"},
+    }
+
+
+def test_each_rule_carries_its_matches_and_alerts_of_the_last_7_days(
+    corpus: Corpus, config: ContainerClient, clock: ManualClock
+) -> None:
+    clients = get_clients()
+    tenant = f"activity-{uuid.uuid4().hex[:10]}"
+    ledger = MatchLedger(clients.table(Tables.ALERT_MATCHES))
+    alerts = clients.cosmos_container(CosmosContainers.ALERTS.name)
+    day = dt.timedelta(days=1)
+
+    def rows(*ages: dt.timedelta) -> list[MatchRow]:
+        return [MatchRow(utc_iso(NOW - age), f"entra_audit:e-{uuid.uuid4().hex}", "p") for age in ages]
+
+    ledger.record(tenant, "entra.global-admin-added", "ana", rows(day, 2 * day, 8 * day))
+    ledger.record(tenant, "entra.global-admin-added", "bob", rows(6 * day))
+    ledger.set_active_alert(tenant, "entra.global-admin-added", "ana", "alert-x")  # not a match
+    ledger.record(tenant, "entra.app-registered", "g", rows(dt.timedelta(hours=1)))
+    ledger.record(f"{tenant}x", "entra.app-registered", "g", rows(day))  # another tenant
+    ledger.record(tenant, "custom.deleted-rule", "g", rows(day))  # a rule no longer in the file
+    store = AlertStore(alerts)
+    store.create(_alert(tenant, "entra.global-admin-added", NOW - day))
+    store.create(_alert(tenant, "entra.global-admin-added", NOW - 6 * day, service="Exchange"))
+    store.create(_alert(tenant, "entra.global-admin-added", NOW - 9 * day))
+    store.create(_alert(f"{tenant}x", "entra.app-registered", NOW - day))
+    suppression = {**_alert(tenant, "entra.app-registered", NOW - day), "type": "suppression"}
+    store.create(suppression)
+
+    activity = RuleActivity(ledger, alerts, tenant, clock)
+    harness = Harness(
+        corpus, config, clock, activity=activity, sensitivity=SensitivityPolicy(services=["Exchange"])
+    )
+    document = body(harness.get(headers=PRIVACY_ADMIN))
+    assert document["activity_since"] == utc_iso(NOW - 7 * day)
+    counts = {r["id"]: r["last_7_days"] for r in document["rules"]}
+    assert counts["entra.global-admin-added"] == {"matches": 3, "alerts": 2}
+    assert counts["entra.app-registered"] == {"matches": 1, "alerts": 0}
+    assert counts["intune.device-wiped"] == {"matches": 0, "alerts": 0}
+    assert set(counts) == set(DEFAULT_IDS)
+
+    # without AOC.Privacy: hidden alerts are not counted, and matches (whose service the ledger does
+    # not know) not at all
+    hidden = {r["id"]: r["last_7_days"] for r in body(harness.get(headers=READER))["rules"]}
+    assert hidden["entra.global-admin-added"] == {"matches": None, "alerts": 1}
+    assert hidden["intune.device-wiped"] == {"matches": None, "alerts": 0}
+
+    # counted once a minute per instance
+    ledger.record(tenant, "entra.app-registered", "g", rows(dt.timedelta(minutes=5)))
+    again = {r["id"]: r["last_7_days"] for r in body(harness.get(headers=PRIVACY_ADMIN))["rules"]}
+    assert again["entra.app-registered"] == {"matches": 1, "alerts": 0}
+    clock.advance(61)
+    later = {r["id"]: r["last_7_days"] for r in body(harness.get(headers=PRIVACY_ADMIN))["rules"]}
+    assert later["entra.app-registered"] == {"matches": 2, "alerts": 0}

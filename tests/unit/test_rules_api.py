@@ -18,6 +18,7 @@ from shared.api.rules_api import (
     RuleTestResult,
     RuleView,
     invalid_rule,
+    rule_detail,
 )
 from shared.api.status_api import StatusApi, run_summary
 from shared.ingestion.sources.graph import SourceRunResult
@@ -32,8 +33,10 @@ from shared.rules.editing import (
     replace_rule,
     rule_document,
     rule_error_details,
+    rule_etag,
     rule_view,
     set_enabled,
+    view_document,
 )
 from shared.rules.engine import BusinessHours
 from shared.rules.model import RuleError, parse_rule, parse_rule_file
@@ -258,6 +261,7 @@ def test_route_docs_generate_an_openapi_document() -> None:
     routes = RulesApi.routes() + StatusApi.routes()
     assert [(r.method, r.path) for r in routes] == [
         ("GET", "rules"),
+        ("GET", "rules/{id}"),
         ("PUT", "rules/{id}"),
         ("POST", "rules/test"),
         ("GET", "status"),
@@ -267,7 +271,8 @@ def test_route_docs_generate_an_openapi_document() -> None:
     document = openapi_document(routes, title="AOC", version="test")
     schemas = document["components"]["schemas"]
     for name in (
-        "RuleView",
+        "RuleListItem",
+        "RuleDetail",
         "RulesDocument",
         "RuleDefinition",
         "RuleTestRequest",
@@ -275,12 +280,26 @@ def test_route_docs_generate_an_openapi_document() -> None:
         "VersionOut",
     ):
         assert name in schemas
-    assert schemas["RuleView"]["properties"]["when"]["type"] == "object"
+    assert schemas["RuleDetail"]["properties"]["when"]["type"] == "object"
     assert schemas["RuleDefinition"]["additionalProperties"] is False
     put = document["paths"]["/api/rules/{id}"]["put"]
     assert put["parameters"][0]["name"] == "id"
     assert "Needs the AOC.Admin role." in put["description"]
     assert set(put["responses"]) >= {"200", "400", "401", "403", "404", "409"}
+    assert "If-Match" in put["description"]
+    assert put["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RuleDetail")
+    assert "yaml" in schemas["RuleDefinition"]["properties"]
+    assert set(schemas["RuleTestRequest"]["properties"]) == {"rule", "yaml", "last"}
+    view_schema = RuleView.model_json_schema()
+    assert schemas["RuleDetail"]["required"] == [*view_schema["required"], "etag", "yaml"]
+    assert set(schemas["RuleListItem"]["properties"]) == {
+        *view_schema["properties"],
+        "etag",
+        "last_7_days",
+    }
+    one = document["paths"]["/api/rules/{id}"]["get"]
+    assert "Needs the AOC.Reader role." in one["description"]
+    assert set(one["responses"]) >= {"200", "401", "403", "404"}
     status = document["paths"]["/api/status"]["get"]
     assert "Needs the AOC.Reader role." in status["description"]
     assert status["parameters"] == []
@@ -290,11 +309,16 @@ def test_route_docs_generate_an_openapi_document() -> None:
 def test_the_documented_models_accept_what_the_routes_return() -> None:
     rule_set = compile_rules(DEFAULT_TEXT, HOURS, "file:default_rules.yaml")
     views = [rule_view(r) for r in rule_set.rules]
+    items = [{**v, "etag": rule_etag(v), "last_7_days": {"matches": 3, "alerts": 1}} for v in views]
     RulesDocument.model_validate(
-        {"origin": "file:x", "overridden": False, "version": "v", "count": len(views), "rules": views}
+        {"origin": "file:x", "overridden": False, "version": "v", "count": len(views), "rules": items}
     )
     for view in views:
         RuleDefinition.model_validate(view)
+        assert RuleView.model_validate(view).model_dump(mode="json") == view  # nothing dropped
+        detail = rule_detail(view)
+        assert detail.etag == rule_etag(view)
+        assert yaml.safe_load(detail.yaml) == view_document(view)
     RuleTestResult.model_validate(
         {
             "rule_id": "x",
