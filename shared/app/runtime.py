@@ -25,6 +25,7 @@ from shared.api.cors import CorsPolicy
 from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.health import HealthReport, check_health, source_health
+from shared.api.history_api import ObjectHistory, ObjectsApi
 from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.responses import ApiGuard
@@ -497,6 +498,13 @@ def status_api() -> StatusApi:
     )
 
 
+@cache
+def objects_api() -> ObjectsApi:
+    tenant = _tenant_id(get_settings())
+    events = get_clients().cosmos_container(CosmosContainers.EVENTS.name)
+    return ObjectsApi(api_guard(), ObjectHistory(events, continuation_signer(), tenant), app_clock())
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -506,6 +514,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         AuditApi: audit_api,
         RulesApi: rules_api,
         StatusApi: status_api,
+        ObjectsApi: objects_api,
     }
     return factories[kind]()
 
@@ -554,5 +563,6 @@ def reset_runtime() -> None:
         rules_api,
         status_api,
         event_store,
+        objects_api,
     ):
         factory.cache_clear()
