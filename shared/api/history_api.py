@@ -56,8 +56,8 @@ OBJECT_ID = PathParam(
     is_object_id,
     max_length=MAX_OBJECT_ID_LENGTH,
     refusal=(
-        f"an object id is 1 to {MAX_OBJECT_ID_LENGTH} printable ASCII characters, starting with a letter "
-        "or digit, without a blank at the end and without '/', '\\', '?' or '%'"
+        f"an object id is 1 to {MAX_OBJECT_ID_LENGTH} printable characters, a letter or digit first, without "
+        "a blank at the end and without '/', '\\', '?' or '%'"
     ),
 )
 

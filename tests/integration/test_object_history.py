@@ -34,6 +34,7 @@ PRIVACY = {"x-ms-client-principal": swa_principal(["reader", "privacy"], user="p
 POLICY_ID = str(uuid.uuid4())  # a Conditional Access policy
 USER_ID = str(uuid.uuid4())  # an admin's object id
 USER_UPN = "Adele.Vance@contoso.com"
+MAILBOX = "Αλέξανδρος Παπαδόπουλος"  # an Exchange object id: the mailbox's name
 # Ids the exact match must tell apart from the ones above.
 NEAR_MISSES = [POLICY_ID + "0", POLICY_ID[:-1], POLICY_ID.upper(), USER_UPN.lower(), "x" + USER_ID]
 
@@ -156,6 +157,12 @@ class World:
             # Hidden from a caller without Privacy: a hidden operation and a hidden service.
             _event(t, 30, "Delete conditional access policy", targets=[_policy(POLICY_ID, "f", "")]),
             _event(t, 40, "Set-Mailbox", service="Exchange", actor=_adele(), targets=[_target("mbx")]),
+            _event(
+                t,
+                50,
+                "Add-MailboxPermission",
+                targets=[{"type": "Mailbox", "id": MAILBOX, "display": MAILBOX}],
+            ),
             # Older than 30 days: only a wider range finds it.
             _event(t, 45 * 1440, "Update conditional access policy", targets=[_policy(POLICY_ID, "0", "e")]),
             # Near misses: an id that starts with the policy's, another case, another user.
@@ -344,7 +351,21 @@ def test_the_object_is_named_by_its_events(world: World) -> None:
 
 
 def test_ids_outside_the_grammar_and_callers_without_a_role_are_refused(world: World) -> None:
-    for hostile in ("a/b", "..", "a\\b", "a?b", "a%2Fb", " a", "a ", "é", "a\n", "x" * 201, "#EXT#"):
+    hostile_ids = (
+        "a/b",
+        "..",
+        "a\\b",
+        "a?b",
+        "a%2Fb",
+        " a",
+        "a ",
+        "a\u202eb",
+        "\ufffd",
+        "a\n",
+        "x" * 201,
+        "#EXT#",
+    )
+    for hostile in hostile_ids:
         refused = world.call(hostile)
         assert refused.status == 400, hostile
         problem = json.loads(refused.body)
@@ -352,3 +373,11 @@ def test_ids_outside_the_grammar_and_callers_without_a_role_are_refused(world: W
     assert world.call(POLICY_ID, headers={}).status == 401
     guest = "ann_fabrikam.com#EXT#@contoso.onmicrosoft.com"
     assert world.call(guest).status == 200  # a guest's UPN is of the grammar
+
+
+def test_an_object_named_in_another_script_has_a_history(world: World) -> None:
+    """Exchange names mailboxes by display name, in any script: the id goes through the URL as UTF-8."""
+    answer = world.page(MAILBOX)
+    assert [e["id"] for e in answer["items"]] == world.expected(MAILBOX, POLICY)
+    assert len(answer["items"]) == 1
+    assert answer["object"] == {"id": MAILBOX, "names": [], "types": ["Mailbox"]}
