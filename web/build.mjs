@@ -146,7 +146,7 @@ function startupPreloads(outdir, metafile) {
       if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
       if (wanted.has(imported.path)) continue;
       wanted.add(imported.path);
-      visit(imported.path, false);
+      visit(imported.path, followDynamic && isStatic); // app.js's code may sit in a chunk it shares with a page
     }
   };
   visit(key("app.js"), true);

@@ -65,6 +65,22 @@ class TID:
     EXPORT_NDJSON = "export-ndjson"
     EXPORT_STATUS = "export-status"
     ERROR = "error-banner"
+    # Object history (web/src/pages/history.js) and the detail's links to it (carry data-object-id).
+    ACTOR_HISTORY = "actor-history"
+    TARGET_HISTORY = "target-history"
+    HISTORY = "history"  # the page's <main>
+    HISTORY_NAME = "history-name"
+    HISTORY_ID = "history-id"
+    HISTORY_TYPES = "history-types"
+    HISTORY_RANGE = "history-range"
+    HISTORY_COUNT = "history-count"
+    HISTORY_EVENT = "history-event"  # carries data-event-id
+    HISTORY_EVENT_LINK = "history-event-link"
+    HISTORY_ACTOR = "history-actor"
+    HISTORY_DIFF = "history-diff"
+    HISTORY_LOAD_MORE = "history-load-more"
+    HISTORY_END = "history-end"
+    HISTORY_EMPTY = "history-empty"
 
     @staticmethod
     def facet(field: str, value: str) -> str:
