@@ -51,7 +51,7 @@ from shared.platform.ids import MAX_OBJECT_ID_LENGTH, is_object_id
 
 DEFAULT_HISTORY_RANGE = dt.timedelta(days=30)
 MAX_HISTORY_RANGE = dt.timedelta(days=366)
-MAX_NAMES = 10  # names and types reported for the object
+MAX_NAMES = 10  # names, other ids and types reported for the object
 _UNITS = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}
 
 OBJECT_ID = PathParam(
@@ -113,8 +113,11 @@ class HistoryQuery(BaseModel):
 class ObjectSummary(BaseModel):
     id: str = Field(description="the object id, as asked for")
     names: list[str] = Field(
-        description="what the events of this page call it (display names, the UPN of a user whose "
-        "object id was asked for, or the object id of a UPN), newest first, at most 10"
+        description="the display names the events of this page give it, newest first, at most 10"
+    )
+    aliases: list[str] = Field(
+        description="its other ids in the events of this page, newest first, at most 10: the UPN of a user "
+        "asked for by object id, or the object id of a UPN (each has a history of its own)"
     )
     types: list[str] = Field(description="its types as the events of this page give them, at most 10")
 
@@ -146,29 +149,33 @@ def _moment(value: str | None, now: dt.datetime, default: dt.datetime) -> dt.dat
 
 
 def describe(object_id: str, events: Sequence[Mapping[str, Any]]) -> ObjectSummary:
-    """The names and types `events` give the object, newest first, each once."""
+    """The names, other ids and types `events` give the object, newest first, each once."""
     names: dict[str, None] = {}
+    aliases: dict[str, None] = {}
     types: dict[str, None] = {}
+
+    def add(found: dict[str, None], value: Any) -> None:
+        if isinstance(value, str) and value and value != object_id:
+            found.setdefault(value)
+
     for event in events:
         actor = event.get("actor") or {}
         if object_id in (actor.get("id"), actor.get("upn")):
-            for value in (actor.get("display"), actor.get("upn"), actor.get("id")):
-                if isinstance(value, str) and value and value != object_id:
-                    names.setdefault(value)
-            if isinstance(actor.get("type"), str) and actor["type"] != "unknown":
-                types.setdefault(actor["type"])
+            add(names, actor.get("display"))
+            add(aliases, actor.get("upn"))
+            add(aliases, actor.get("id"))
+            if actor.get("type") != "unknown":
+                add(types, actor.get("type"))
         for target in event.get("targets") or []:
-            if not isinstance(target, Mapping) or target.get("id") != object_id:
-                continue
-            if (
-                isinstance(target.get("display"), str)
-                and target["display"]
-                and target["display"] != object_id
-            ):
-                names.setdefault(target["display"])
-            if isinstance(target.get("type"), str) and target["type"]:
-                types.setdefault(target["type"])
-    return ObjectSummary(id=object_id, names=list(names)[:MAX_NAMES], types=list(types)[:MAX_NAMES])
+            if isinstance(target, Mapping) and target.get("id") == object_id:
+                add(names, target.get("display"))
+                add(types, target.get("type"))
+    return ObjectSummary(
+        id=object_id,
+        names=list(names)[:MAX_NAMES],
+        aliases=list(aliases)[:MAX_NAMES],
+        types=list(types)[:MAX_NAMES],
+    )
 
 
 class ObjectHistory:
@@ -296,11 +303,11 @@ class ObjectsApi(Resource):
         description=(
             "The id is matched exactly (case included) against each event's `actor.id`, `actor.upn` and "
             "`targets[].id`, across all sources. The range defaults to the last 30 days and may span at "
-            "most 366 days; paging as GET /api/events. `object` gives the names and types the page's "
-            "events give it; `hidden` what the privacy policy left out for this caller. An id that no "
-            "event holds answers an empty page. Cost: one single-partition query per month of the range "
-            "(until the page is full), filtered on range-indexed paths and ordered by the (timestamp, id) "
-            "composite index."
+            "most 366 days; paging as GET /api/events. `object` gives the names, other ids and types "
+            "the page's events give it; `hidden` what the privacy policy left out for this caller. An "
+            "id that no event holds answers an empty page. Cost: one single-partition query per month "
+            "of the range (until the page is full), filtered on range-indexed paths and ordered by the "
+            "(timestamp, id) composite index."
         ),
     )
     def history(self, call: Call[HistoryQuery, None]) -> Reply:

@@ -72,6 +72,7 @@ class TID:
     HISTORY_NAME = "history-name"
     HISTORY_ID = "history-id"
     HISTORY_TYPES = "history-types"
+    HISTORY_ALIAS = "history-alias"  # a link to the history of the object's other id
     HISTORY_RANGE = "history-range"
     HISTORY_COUNT = "history-count"
     HISTORY_EVENT = "history-event"  # carries data-event-id

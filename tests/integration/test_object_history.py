@@ -341,12 +341,21 @@ def test_the_object_is_named_by_its_events(world: World) -> None:
     assert policy == {
         "id": POLICY_ID,
         "names": ["Require MFA for admins", "MFA for admins (old)"],
+        "aliases": [],
         "types": ["Policy"],
     }
-    adele = world.page(USER_ID, headers=PRIVACY)["object"]
-    assert adele == {"id": USER_ID, "names": ["Adele Vance", USER_UPN], "types": ["user"]}
+    # A user's object id and UPN name each other: each is the other's history.
+    by_id = world.page(USER_ID, headers=PRIVACY)["object"]
+    assert by_id == {"id": USER_ID, "names": ["Adele Vance"], "aliases": [USER_UPN], "types": ["user"]}
+    by_upn = world.page(USER_UPN, headers=PRIVACY)["object"]
+    assert by_upn == {
+        "id": USER_UPN,
+        "names": ["Adele Vance"],
+        "aliases": [USER_ID],
+        "types": ["user", "User"],
+    }
     nobody = world.page("no-such-object")
-    assert nobody["object"] == {"id": "no-such-object", "names": [], "types": []}
+    assert nobody["object"] == {"id": "no-such-object", "names": [], "aliases": [], "types": []}
     assert (nobody["items"], nobody["continuation"]) == ([], None)
 
 
@@ -380,4 +389,4 @@ def test_an_object_named_in_another_script_has_a_history(world: World) -> None:
     answer = world.page(MAILBOX)
     assert [e["id"] for e in answer["items"]] == world.expected(MAILBOX, POLICY)
     assert len(answer["items"]) == 1
-    assert answer["object"] == {"id": MAILBOX, "names": [], "types": ["Mailbox"]}
+    assert answer["object"] == {"id": MAILBOX, "names": [], "aliases": [], "types": ["Mailbox"]}

@@ -38,13 +38,14 @@ function Event({ event, id }) {
   const actor = event.actor || {};
   const who = actorText(actor) || "an unknown actor";
   const whoId = actor.id || actor.upn;
+  const self = actor.id === id || actor.upn === id;
   const changed = changes(event, id);
   return html`
     <li class="history-event" data-testid="history-event" data-event-id=${event.id}>
       <div class="history-head">
         <a href=${explorerHref(event)} data-testid="history-event-link"><time datetime=${event.timestamp}>${fmtTime(event.timestamp)}</time></a>
         <strong class="history-op">${event.operation}</strong>
-        <span data-testid="history-actor">by ${whoId && whoId !== id && isObjectId(whoId) ? html`<a href=${historyHref(whoId, event.timestamp)}>${who}</a>` : who}</span>
+        <span data-testid="history-actor">by ${whoId && !self && isObjectId(whoId) ? html`<a href=${historyHref(whoId, event.timestamp)}>${who}</a>` : who}</span>
         <span class=${`result result-${event.result || "unknown"}`}>${event.result}</span>
         <span class="muted">${event.service}${event.source ? ` · ${event.source}` : ""}</span>
       </div>
@@ -119,13 +120,18 @@ export function Page() {
   const hidden = state.hidden;
   return html`
     <main id="main" class="page history" data-testid="history" aria-busy=${state.loading ? "true" : "false"}>
-      <h1>History of <span data-testid="history-name">${names[0] || id || "an object"}</span></h1>
+      <h1>${id ? html`History of <span data-testid="history-name">${names[0] || id}</span>` : "Object history"}</h1>
       ${!id && html`<p>Open it from an event's actor or target in the <a href="/">explorer</a>, or give the object's id.</p><${OpenForm} />`}
       ${id &&
       html`<p class="history-meta">
           <span class="muted">Id </span><code data-testid="history-id">${id}</code>
           ${o && o.types.length ? html` <span class="muted">· type </span><span data-testid="history-types">${o.types.join(", ")}</span>` : ""}
-          ${names.length > 1 ? html` <span class="muted">· also </span>${names.slice(1).join(", ")}` : ""}
+          ${names.length > 1 ? html` <span class="muted">· also named </span>${names.slice(1).join(", ")}` : ""}
+          ${o && o.aliases.length
+            ? html` <span class="muted">· its other ids (a history each): </span>${o.aliases.map(
+                (a, i) => html`${i ? ", " : ""}<a href=${pageHref("history", { id: a, start, end })} data-testid="history-alias">${a}</a>`,
+              )}`
+            : ""}
         </p>
         <div class="inline">
           <label for="history-range">Time range</label>
