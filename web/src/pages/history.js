@@ -148,6 +148,8 @@ export function Page() {
         <p role="status" class="muted" data-testid="history-count">
           ${state.loading && !state.items.length
             ? "Loading…"
+            : state.error && !state.items.length
+            ? "The history could not be loaded (the message is above)."
             : `${state.items.length}${state.continuation ? "+" : ""} event${state.items.length === 1 ? "" : "s"} from ${fmtTime(state.start)} to ${fmtTime(state.end)} UTC, newest first`}
         </p>
         <ol class="history-list">
