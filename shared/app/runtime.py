@@ -25,6 +25,7 @@ from shared.api.cors import CorsPolicy
 from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.health import HealthReport, check_health, source_health
+from shared.api.history_api import ObjectHistory, ObjectsApi
 from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.queues_api import QueuesApi
@@ -521,6 +522,13 @@ def searches_api() -> SearchesApi:
     return SearchesApi(api_guard(), store, audit_log(), tenant, app_clock())
 
 
+@cache
+def objects_api() -> ObjectsApi:
+    tenant = _tenant_id(get_settings())
+    events = get_clients().cosmos_container(CosmosContainers.EVENTS.name)
+    return ObjectsApi(api_guard(), ObjectHistory(events, continuation_signer(), tenant), app_clock())
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -532,6 +540,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         StatusApi: status_api,
         QueuesApi: queues_api,
         SearchesApi: searches_api,
+        ObjectsApi: objects_api,
     }
     return factories[kind]()
 
@@ -582,5 +591,6 @@ def reset_runtime() -> None:
         event_store,
         queues_api,
         searches_api,
+        objects_api,
     ):
         factory.cache_clear()

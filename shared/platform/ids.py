@@ -37,6 +37,15 @@ SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 TRIGGER_ID = re.compile(r"(?P<scope>[A-Za-z0-9][A-Za-z0-9._-]{0,62}):[A-Za-z0-9_-]{1,64}")
 # Notification channels (shared.notify.channels.ChannelConfig.name); part of a DeliveryLog row key.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# Objects an event names as its actor or a target (GET /api/objects/{id}/history), as the sources send
+# their ids: GUIDs, UPNs (a guest's holds '#': ann_fabrikam.com#EXT#@contoso.onmicrosoft.com), Exchange
+# and Intune object names (blanks, any script: "Αλέξανδρος Παπαδόπουλος"). 1 to 200 printable characters
+# (inner blanks, no other space or control, format or unassigned character), a letter or digit first, no
+# blank last, and none of '/', '\', '?', '%' nor U+FFFD: it is one path segment, and never a storage id
+# (only ever a query parameter). Ids outside it (SharePoint URLs, Exchange `Name\..` paths) have no
+# history page.
+MAX_OBJECT_ID_LENGTH = 200
+OBJECT_ID_EXCLUDED = frozenset("/\\?%\ufffd")
 
 # Saved searches: "srch-" + 32 hex digits (uuid4().hex, or a sha256 prefix for a create retried with
 # the same Idempotency-Key: shared.searches.model.search_id).
@@ -90,6 +99,16 @@ def is_channel_name(value: object) -> bool:
 
 def is_search_id(value: object) -> bool:
     return isinstance(value, str) and SEARCH_ID.fullmatch(value) is not None
+
+
+def is_object_id(value: object) -> bool:
+    """An object id: see MAX_OBJECT_ID_LENGTH above. `str.isprintable` is false for controls, format
+    characters, surrogates, private-use and unassigned code points, and every space but ' '."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_OBJECT_ID_LENGTH:
+        return False
+    if not value[0].isalnum() or value[-1] == " ":
+        return False
+    return value.isprintable() and OBJECT_ID_EXCLUDED.isdisjoint(value)
 
 
 def _has_control_character(value: str) -> bool:

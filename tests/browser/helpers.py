@@ -145,6 +145,23 @@ class TID:
     RULE_RELOAD = "rule-reload"
     RULE_CURRENT = "rule-current"
     RULE_READ_ONLY = "rule-read-only"
+    # Object history (web/src/pages/history.js) and the detail's links to it (carry data-object-id).
+    ACTOR_HISTORY = "actor-history"
+    TARGET_HISTORY = "target-history"
+    HISTORY = "history"  # the page's <main>
+    HISTORY_NAME = "history-name"
+    HISTORY_ID = "history-id"
+    HISTORY_TYPES = "history-types"
+    HISTORY_ALIAS = "history-alias"  # a link to the history of the object's other id
+    HISTORY_RANGE = "history-range"
+    HISTORY_COUNT = "history-count"
+    HISTORY_EVENT = "history-event"  # carries data-event-id
+    HISTORY_EVENT_LINK = "history-event-link"
+    HISTORY_ACTOR = "history-actor"
+    HISTORY_DIFF = "history-diff"
+    HISTORY_LOAD_MORE = "history-load-more"
+    HISTORY_END = "history-end"
+    HISTORY_EMPTY = "history-empty"
 
     @staticmethod
     def facet(field: str, value: str) -> str:

@@ -418,6 +418,86 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     assert stack.snapshot() == before
 
 
+# -- object history: the id is any name an event gives an object -----------------------------------
+
+OBJECT_HISTORY = "/api/objects/{id}/history"
+# Object ids are printable names in any script (shared.platform.ids.is_object_id): "non-ASCII" is one.
+HOSTILE_OBJECT_SEGMENTS = [(label, segment) for label, segment in HOSTILE_SEGMENTS if label != "non-ASCII"]
+# (label, query string as sent on the wire, the field the 400 names)
+HOSTILE_HISTORY_QUERIES = [
+    ("start not a time", "start=yesterday", "start"),
+    ("start in year 1", "start=0001-01-01T00:00:00Z", "start"),
+    ("over 366 days", "start=367d", "start"),
+    ("start after end", "start=1h&end=2h", "start"),
+    ("start twice", "start=1d&start=2d", "start"),
+    ("nul start", "start=1d%00", "start"),
+    ("no page", "page_size=0", "page_size"),
+    ("too big a page", "page_size=201", "page_size"),
+    ("forged continuation", "continuation=abc", "continuation"),
+    ("an events filter", "actor=user", "actor"),
+    ("SQL as a parameter name", "c.tenant_id=x", "c.tenant_id"),
+]
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_hostile_object_ids_and_history_queries_are_400_and_storage_is_unchanged(
+    stack: Stack, role: str
+) -> None:
+    before = stack.snapshot()
+    headers = ROLES[role]
+    for label, segment in HOSTILE_OBJECT_SEGMENTS:
+        path = OBJECT_HISTORY.replace("{id}", segment)
+        context = f"{role} GET {path[:80]} ({label})"
+        answer = call(stack.host, "GET", path, headers)
+        assert_problem(answer, 400, context)
+        assert json.loads(answer.body)["errors"][0]["field"] == "id", context
+        assert_nothing_out_of_reach(answer, context, sent=urllib.parse.unquote(segment))
+    user = OBJECT_HISTORY.replace("{id}", "user%40contoso.com")
+    for label, query, field in HOSTILE_HISTORY_QUERIES:
+        context = f"{role} GET {user}?{query} ({label})"
+        answer = call(stack.host, "GET", f"{user}?{query}", headers)
+        assert_problem(answer, 400, context)
+        assert json.loads(answer.body)["errors"][0]["field"] == field, context
+        assert_nothing_out_of_reach(answer, context)
+    assert_problem(call(stack.host, "GET", user, {}), 401, "anonymous object history")
+    assert stack.snapshot() == before
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_an_object_history_shows_only_what_the_caller_may_see(stack: Stack, role: str) -> None:
+    """user@contoso.com acts in the visible event, in the hidden one and in the other tenant's: only
+    the visible one is listed. Ids that name hidden or foreign data, or nothing, answer an empty page."""
+    before = stack.snapshot()
+    headers = ROLES[role]
+    user = call(
+        stack.host, "GET", OBJECT_HISTORY.replace("{id}", "user%40contoso.com") + "?start=1d", headers
+    )
+    assert user.status == 200, user.body
+    page = json.loads(user.body)
+    assert [e["id"] for e in page["items"]] == [VISIBLE_EVENT]
+    assert page["hidden"] == {"services": ["Exchange"], "operations": 1}
+    assert "raw" not in page["items"][0]
+    assert_nothing_out_of_reach(user, f"{role} history of user@contoso.com")
+    probes = [
+        "user@contoso.com",  # unencoded '@'
+        "USER%40contoso.com",  # another case
+        urllib.parse.quote(FOREIGN_MARKER),
+        urllib.parse.quote(HIDDEN_MARKER),
+        urllib.parse.quote(OTHER_TENANT),
+        urllib.parse.quote("x' OR 1=1 --"),
+        "%C3%A9v%C3%A9nement",
+    ]
+    for segment in probes:
+        answer = call(stack.host, "GET", OBJECT_HISTORY.replace("{id}", segment), headers)
+        assert answer.status == 200, (segment, answer.body[:300])
+        items = [e["id"] for e in json.loads(answer.body)["items"]]
+        assert items == ([VISIBLE_EVENT] if segment == "user@contoso.com" else []), segment
+        assert_nothing_out_of_reach(
+            answer, f"{role} history of {segment}", sent=urllib.parse.unquote(segment)
+        )
+    assert stack.snapshot() == before
+
+
 # -- query strings of the histogram and version routes ---------------------------------------------
 
 HISTOGRAM = "/api/events/histogram"

@@ -24,7 +24,10 @@ VALID_IDS = {
     "rule": "custom.rule",
     "queue": "notify",
     "saved search": "srch-" + "a" * 32,
+    "object": "00000000-0000-0000-0000-000000000001",
 }
+# Routes whose id selects events rather than naming one thing: an id no event holds answers an empty 200.
+LISTS_BY_ID = {"object_history"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def test_every_route_answers_through_its_function(host: HostProcess) -> None:
             assert result.status == 400, (route.name, result.body[:300])
             assert result.json()["errors"][0]["field"] == "Idempotency-Key", route.name
             assert result.json()["instance"] == path
-        elif route.path_params:
+        elif route.path_params and route.name not in LISTS_BY_ID:
             result = http_request(route.method, f"{host.base_url}{path}", headers=headers)
             assert result.status == 404, (route.name, result.body[:300])
             assert result.headers["Content-Type"].startswith("application/problem+json")

@@ -9,12 +9,33 @@ import { showError } from "../errors.js";
 import { selectedId, selectEvent, setFilters, stateHref } from "../state.js";
 import { changedNames, changedPaths, fmtTime, inChanged, isoSeconds, jsonLines, parseMaybeJson, requestId } from "../util.js";
 import { focusRow, actorText } from "./results.js";
+import { pageHref } from "../pages.js";
 
 const TAG_PATTERN = /^[A-Za-z0-9][A-Za-z0-9 _.:/-]*$/;
 const DAY = 86400000;
 
 const isObject = (v) => v !== null && typeof v === "object";
 const plain = (v) => (v === null || v === undefined || v === "" ? "(none)" : typeof v === "string" ? v : JSON.stringify(v));
+
+/** Whether GET /api/objects/{id}/history takes `id` (shared/platform/ids.py is_object_id; the server decides). */
+export const isObjectId = (id) =>
+  typeof id === "string" && id.length <= 200 && /^[\p{L}\p{N}]/u.test(id) && !id.endsWith(" ") &&
+  !/[\p{C}\p{Z}/\\?%\uFFFD]/u.test(id.replaceAll(" ", ""));
+
+/** The object history page of `id`, its range reaching back to `timestamp` (the event that links to it). */
+export function historyHref(id, timestamp) {
+  const t = Date.parse(timestamp);
+  const back = Date.now() - 30 * DAY;
+  const start = t < back ? isoSeconds(Math.max(t - DAY, Date.now() - 365 * DAY)) : "";
+  return pageHref("history", { id, start });
+}
+
+function HistoryLink({ id, timestamp, testid, name }) {
+  if (!isObjectId(id)) return null;
+  return html` <a class="history-link small" href=${historyHref(id, timestamp)} data-testid=${testid} data-object-id=${id}
+    >history<span class="visually-hidden"> of ${name || id}</span></a
+  >`;
+}
 
 function JsonBlock({ value, changed, side, label }) {
   const lines = jsonLines(value);
@@ -25,7 +46,7 @@ function JsonBlock({ value, changed, side, label }) {
   )}</pre>`;
 }
 
-function PropertyDiff({ prop }) {
+export function PropertyDiff({ prop }) {
   const oldValue = parseMaybeJson(prop.old);
   const newValue = parseMaybeJson(prop.new);
   if (!isObject(oldValue) && !isObject(newValue)) {
@@ -69,7 +90,7 @@ function PropertyDiff({ prop }) {
   `;
 }
 
-function Targets({ targets }) {
+function Targets({ targets, timestamp }) {
   if (!targets || !targets.length) return null;
   const withChanges = targets.some((t) => (t.modified_properties || []).length);
   return html`
@@ -80,6 +101,7 @@ function Targets({ targets }) {
           (t, i) => html`<li key=${i}>
             <span class="target-name">${t.display || t.id || "(unnamed)"}</span>
             ${t.type ? html` <span class="muted">(${t.type})</span>` : ""}
+            <${HistoryLink} id=${t.id} timestamp=${timestamp} testid="target-history" name=${t.display} />
             ${t.id && t.display && t.id !== t.display ? html`<div class="muted mono small">${t.id}</div>` : ""}
           </li>`,
         )}
@@ -352,6 +374,7 @@ export function Detail() {
           html`<${Fact} label="Actor" testid="detail-actor">
             ${actorText(actor)}${actor.upn && actor.upn !== actorText(actor) ? html` <span class="muted">${actor.upn}</span>` : ""}
             ${actor.type ? html` <span class="muted">(${actor.type})</span>` : ""}
+            <${HistoryLink} id=${actor.id || actor.upn} timestamp=${event.timestamp} testid="actor-history" name=${actorText(actor)} />
             ${actor.ip ? html`<div class="muted small">IP ${actor.ip}</div>` : ""}
             ${actor.client_app && (actor.client_app.name || actor.client_app.id)
               ? html`<div class="muted small">via ${actor.client_app.name || actor.client_app.id}</div>`
@@ -376,7 +399,7 @@ export function Detail() {
           <//>`}
           <${Fact} label="Event id"><span class="mono small">${event.id}</span><//>
         </dl>
-        <${Targets} targets=${event.targets} />
+        <${Targets} targets=${event.targets} timestamp=${event.timestamp} />
         <${Tags} event=${event} />
         <${Comments} event=${event} />
         <${Extras} event=${event} />
