@@ -1,6 +1,375 @@
-// Alerts page: being built (issue 17). Replaced by its owner.
+// The alerts page: counts at the top, the queue (filters in the query string, newest last seen first,
+// paged), bulk triage of a selection (Analyst), the suppressions (Admin removes them) and, with ?id=,
+// one alert's detail (alerts-detail.js). The server enforces every role; controls a role lacks are absent.
 import { html } from "htm/preact";
+import { useEffect, useState } from "preact/hooks";
+import { api, isAbort } from "../api.js";
+import { ROLE, hasRole } from "../auth.js";
+import { showError } from "../errors.js";
+import { pageHref } from "../pages.js";
+import { navigate, queryParams } from "../state.js";
+import { fmtNumber, fmtTime, fromLocalInput, isoSeconds, requestId, toLocalInput } from "../util.js";
+import { AlertDetail, CLASSES, STATUSES, Sev, VERBS, groupLabel } from "./alerts-detail.js";
+
+const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
+const DAY = 86400000;
+const SPANS = { "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY };
+const PAGE_SIZE = 50;
+
+/** The list's filters as the address holds them. */
+function readFilters(sp) {
+  return {
+    status: sp.getAll("status").filter((s) => STATUSES.includes(s)),
+    severity: sp.getAll("severity").filter((s) => SEVERITIES.includes(s)),
+    rule: sp.get("rule") || "",
+    actor: sp.get("actor") || "",
+    since: sp.get("since") || "",
+    until: sp.get("until") || "",
+  };
+}
+
+/** A link to this page: the filters, and more parameters (id, view). */
+const alertsHref = (f, extra = {}) => pageHref("alerts", { ...f, ...extra });
+
+function apiParams(f) {
+  const since = SPANS[f.since] ? isoSeconds(Date.now() - SPANS[f.since]) : f.since;
+  return { status: f.status, severity: f.severity, rule: f.rule, actor: f.actor, since, until: f.until };
+}
+
+/** The actor (or other group value) an alert is about. */
+function groupText(a) {
+  const g = a.group || {};
+  const key = Object.keys(g).find((k) => k.startsWith("actor")) || Object.keys(g)[0];
+  return key ? g[key] : (a.sample && a.sample.actor) || "";
+}
 
 export function Page() {
-  return html`<main id="main" class="page"><h1>Alerts</h1></main>`;
+  const sp = queryParams();
+  const f = readFilters(sp);
+  const id = sp.get("id");
+  const view = id ? "detail" : sp.get("view") === "suppressions" ? "suppressions" : "list";
+  return html`
+    <main id="main" class="page alerts-page">
+      ${view === "detail"
+        ? html`<${AlertDetail} key=${id} id=${id} back=${alertsHref(f)} />`
+        : html`
+            <h1>Alerts</h1>
+            <nav class="al-tabs" aria-label="Alerts views">
+              <a href=${alertsHref(f)} data-testid="tab-alerts" aria-current=${view === "list" ? "page" : undefined}>Queue</a>
+              <a href=${alertsHref(f, { view: "suppressions" })} data-testid="tab-suppressions"
+                aria-current=${view === "suppressions" ? "page" : undefined}>Suppressions</a>
+            </nav>
+            ${view === "list" ? html`<${Queue} f=${f} />` : html`<${Suppressions} />`}
+          `}
+    </main>
+  `;
+}
+
+function Summary({ tick }) {
+  const [s, setS] = useState(null);
+  useEffect(() => {
+    const ctl = new AbortController();
+    api("/alerts/summary", { signal: ctl.signal }).then(setS, (e) => isAbort(e) || showError(e, "The alert counts could not be loaded"));
+    return () => ctl.abort();
+  }, [tick]);
+  if (!s) return html`<div class="al-summary" data-testid="alerts-summary" aria-busy="true"></div>`;
+  const open = s.open || {};
+  const byStatus = s.by_status || null;
+  const card = (testid, label, n, href) =>
+    html`<a class="al-card" data-testid=${testid} href=${href}><strong>${fmtNumber(n || 0)}</strong> ${label}</a>`;
+  return html`
+    <div class="al-summary" data-testid="alerts-summary">
+      <section aria-labelledby="al-sum-sev">
+        <h2 id="al-sum-sev" class="al-sum-title">Open by severity</h2>
+        <div class="al-cards">
+          ${card("summary-open", "open", s.total_open, alertsHref({ status: ["open"] }))}
+          ${SEVERITIES.map((sev) => card(`summary-${sev}`, sev, open[sev], alertsHref({ status: ["open"], severity: [sev] })))}
+        </div>
+      </section>
+      ${byStatus &&
+      html`<section aria-labelledby="al-sum-status">
+        <h2 id="al-sum-status" class="al-sum-title">By status</h2>
+        <div class="al-cards">
+          ${STATUSES.map((st) => card(`summary-status-${st}`, st, byStatus[st], alertsHref({ status: [st] })))}
+        </div>
+      </section>`}
+    </div>
+  `;
+}
+
+function Checks({ name, label, values, chosen, f }) {
+  const toggle = (v) => {
+    const next = chosen.includes(v) ? chosen.filter((x) => x !== v) : [...chosen, v];
+    navigate(alertsHref({ ...f, [name]: next }));
+  };
+  return html`
+    <fieldset class="al-checks">
+      <legend>${label}</legend>
+      ${values.map(
+        (v) => html`<label key=${v}>
+          <input type="checkbox" data-testid=${`filter-${name}-${v}`} checked=${chosen.includes(v)} onChange=${() => toggle(v)} />
+          ${v}
+        </label>`,
+      )}
+    </fieldset>
+  `;
+}
+
+function Filters({ f }) {
+  const mode = SPANS[f.since] ? f.since : f.since || f.until ? "custom" : "";
+  const set = (patch) => navigate(alertsHref({ ...f, ...patch }));
+  const text = (name) => (e) => set({ [name]: e.currentTarget.value.trim() });
+  const pickTime = (e) => {
+    const v = e.currentTarget.value;
+    set(v === "custom" ? { since: isoSeconds(Date.now() - 7 * DAY), until: "" } : { since: v, until: "" });
+  };
+  const time = (name) => (e) => set({ [name]: fromLocalInput(e.currentTarget.value) });
+  return html`
+    <form class="al-filters" aria-label="Filter alerts" onSubmit=${(e) => e.preventDefault()}>
+      <${Checks} name="status" label="Status" values=${STATUSES} chosen=${f.status} f=${f} />
+      <${Checks} name="severity" label="Severity" values=${SEVERITIES} chosen=${f.severity} f=${f} />
+      <div class="field">
+        <label for="al-rule">Rule id</label>
+        <input id="al-rule" data-testid="filter-rule" maxlength="80" value=${f.rule} onChange=${text("rule")} />
+      </div>
+      <div class="field">
+        <label for="al-actor">Actor</label>
+        <input id="al-actor" data-testid="filter-actor" maxlength="200" value=${f.actor} onChange=${text("actor")} />
+      </div>
+      <div class="field">
+        <label for="al-time">Last seen</label>
+        <select id="al-time" data-testid="filter-time" value=${mode} onChange=${pickTime}>
+          <option value="">Any time</option>
+          <option value="24h">Last 24 hours</option>
+          <option value="7d">Last 7 days</option>
+          <option value="30d">Last 30 days</option>
+          <option value="custom">Between…</option>
+        </select>
+      </div>
+      ${mode === "custom" &&
+      html`<div class="field">
+          <label for="al-since">From (UTC)</label>
+          <input id="al-since" type="datetime-local" step="1" data-testid="filter-since" value=${toLocalInput(f.since)} onChange=${time("since")} />
+        </div>
+        <div class="field">
+          <label for="al-until">To (UTC)</label>
+          <input id="al-until" type="datetime-local" step="1" data-testid="filter-until" value=${f.until ? toLocalInput(f.until) : ""} onChange=${time("until")} />
+        </div>`}
+      <a class="btn btn-quiet" href=${alertsHref({})} data-testid="clear-filters">Clear filters</a>
+    </form>
+  `;
+}
+
+function Queue({ f }) {
+  const key = JSON.stringify(f);
+  const analyst = hasRole(ROLE.analyst);
+  const [r, setR] = useState({ items: [], continuation: null, loading: true });
+  const [sel, setSel] = useState([]);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const ctl = new AbortController();
+    setR({ items: [], continuation: null, loading: true });
+    setSel([]);
+    api("/alerts", { params: { ...apiParams(f), page_size: PAGE_SIZE }, signal: ctl.signal }).then(
+      (p) => setR({ items: p.items, continuation: p.continuation, loading: false }),
+      (e) => {
+        if (isAbort(e)) return;
+        setR({ items: [], continuation: null, loading: false });
+        showError(e, "The alerts could not be loaded");
+      },
+    );
+    return () => ctl.abort();
+  }, [key]);
+  const more = async () => {
+    setR({ ...r, loading: true });
+    try {
+      const p = await api("/alerts", { params: { ...apiParams(f), page_size: PAGE_SIZE, continuation: r.continuation } });
+      setR({ items: [...r.items, ...p.items], continuation: p.continuation, loading: false });
+    } catch (e) {
+      setR({ ...r, loading: false });
+      showError(e, "More alerts could not be loaded");
+    }
+  };
+  const replace = (updated) => {
+    const byId = new Map(updated.map((a) => [a.id, a]));
+    setR((old) => ({ ...old, items: old.items.map((a) => byId.get(a.id) || a) }));
+    setTick((n) => n + 1);
+  };
+  const ids = r.items.map((a) => a.id);
+  const all = ids.length > 0 && ids.every((i) => sel.includes(i));
+  const toggle = (i) => setSel(sel.includes(i) ? sel.filter((x) => x !== i) : [...sel, i]);
+  return html`
+    <${Summary} tick=${tick} />
+    <${Filters} f=${f} />
+    ${analyst && html`<${Bulk} sel=${sel} items=${r.items} setSel=${setSel} onDone=${replace} />`}
+    <div class="results-wrap">
+      <table class="results al-table" data-testid="alerts-table" aria-busy=${r.loading ? "true" : "false"}>
+        <caption class="visually-hidden">Alerts, most recently seen first</caption>
+        <thead>
+          <tr>
+            ${analyst &&
+            html`<th scope="col" class="al-sel">
+              <input type="checkbox" data-testid="select-all" aria-label="Select all alerts on this page" checked=${all}
+                onChange=${() => setSel(all ? [] : ids)} />
+            </th>`}
+            <th scope="col">Last seen (UTC)</th>
+            <th scope="col">Severity</th>
+            <th scope="col">Alert</th>
+            <th scope="col">Actor or group</th>
+            <th scope="col">Status</th>
+            <th scope="col">Classification</th>
+            <th scope="col" class="num">Occurrences</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${r.items.map(
+            (a) => html`<tr key=${a.id} data-testid="alert-row" data-alert-id=${a.id} data-status=${a.status}>
+              ${analyst &&
+              html`<td class="al-sel">
+                <input type="checkbox" data-testid="alert-select" aria-label=${`Select ${a.title}`} checked=${sel.includes(a.id)}
+                  onChange=${() => toggle(a.id)} />
+              </td>`}
+              <td class="c-time"><time datetime=${a.last_seen}>${fmtTime(a.last_seen)}</time></td>
+              <td><${Sev} s=${a.severity} /></td>
+              <td>
+                <a href=${alertsHref(f, { id: a.id })} data-testid="alert-link">${a.title}</a>
+                <div class="muted small mono">${a.rule_id}</div>
+              </td>
+              <td class="c-actor">${groupText(a)}</td>
+              <td data-testid="alert-row-status">${a.status}</td>
+              <td>${a.classification ? CLASSES[a.classification] || a.classification : ""}</td>
+              <td class="num">${fmtNumber(a.occurrences || 0)}</td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>
+      ${r.loading && html`<p class="muted loading">Loading…</p>`}
+      ${!r.loading && !r.items.length && html`<p class="empty" data-testid="no-alerts">No alerts match these filters.</p>`}
+      ${r.continuation &&
+      html`<div class="more">
+        <button type="button" class="btn" data-testid="alerts-more" disabled=${r.loading} onClick=${more}>More</button>
+      </div>`}
+    </div>
+  `;
+}
+
+function Bulk({ sel, items, setSel, onDone }) {
+  const [status, setStatus] = useState("");
+  const [cls, setCls] = useState("");
+  const [comment, setComment] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [report, setReport] = useState(null);
+  const title = (i) => (items.find((a) => a.id === i) || {}).title || i;
+  const apply = async (e) => {
+    e.preventDefault();
+    const body = { ids: sel };
+    if (status) body.status = status;
+    if (cls) body.classification = cls;
+    if (comment.trim()) body.comment = comment.trim();
+    setBusy(true);
+    try {
+      const { results } = await api("/alerts/bulk", { method: "POST", body, headers: { "Idempotency-Key": requestId() } });
+      const ok = results.filter((x) => x.status === 200);
+      const failed = results.filter((x) => x.status !== 200);
+      setReport({ ok: ok.length, failed });
+      setSel(failed.map((x) => x.id));
+      if (!failed.length) setComment("");
+      onDone(ok.map((x) => x.alert).filter(Boolean));
+    } catch (error) {
+      showError(error, "The bulk change failed");
+    } finally {
+      setBusy(false);
+    }
+  };
+  const nothing = !status && !cls && !comment.trim();
+  return html`
+    <form class="al-bulk" aria-label="Change the selected alerts" data-testid="bulk" onSubmit=${apply}>
+      <span data-testid="bulk-count">${sel.length} selected</span>
+      <label for="al-b-status" class="visually-hidden">New status</label>
+      <select id="al-b-status" data-testid="bulk-status" value=${status} onChange=${(e) => setStatus(e.currentTarget.value)}>
+        <option value="">Status: no change</option>
+        ${STATUSES.map((s) => html`<option value=${s}>${VERBS[s]}</option>`)}
+      </select>
+      <label for="al-b-class" class="visually-hidden">Classification</label>
+      <select id="al-b-class" data-testid="bulk-classification" value=${cls} onChange=${(e) => setCls(e.currentTarget.value)}>
+        <option value="">Classification: no change</option>
+        ${Object.entries(CLASSES).map(([v, l]) => html`<option value=${v}>${l}</option>`)}
+      </select>
+      <label for="al-b-comment" class="visually-hidden">Comment</label>
+      <input id="al-b-comment" data-testid="bulk-comment" placeholder="Comment (optional)" maxlength="4000" value=${comment}
+        onInput=${(e) => setComment(e.currentTarget.value)} />
+      <button type="submit" class="btn btn-primary" data-testid="bulk-apply" disabled=${busy || !sel.length || nothing}>
+        Apply to ${sel.length} selected
+      </button>
+      <div role="status" class="al-bulk-report" data-testid="bulk-report">
+        ${report &&
+        html`${report.ok} updated${report.failed.length ? `, ${report.failed.length} failed:` : "."}
+          <ul>
+            ${report.failed.map(
+              (x) => html`<li key=${x.id} data-testid="bulk-failure" data-alert-id=${x.id}>
+                <strong>${title(x.id)}</strong>: ${x.title || `HTTP ${x.status}`}${x.detail ? ` (${x.detail})` : ""}
+              </li>`,
+            )}
+          </ul>`}
+      </div>
+    </form>
+  `;
+}
+
+function Suppressions() {
+  const admin = hasRole(ROLE.admin);
+  const [items, setItems] = useState(null);
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const ctl = new AbortController();
+    api("/suppressions", { signal: ctl.signal }).then(
+      (p) => setItems(p.items),
+      (e) => isAbort(e) || showError(e, "The suppressions could not be loaded"),
+    );
+    return () => ctl.abort();
+  }, [tick]);
+  const remove = async (s) => {
+    try {
+      await api(`/suppressions/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+      setTick((n) => n + 1);
+    } catch (e) {
+      showError(e, "The suppression could not be removed");
+    }
+  };
+  if (!items) return html`<p class="muted loading">Loading…</p>`;
+  return html`
+    <p class="muted">Matches of a suppressed rule and group are recorded and counted here, but open no alert and notify no one.</p>
+    <div class="results-wrap">
+      <table class="results" data-testid="suppressions">
+        <caption class="visually-hidden">Suppressions, newest first</caption>
+        <thead>
+          <tr>
+            <th scope="col">Rule</th><th scope="col">Group</th><th scope="col">Reason</th><th scope="col">Created</th>
+            <th scope="col">Expires (UTC)</th><th scope="col" class="num">Matches</th><th scope="col">Last match</th>
+            <th scope="col">State</th>${admin && html`<th scope="col"><span class="visually-hidden">Actions</span></th>`}
+          </tr>
+        </thead>
+        <tbody>
+          ${items.map(
+            (s) => html`<tr key=${s.id} data-testid="suppression-row" data-suppression-id=${s.id} data-active=${String(Boolean(s.active))}>
+              <td class="mono small">${s.rule_id}</td>
+              <td class="c-actor">${groupLabel(s.group) || s.group_key}</td>
+              <td>${s.reason}</td>
+              <td>${s.created_by}<div class="muted small">${fmtTime(s.created_at)}</div></td>
+              <td>${fmtTime(s.expires_at)}</td>
+              <td class="num" data-testid="suppression-matches">${fmtNumber(s.matches || 0)}</td>
+              <td>${fmtTime(s.last_match_at)}</td>
+              <td>${s.active ? "active" : "expired"}</td>
+              ${admin &&
+              html`<td>
+                <button type="button" class="btn btn-small" data-testid="suppression-remove" aria-label=${`Remove the suppression of ${s.rule_id} for ${groupLabel(s.group) || s.group_key}`}
+                  onClick=${() => remove(s)}>Remove</button>
+              </td>`}
+            </tr>`,
+          )}
+        </tbody>
+      </table>
+      ${!items.length && html`<p class="empty" data-testid="no-suppressions">No suppressions.</p>`}
+    </div>
+  `;
 }
