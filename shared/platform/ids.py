@@ -36,6 +36,9 @@ SCOPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 TRIGGER_ID = re.compile(r"(?P<scope>[A-Za-z0-9][A-Za-z0-9._-]{0,62}):[A-Za-z0-9_-]{1,64}")
 # Notification channels (shared.notify.channels.ChannelConfig.name); part of a DeliveryLog row key.
 CHANNEL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# Alert suppressions ("suppress similar"): "sup-" + 40 hex digits of a sha256 of tenant, rule and group
+# (shared.alerts.suppressions.suppression_id), exactly.
+SUPPRESSION_ID = re.compile(r"sup-[0-9a-f]{40}")
 
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
@@ -81,6 +84,10 @@ def is_trigger_id(value: object, scope: str) -> bool:
 
 def is_channel_name(value: object) -> bool:
     return isinstance(value, str) and CHANNEL_NAME.fullmatch(value) is not None
+
+
+def is_suppression_id(value: object) -> bool:
+    return isinstance(value, str) and SUPPRESSION_ID.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:
