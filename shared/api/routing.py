@@ -110,6 +110,8 @@ class Route:
     max_body_bytes: int = MAX_JSON_BODY_BYTES
     # The handler gets the JSON object as sent and validates it itself; `body` documents it.
     raw_body: bool = False
+    # The handler honours an If-Match header (an ETag) when one is sent: documented, with its 412.
+    if_match: bool = False
 
     @property
     def repeatable(self) -> tuple[str, ...]:
@@ -221,6 +223,7 @@ def route(
     extra_statuses: tuple[int, ...] = (),
     max_body_bytes: int = MAX_JSON_BODY_BYTES,
     raw_body: bool = False,
+    if_match: bool = False,
 ) -> Callable[[Callable[[R, Call[Any, Any]], Reply]], Endpoint[R]]:
     """Declare the route a handler method serves. `operation_id` defaults to `name`, `tag` to the
     path's first segment; everything else a route needs has no default and must be written."""
@@ -246,6 +249,7 @@ def route(
                 extra_statuses=extra_statuses,
                 max_body_bytes=max_body_bytes,
                 raw_body=raw_body,
+                if_match=if_match,
             )
         )
 

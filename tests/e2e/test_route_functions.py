@@ -18,7 +18,12 @@ from shared.api.routing import WRITE_METHODS
 from tests.support.host_process import FUNCTION_KEY, MASTER_KEY, HostProcess, http_request
 
 SWITCHED_OFF = "get_event_raw"
-VALID_IDS = {"event": "entra_audit:Directory_1_AB12C_1", "alert": "alert-" + "a" * 40, "rule": "custom.rule"}
+VALID_IDS = {
+    "event": "entra_audit:Directory_1_AB12C_1",
+    "alert": "alert-" + "a" * 40,
+    "rule": "custom.rule",
+    "suppression": "sup-" + "a" * 40,
+}
 
 
 @pytest.fixture(scope="module")

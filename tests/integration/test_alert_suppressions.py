@@ -124,7 +124,7 @@ def test_a_removed_suppression_no_longer_holds(h: Harness) -> None:
 def test_a_suppressed_threshold_rule_counts_every_match_and_fires_nothing(h: Harness) -> None:
     events = _deletions(h, 12, 20, "cleaner@contoso.com")  # 12 within 4 minutes: the threshold is 10
     now = h.clock.now()
-    origin = {
+    origin: dict[str, Any] = {
         "id": "alert-" + "c" * 40,  # an earlier alert of this rule and group, as the console shows it
         "pk": h.tenant,
         "rule_id": "entra.bulk-user-deletion",

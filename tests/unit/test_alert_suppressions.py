@@ -31,7 +31,7 @@ from shared.platform.ids import (
 from tests.unit.test_ids import HOSTILE, _NoStorage
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
-ALERT = {
+ALERT: dict[str, Any] = {
     "id": "alert-" + "b" * 40,
     "pk": "tenant-1",
     "rule_id": "entra.global-admin-added",
