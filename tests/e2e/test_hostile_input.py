@@ -24,6 +24,7 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from shared.alerts.model import alert_fingerprint
+from shared.alerts.suppressions import new_suppression, suppression_id
 from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import partition_key
 from shared.platform.clients import AzureClients
@@ -48,6 +49,11 @@ VISIBLE_ALERT = alert_fingerprint(TENANT, "entra.visible", "g", 1)
 HIDDEN_ALERT = alert_fingerprint(TENANT, "exchange.hidden", "g", 1)
 FOREIGN_ALERT = alert_fingerprint(OTHER_TENANT, "entra.visible", "g", 1)
 RULE_ID = "entra.app-registered"  # a rule of the shipped file
+# Suppressions of the three alerts' rules and groups (_alert: rule "test.rule", group "g").
+VISIBLE_SUPPRESSION = suppression_id(TENANT, "test.rule", "g")
+HIDDEN_SUPPRESSION = suppression_id(TENANT, "test.hidden", "g")
+FOREIGN_SUPPRESSION = suppression_id(OTHER_TENANT, "test.rule", "g")
+SUPPRESS = {"reason": "checked", "expires_at": utc_iso(NOW + dt.timedelta(days=1))}
 
 ROLES = {
     "reader": {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")},
@@ -87,6 +93,10 @@ HOSTILE_SEGMENTS = [
 # Ids of the app's grammar that name what this caller must not see.
 OUT_OF_REACH_EVENTS = [("another tenant's event", FOREIGN_EVENT), ("a hidden event", HIDDEN_EVENT)]
 OUT_OF_REACH_ALERTS = [("another tenant's alert", FOREIGN_ALERT), ("a hidden alert", HIDDEN_ALERT)]
+OUT_OF_REACH_SUPPRESSIONS = [
+    ("another tenant's suppression", FOREIGN_SUPPRESSION),
+    ("a hidden suppression", HIDDEN_SUPPRESSION),
+]
 
 RAW_RECORD = {"id": "raw-visible", "note": "the original record"}
 
@@ -108,6 +118,8 @@ ID_ROUTES = [
     IdRoute("GET", "/api/alerts/{id}", "reader", None, 404),
     IdRoute("PATCH", "/api/alerts/{id}", "analyst", {"status": "closed", "comment": "x"}, 404),
     IdRoute("PUT", "/api/rules/{id}", "admin", {"enabled": False}, 400),
+    IdRoute("POST", "/api/alerts/{id}/suppress", "admin", SUPPRESS, 404),
+    IdRoute("DELETE", "/api/suppressions/{id}", "admin", None, 404),
 ]
 
 
@@ -157,14 +169,16 @@ def _event(
     }
 
 
-def _alert(alert_id: str, tenant: str, service: str, title: str) -> dict[str, Any]:
+def _alert(
+    alert_id: str, tenant: str, service: str, title: str, rule_id: str = "test.rule"
+) -> dict[str, Any]:
     seen = utc_iso(NOW - dt.timedelta(minutes=5))
     return {
         "id": alert_id,
         "pk": tenant,
         "type": "alert",
         "tenant_id": tenant,
-        "rule_id": "test.rule",
+        "rule_id": rule_id,
         "title": title,
         "description": title,
         "severity": "high",
@@ -198,9 +212,15 @@ def _seed(clients: AzureClients) -> None:
     finally:
         store.close()
     alerts = clients.cosmos_container(CosmosContainers.ALERTS.name)
-    alerts.create_item(_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"))
-    alerts.create_item(_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER))
-    alerts.create_item(_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER))
+    seeded = [
+        (_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"), "a visible suppression"),
+        (_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER, "test.hidden"), HIDDEN_MARKER),
+        (_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER), FOREIGN_MARKER),
+    ]
+    for alert, reason in seeded:
+        alerts.create_item(alert)
+        expires = NOW + dt.timedelta(days=1)
+        alerts.create_item(new_suppression(alert, reason, expires, "root@contoso.com", NOW, None))
 
 
 def storage_snapshot(clients: AzureClients, database: str) -> dict[str, Any]:
@@ -263,7 +283,15 @@ def assert_nothing_out_of_reach(answer: Answer, context: str, sent: str | None =
     caller sent itself, which a 404 names)."""
     text = answer.body.decode("utf-8", "replace")
     secrets = (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT)
-    for secret in (*secrets, FOREIGN_EVENT, HIDDEN_EVENT, FOREIGN_ALERT, HIDDEN_ALERT):
+    out_of_reach_ids = (
+        FOREIGN_EVENT,
+        HIDDEN_EVENT,
+        FOREIGN_ALERT,
+        HIDDEN_ALERT,
+        FOREIGN_SUPPRESSION,
+        HIDDEN_SUPPRESSION,
+    )
+    for secret in (*secrets, *out_of_reach_ids):
         if secret != sent:
             assert secret not in text, f"{context}: {secret} in the answer"
 
@@ -294,16 +322,26 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_EVENTS]
         if "/alerts/" in route.template:
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_ALERTS]
+        if "/suppressions/" in route.template:
+            table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_SUPPRESSIONS]
         for label, segment in table:
             path = route.template.replace("{id}", segment)
             context = f"{role} {route.method} {path} ({label})"
             answer = call(stack.host, route.method, path, headers, body)
-            out_of_reach = any(label == other for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS)
+            out_of_reach = any(
+                label == other
+                for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS + OUT_OF_REACH_SUPPRESSIONS
+            )
             expected = 403 if not granted else (404 if out_of_reach else route.refused)
             assert_problem(answer, expected, context)
             assert_nothing_out_of_reach(answer, context, sent=urllib.parse.unquote(segment))
             calls += 1
-    assert calls == 7 * len(HOSTILE_SEGMENTS) + 4 * len(OUT_OF_REACH_EVENTS) + 2 * len(OUT_OF_REACH_ALERTS)
+    assert calls == (
+        len(ID_ROUTES) * len(HOSTILE_SEGMENTS)
+        + 4 * len(OUT_OF_REACH_EVENTS)
+        + 3 * len(OUT_OF_REACH_ALERTS)
+        + len(OUT_OF_REACH_SUPPRESSIONS)
+    )
     assert stack.snapshot() == before
 
 
@@ -322,6 +360,7 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     alert = call(stack.host, "GET", f"/api/alerts/{VISIBLE_ALERT}", headers)
     assert alert.status == 200, alert.body
     assert json.loads(alert.body)["id"] == VISIBLE_ALERT
+    assert json.loads(alert.body)["suppression"]["id"] == VISIBLE_SUPPRESSION
     for path in (
         "/api/events?start=1d&page_size=200",
         "/api/events/facets",
@@ -330,6 +369,8 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
         "/api/events/export?start=1d&format=csv",
         "/api/alerts?page_size=200",
         "/api/alerts/summary",
+        "/api/suppressions",
+        "/api/suppressions?rule=test.hidden",
     ):
         answer = call(stack.host, "GET", path, headers)
         assert answer.status == 200, (path, answer.body[:300])
@@ -337,7 +378,9 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     listed = json.loads(call(stack.host, "GET", "/api/events?start=1d", headers).body)["items"]
     assert [e["id"] for e in listed] == [VISIBLE_EVENT]
     alerts = json.loads(call(stack.host, "GET", "/api/alerts", headers).body)["items"]
-    assert [a["id"] for a in alerts] == [VISIBLE_ALERT]
+    assert [a["id"] for a in alerts] == [VISIBLE_ALERT]  # suppressions are never alerts
+    suppressions = json.loads(call(stack.host, "GET", "/api/suppressions", headers).body)["items"]
+    assert [s["id"] for s in suppressions] == [VISIBLE_SUPPRESSION]
     assert stack.snapshot() == before
 
 
@@ -435,6 +478,9 @@ BODY_ROUTES = [
     BodyRoute("POST", f"/api/events/{EVENT}/comments", 64 * 1024),
     BodyRoute("POST", "/api/events/tags", 64 * 1024),
     BodyRoute("PATCH", f"/api/alerts/{VISIBLE_ALERT}", 64 * 1024),
+    BodyRoute("POST", "/api/alerts/bulk", 64 * 1024),
+    BodyRoute("POST", f"/api/alerts/{VISIBLE_ALERT}/suppress", 64 * 1024),
+    BodyRoute("DELETE", f"/api/suppressions/{VISIBLE_SUPPRESSION}", 1024),
     BodyRoute("PUT", f"/api/rules/{RULE_ID}", 256 * 1024),
     BodyRoute("POST", "/api/rules/test", 256 * 1024),
     BodyRoute("POST", "/api/probe/run", 1024),
@@ -523,6 +569,23 @@ def test_the_body_routes_accept_well_formed_bodies(stack: Stack) -> None:
     assert commented.status == 201, commented.body
     patched = call(stack.host, "PATCH", f"/api/alerts/{VISIBLE_ALERT}", admin, b'{"comment": "ok"}')
     assert patched.status == 200, patched.body
+    bulk = {"ids": [VISIBLE_ALERT, HIDDEN_ALERT, FOREIGN_ALERT], "comment": "ok"}
+    bulked = call(stack.host, "POST", "/api/alerts/bulk", admin, json.dumps(bulk).encode())
+    assert bulked.status == 200, bulked.body
+    assert [r["status"] for r in json.loads(bulked.body)["results"]] == [200, 404, 404]
+    for marker in (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT):  # only the ids sent
+        assert marker not in bulked.body.decode(), marker
+    suppress = json.dumps(SUPPRESS).encode()
+    replaced = call(stack.host, "POST", f"/api/alerts/{VISIBLE_ALERT}/suppress", admin, suppress)
+    assert replaced.status == 201, replaced.body
+    assert json.loads(replaced.body)["id"] == VISIBLE_SUPPRESSION
+    removal = f"/api/suppressions/{VISIBLE_SUPPRESSION}"
+    stale = call(stack.host, "DELETE", removal, {**ROLES["admin"], "If-Match": '"stale"'})
+    assert_problem(stale, 412, "DELETE with a stale If-Match")
+    fresh = {**ROLES["admin"], "If-Match": replaced.headers["etag"]}
+    removed = call(stack.host, "DELETE", removal, fresh)
+    assert (removed.status, removed.body) == (204, b"")
+    assert_problem(call(stack.host, "DELETE", removal, ROLES["admin"]), 404, "DELETE again")
 
 
 def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: Stack) -> None:
