@@ -20,6 +20,7 @@ from shared.alerts.suppressions import (
     record_matches,
     suppression_id,
 )
+from shared.api.catalog import openapi_json
 from shared.platform.clock import utc_iso
 from shared.platform.ids import (
     UnsafeStorageIdError,
@@ -170,3 +171,25 @@ def test_an_alert_is_about_its_actor_grouping_else_its_first_events_actor() -> N
     assert group_actor({"targets[].display|targets[].id": "Lab"}, sample) == "first@contoso.com"
     assert group_actor({"actor.upn|targets[].id": "x"}, sample) == "first@contoso.com"  # not only actor
     assert group_actor({"actor.upn|actor.id": ""}, {}) is None
+
+
+def test_the_suppression_routes_are_documented_with_their_roles_etags_and_statuses() -> None:
+    paths = openapi_json()["paths"]
+    suppress = paths["/api/alerts/{id}/suppress"]["post"]
+    remove = paths["/api/suppressions/{id}"]["delete"]
+    listing = paths["/api/suppressions"]["get"]
+    bulk = paths["/api/alerts/bulk"]["post"]
+    for operation in (suppress, remove):
+        assert "Needs the AOC.Admin role." in operation["description"]
+        assert {"name": "If-Match", "in": "header"}.items() <= next(
+            p for p in operation["parameters"] if p["name"] == "If-Match"
+        ).items()
+        assert {"400", "401", "403", "404", "409", "412"} <= set(operation["responses"])
+    assert "201" in suppress["responses"]
+    assert "content" not in remove["responses"]["204"]
+    assert "Needs the AOC.Reader role." in listing["description"]
+    assert [p["name"] for p in listing["parameters"]] == ["rule"]
+    assert "Needs the AOC.Analyst role." in bulk["description"]
+    assert "412" not in bulk["responses"]
+    alerts = {p["name"] for p in paths["/api/alerts"]["get"]["parameters"]}
+    assert {"actor", "since", "until"} <= alerts
