@@ -39,12 +39,31 @@ PRIVACY_ADMIN = {"x-ms-client-principal": swa_principal(["admin", "privacy"], us
 HIDDEN_SERVICE = "Exchange"
 
 
+class Contended:
+    """The alerts container with another writer that changes each alert of `ids` between every read and
+    replace of it, as a busy triage queue might: each conditional replace of those finds a new ETag."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+        self.ids: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+    def replace_item(self, item: str, body: dict[str, Any], **options: Any) -> Any:
+        if item in self.ids:
+            current = self._container.read_item(item, partition_key=body["pk"])
+            self._container.replace_item(item, {**current, "touched": int(current.get("touched", 0)) + 1})
+        return self._container.replace_item(item, body, **options)
+
+
 class World:
     def __init__(self, tenant: str | None = None, clock: ManualClock | None = None) -> None:
         clients = get_clients()
         self.tenant = tenant or f"triage-{uuid.uuid4().hex[:10]}"
         self.clock = clock or ManualClock(NOW)
-        alerts = clients.cosmos_container(CosmosContainers.ALERTS.name)
+        self.contended = Contended(clients.cosmos_container(CosmosContainers.ALERTS.name))
+        alerts: Any = self.contended
         self.audit_container = clients.cosmos_container(CosmosContainers.AUDIT.name)
         self.store = AlertStore(alerts)
         guard = ApiGuard(
@@ -250,6 +269,25 @@ def test_bulk_changes_each_alert_as_a_patch_would_and_answers_for_each(world: Wo
 
     privacy = world.bulk({"ids": [hidden["id"]], "comment": "dpo"}, PRIVACY_ADMIN)
     assert [r["status"] for r in _json(privacy)["results"]] == [200]
+
+
+def test_an_alert_that_keeps_changing_is_a_409_and_the_others_are_changed(world: World) -> None:
+    busy, calm = world.alert(), world.alert()
+    world.contended.ids.add(busy["id"])
+    response = world.bulk({"ids": [busy["id"], calm["id"]], "status": "resolved"})
+    assert [(r["id"], r["status"]) for r in _json(response)["results"]] == [
+        (busy["id"], 409),
+        (calm["id"], 200),
+    ]
+    stored = world.store.get(world.tenant, busy["id"])
+    assert stored is not None
+    assert (stored["status"], stored["touched"] > 0) == ("open", True)
+    assert world.audits(busy["id"]) == []
+    patched = world.api.patch_alert(
+        busy["id"], b'{"status": "resolved"}', {**ANALYST, **JSON}, f"/api/alerts/{busy['id']}"
+    )
+    assert patched.status == 409
+    assert _json(patched)["type"].endswith("/conflict")
 
 
 def test_a_bulk_body_with_any_bad_id_is_refused_whole(world: World) -> None:
