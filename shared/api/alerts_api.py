@@ -80,7 +80,7 @@ class AlertQuery(BaseModel):
     page_size: int = Field(default=50, ge=1, le=200)
     continuation: str | None = Field(default=None, max_length=2000)
 
-    _since = field_validator("since", "until")(iso_time_or_none)
+    _times = field_validator("since", "until")(iso_time_or_none)
 
 
 def _alert_id(value: str) -> str:
