@@ -171,7 +171,8 @@ class SuppressionStore:
         return stored
 
     def delete(self, tenant_id: str, suppression_id: str, etag: str) -> None:
-        """Delete it if its ETag is still `etag`: PreconditionFailedError when it changed or is gone."""
+        """Delete it if its ETag is still `etag`: PreconditionFailedError when it changed meanwhile
+        (CosmosResourceNotFoundError when it is gone)."""
         storage_id(suppression_id)
         try:
             self._container.delete_item(
