@@ -28,10 +28,8 @@ const DAY = 86400000;
 
 export const Sev = ({ s }) => html`<span class=${`sev sev-${s}`}>${s}</span>`;
 
-export const groupLabel = (g) =>
-  Object.entries(g || {})
-    .map(([k, v]) => `${k}: ${v}`)
-    .join(", ");
+/** The values an alert's rule groups by ("alice@contoso.com"). */
+export const groupLabel = (g) => Object.values(g || {}).join(", ");
 
 /** An ISO time floored to the second, plus `plus` seconds (the explorer's end is exclusive). */
 function second(iso, plus = 0) {
@@ -70,93 +68,79 @@ export function AlertDetail({ id, back }) {
   const backLink = html`<p><a href=${back} data-testid="alert-back">← All alerts</a></p>`;
   if (a === null) return html`${backLink}<h1>Alert</h1><p class="muted loading" aria-busy="true">Loading…</p>`;
   if (a === false) return html`${backLink}<h1>Alert not found</h1>`;
-  const events = a.events || [];
-  const deliveries = Object.values(a.deliveries || {});
+  const events = [...(a.events || [])].sort((x, y) => (x.timestamp < y.timestamp ? -1 : 1));
   const s = a.suppression;
+  const facts = [
+    ["Severity", html`<${Sev} s=${a.severity} />`],
+    ["Status", a.status, "alert-status"],
+    ["Classification", CLASSES[a.classification] || "not classified", "alert-classification"],
+    ["Rule", html`<span class="mono">${a.rule_id}</span>`],
+    ["MITRE ATT&CK", (a.mitre || []).map((t, i) => html`${i ? ", " : ""}<a href=${mitreHref(t)} target="_blank" rel="noopener noreferrer">${t}</a>`), "alert-mitre"],
+    ["Occurrences", fmtNumber(a.occurrences || 0), "alert-occurrences"],
+    ["First seen", `${fmtTime(a.first_seen)} UTC`],
+    ["Last seen", `${fmtTime(a.last_seen)} UTC`],
+    ["Grouped by", Object.entries(a.group || {}).map(([k, v]) => html`<div>${v} <span class="muted small">(${k})</span></div>`)],
+    ["Status changed", a.status_changed_by && `${fmtTime(a.status_changed_at)} UTC by ${a.status_changed_by}`],
+  ];
+  const section = (id, title, testid, body) =>
+    html`<section class="detail-section" aria-labelledby=${id} data-testid=${testid}><h2 id=${id}>${title}</h2>${body}</section>`;
+  const cols = (names) => html`<thead><tr>${names.map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>`;
   return html`
     ${backLink}
     <h1 tabindex="-1" ref=${h1} data-testid="alert-title">${a.title}</h1>
     ${s &&
     html`<p class="note" data-testid="alert-suppression">
-      Similar alerts are suppressed until ${fmtTime(s.expires_at)} (UTC) by ${s.created_by}: ${s.reason}.
-      ${fmtNumber(s.matches || 0)} matches since.
+      Similar alerts are suppressed until ${fmtTime(s.expires_at)} UTC (${s.created_by}: ${s.reason}); ${fmtNumber(s.matches || 0)} matches since.
     </p>`}
     <p data-testid="alert-description">${a.description}</p>
     <dl class="facts al-facts" data-testid="alert-facts">
-      <div class="fact"><dt>Severity</dt><dd><${Sev} s=${a.severity} /></dd></div>
-      <div class="fact"><dt>Status</dt><dd data-testid="alert-status">${a.status}</dd></div>
-      <div class="fact"><dt>Classification</dt><dd data-testid="alert-classification">${CLASSES[a.classification] || "not classified"}</dd></div>
-      <div class="fact"><dt>Rule</dt><dd class="mono">${a.rule_id}</dd></div>
-      <div class="fact"><dt>MITRE ATT&CK</dt><dd data-testid="alert-mitre">
-        ${(a.mitre || []).length
-          ? a.mitre.map((t, i) => html`${i ? ", " : ""}<a href=${mitreHref(t)} target="_blank" rel="noopener noreferrer">${t}</a>`)
-          : "none"}
-      </dd></div>
-      <div class="fact"><dt>Occurrences</dt><dd data-testid="alert-occurrences">${fmtNumber(a.occurrences || 0)}</dd></div>
-      <div class="fact"><dt>First seen</dt><dd>${fmtTime(a.first_seen)} UTC</dd></div>
-      <div class="fact"><dt>Last seen</dt><dd>${fmtTime(a.last_seen)} UTC</dd></div>
-      <div class="fact"><dt>Group</dt><dd>${groupLabel(a.group) || "none"}</dd></div>
-      ${a.status_changed_by &&
-      html`<div class="fact"><dt>Status changed</dt><dd>${fmtTime(a.status_changed_at)} by ${a.status_changed_by}</dd></div>`}
+      ${facts.map(([k, v, t]) => (v && v.length !== 0 ? html`<div class="fact"><dt>${k}</dt><dd data-testid=${t}>${v}</dd></div>` : null))}
     </dl>
-    ${hasRole(ROLE.analyst) && html`<${Triage} a=${a} onChange=${(x) => setA({ suppression: a.suppression, ...x })} />`}
+    ${hasRole(ROLE.analyst) && html`<${Triage} a=${a} onChange=${(x) => setA({ suppression: s, ...x })} />`}
     ${hasRole(ROLE.admin) && html`<${Suppress} a=${a} onDone=${() => setTick((n) => n + 1)} />`}
-    <section class="detail-section" aria-labelledby="al-ev" data-testid="alert-events">
-      <h2 id="al-ev">Matched events</h2>
+    ${section("al-ev", "Matched events", "alert-events", html`
       <p class="muted small">
-        ${events.length < (a.occurrences || 0) ? `The first ${events.length} of ${a.occurrences} are kept on the alert. ` : ""}
-        Each opens in the event explorer, at its second, with its detail.
+        ${events.length < a.occurrences ? `The first ${events.length} of ${a.occurrences} are kept on the alert. ` : ""}
+        Each link opens the event explorer at the event's second, with its detail.
       </p>
       <ul class="al-events">
         ${events.map(
           (r) => html`<li key=${r.id}>
-            <a href=${eventHref(r)} data-testid="alert-event" data-event-id=${r.id}><time datetime=${r.timestamp}>${fmtTime(r.timestamp)}</time></a>
+            <a href=${eventHref(r)} data-testid="alert-event" data-event-id=${r.id}>${fmtTime(r.timestamp)}</a>
             <span class="muted small mono"> ${r.id}</span>
           </li>`,
         )}
-      </ul>
-    </section>
-    <section class="detail-section" aria-labelledby="al-del" data-testid="alert-deliveries">
-      <h2 id="al-del">Notifications</h2>
-      ${deliveries.length
-        ? html`<table class="results">
-            <caption class="visually-hidden">Delivery per channel</caption>
-            <thead><tr><th scope="col">Channel</th><th scope="col">Round</th><th scope="col">Status</th><th scope="col" class="num">Attempts</th>
-              <th scope="col">Receiver's answer</th><th scope="col">Updated (UTC)</th></tr></thead>
-            <tbody>
-              ${deliveries.map(
-                (d) => html`<tr key=${d.channel} data-testid="delivery" data-channel=${d.channel} data-status=${d.status}>
-                  <td>${d.channel}</td><td>${d.round}</td><td>${d.status}</td><td class="num">${d.attempts}</td>
-                  <td>${[d.http_status, d.reason].filter(Boolean).join(" ")}</td><td>${fmtTime(d.updated_at)}</td>
-                </tr>`,
-              )}
-            </tbody>
-          </table>`
-        : html`<p class="muted">No channel takes this alert.</p>`}
-    </section>
-    <section class="detail-section" aria-labelledby="al-com" data-testid="alert-comments">
-      <h2 id="al-com">Comments</h2>
-      ${(a.comments || []).length
-        ? html`<ul class="comments">
-            ${a.comments.map(
-              (c) => html`<li key=${c.id} data-testid="alert-comment">
-                <span class="muted small">${fmtTime(c.at)} · ${c.by}</span>
-                <p class="comment-text">${c.text}</p>
-              </li>`,
+      </ul>`)}
+    ${section("al-del", "Notifications", "alert-deliveries", Object.keys(a.deliveries || {}).length
+      ? html`<table class="results">
+          ${cols(["Channel", "Round", "Status", "Attempts", "Receiver's answer", "Updated (UTC)"])}
+          <tbody>
+            ${Object.values(a.deliveries).map(
+              (d) => html`<tr key=${d.channel} data-testid="delivery" data-channel=${d.channel} data-status=${d.status}>
+                <td>${d.channel}</td><td>${d.round}</td><td>${d.status}</td><td>${d.attempts}</td>
+                <td>${d.reason || d.http_status}</td><td>${fmtTime(d.updated_at)}</td>
+              </tr>`,
             )}
-          </ul>`
-        : html`<p class="muted">No comments.</p>`}
-    </section>
-    <section class="detail-section" aria-labelledby="al-his" data-testid="alert-history">
-      <h2 id="al-his">History</h2>
-      <ol class="al-history">
-        ${(a.history || []).map(
-          (h, i) => html`<li key=${i} data-testid="history-entry" data-action=${h.action}>
-            <span class="muted small">${fmtTime(h.at)}</span> <strong>${h.by}</strong> ${historyText(h)}
-          </li>`,
-        )}
-      </ol>
-    </section>
+          </tbody>
+        </table>`
+      : html`<p class="muted">No channel takes this alert.</p>`)}
+    ${section("al-com", "Comments", "alert-comments", (a.comments || []).length
+      ? html`<ul class="comments">
+          ${a.comments.map(
+            (c) => html`<li key=${c.id} data-testid="alert-comment">
+              <span class="muted small">${fmtTime(c.at)} · ${c.by}</span>
+              <p class="comment-text">${c.text}</p>
+            </li>`,
+          )}
+        </ul>`
+      : html`<p class="muted">No comments.</p>`)}
+    ${section("al-his", "History", "alert-history", html`<ol class="al-history">
+      ${(a.history || []).map(
+        (h, i) => html`<li key=${i} data-testid="history-entry" data-action=${h.action}>
+          <span class="muted small">${fmtTime(h.at)}</span> <strong>${h.by}</strong> ${historyText(h)}
+        </li>`,
+      )}
+    </ol>`)}
   `;
 }
 
@@ -214,7 +198,7 @@ function Triage({ a, onChange }) {
           onInput=${(e) => setComment(e.currentTarget.value)}></textarea>
         <button type="submit" class="btn" data-testid="alert-comment-add" disabled=${busy || !comment.trim()}>Add comment</button>
       </form>
-      <p role="status" class="muted small" data-testid="action-status">${said}</p>
+      <p role="status" class="muted small" data-testid="triage-status">${said}</p>
     </section>
   `;
 }

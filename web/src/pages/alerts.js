@@ -72,28 +72,16 @@ function Summary({ tick }) {
     api("/alerts/summary", { signal: ctl.signal }).then(setS, (e) => isAbort(e) || showError(e, "The alert counts could not be loaded"));
     return () => ctl.abort();
   }, [tick]);
-  if (!s) return html`<div class="al-summary" data-testid="alerts-summary" aria-busy="true"></div>`;
-  const open = s.open || {};
-  const byStatus = s.by_status || null;
-  const card = (testid, label, n, href) =>
-    html`<a class="al-card" data-testid=${testid} href=${href}><strong>${fmtNumber(n || 0)}</strong> ${label}</a>`;
+  const cards = s ? [["open", s.total_open, []], ...SEVERITIES.map((v) => [v, (s.open || {})[v], [v]])] : [];
   return html`
-    <div class="al-summary" data-testid="alerts-summary">
-      <section aria-labelledby="al-sum-sev">
-        <h2 id="al-sum-sev" class="al-sum-title">Open by severity</h2>
-        <div class="al-cards">
-          ${card("summary-open", "open", s.total_open, alertsHref({ status: ["open"] }))}
-          ${SEVERITIES.map((sev) => card(`summary-${sev}`, sev, open[sev], alertsHref({ status: ["open"], severity: [sev] })))}
-        </div>
-      </section>
-      ${byStatus &&
-      html`<section aria-labelledby="al-sum-status">
-        <h2 id="al-sum-status" class="al-sum-title">By status</h2>
-        <div class="al-cards">
-          ${STATUSES.map((st) => card(`summary-status-${st}`, st, byStatus[st], alertsHref({ status: [st] })))}
-        </div>
-      </section>`}
-    </div>
+    <section class="al-summary" data-testid="alerts-summary" aria-labelledby="al-sum" aria-busy=${s ? "false" : "true"}>
+      <h2 id="al-sum" class="al-sum-title">Open alerts by severity</h2>
+      ${cards.map(
+        ([k, n, severity]) => html`<a class="al-card" data-testid=${`summary-${k}`} href=${alertsHref({ status: ["open"], severity })}>
+          <strong>${fmtNumber(n || 0)}</strong> ${k}
+        </a>`,
+      )}
+    </section>
   `;
 }
 
@@ -235,7 +223,7 @@ function Queue({ f }) {
                 <a href=${alertsHref(f, { id: a.id })} data-testid="alert-link">${a.title}</a>
                 <div class="muted small mono">${a.rule_id}</div>
               </td>
-              <td class="c-actor">${groupText(a)}</td>
+              <td class="c-actor">${a.actor || groupText(a)}</td>
               <td data-testid="alert-row-status">${a.status}</td>
               <td>${a.classification ? CLASSES[a.classification] || a.classification : ""}</td>
               <td class="num">${fmtNumber(a.occurrences || 0)}</td>
@@ -330,7 +318,7 @@ function Suppressions() {
   }, [tick]);
   const remove = async (s) => {
     try {
-      await api(`/suppressions/${encodeURIComponent(s.id)}`, { method: "DELETE" });
+      await api(`/suppressions/${encodeURIComponent(s.id)}`, { method: "DELETE", headers: s.etag ? { "If-Match": s.etag } : {} });
       setTick((n) => n + 1);
     } catch (e) {
       showError(e, "The suppression could not be removed");
@@ -352,7 +340,7 @@ function Suppressions() {
         <tbody>
           ${items.map(
             (s) => html`<tr key=${s.id} data-testid="suppression-row" data-suppression-id=${s.id} data-active=${String(Boolean(s.active))}>
-              <td class="mono small">${s.rule_id}</td>
+              <td>${s.title || s.rule_id}<div class="muted small mono">${s.rule_id}</div></td>
               <td class="c-actor">${groupLabel(s.group) || s.group_key}</td>
               <td>${s.reason}</td>
               <td>${s.created_by}<div class="muted small">${fmtTime(s.created_at)}</div></td>
