@@ -139,11 +139,15 @@ function startupPreloads(outdir, metafile) {
   const key = (file) => relative(WEB, join(outdir, file)).split(sep).join("/");
   const url = (output) => "/" + relative(outdir, join(WEB, output)).split(sep).join("/");
   const wanted = new Set();
+  // MSAL's chunk is imported with import() from whichever start-up chunk auth.js lands in: app.js, or a
+  // chunk app.js shares with the lazily loaded pages once a page imports auth.js (not MSAL's own import()s).
+  const isMsal = (output) => /@azure[\\/]msal-browser/.test((outputs[output] && outputs[output].entryPoint) || "");
   const visit = (output, followDynamic) => {
     for (const imported of (outputs[output] && outputs[output].imports) || []) {
       if (imported.external) continue;
       const isStatic = imported.kind === "import-statement";
-      if (!isStatic && !(followDynamic && imported.kind === "dynamic-import")) continue;
+      const isDynamic = imported.kind === "dynamic-import";
+      if (!isStatic && !(isDynamic && (followDynamic || (isMsal(imported.path) && !isMsal(output))))) continue;
       if (wanted.has(imported.path)) continue;
       wanted.add(imported.path);
       visit(imported.path, false);
