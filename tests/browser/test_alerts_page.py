@@ -56,6 +56,7 @@ class T:
     SUMMARY = "alerts-summary"
     SUMMARY_OPEN = "summary-open"  # a link to the open alerts, with their count
     TABLE = "alerts-table"
+    MORE = "alerts-more"
     ROW = "alert-row"  # data-alert-id, data-status
     ROW_STATUS = "alert-row-status"
     LINK = "alert-link"
@@ -93,6 +94,11 @@ class T:
     SUPPRESS_REASON = "suppress-reason"
     SUPPRESS_EXPIRY = "suppress-expiry"
     SUPPRESS_SUBMIT = "suppress-submit"
+
+    @staticmethod
+    def status_filter(status: str) -> str:
+        """The list's status checkbox (severity: filter-severity-<severity>)."""
+        return f"filter-status-{status}"
 
     @staticmethod
     def action(status: str) -> str:
@@ -225,6 +231,10 @@ def _wait(page: Page, check: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
+def _row_ids(page: Page) -> list[str]:
+    return [str(i) for i in tid(page, T.ROW).evaluate_all("rows => rows.map(r => r.dataset.alertId)")]
+
+
 def _alert_api(signed: SignedIn, alert_id: str) -> dict[str, Any]:
     return dict(signed.api_json("/api/alerts/" + urllib.parse.quote(alert_id, safe="")))
 
@@ -242,7 +252,7 @@ def _open_from_list(signed: SignedIn, alert: dict[str, Any]) -> None:
     expect(row).to_be_visible(timeout=UI_TIMEOUT_MS)
     listed = signed.last_call("/api/alerts")
     assert listed["rule"] == [alert["rule_id"]], listed
-    shown = tid(page, T.ROW).evaluate_all("rows => rows.map(r => r.dataset.alertId)")
+    shown = _row_ids(page)
     answer = signed.api_json("/api/alerts", {"rule": alert["rule_id"], "page_size": "50"})
     assert shown == [a["id"] for a in answer["items"]], "the page lists what the API answers, in its order"
     row.get_by_test_id(T.LINK).click()
@@ -393,8 +403,22 @@ def test_a_reader_sees_no_actions_and_an_analyst_changes_a_selection(
     expect(tid(page, T.ROW, alert_id=kept["id"])).to_be_visible(timeout=UI_TIMEOUT_MS)
     for absent in (T.SELECT, T.SELECT_ALL, T.BULK):
         expect(tid(page, absent)).to_have_count(0)
+    # Filters go to the address and to the API as they are.
+    tid(page, T.status_filter("open")).check()
+    actor = tid(page, T.FILTER_ACTOR)
+    actor.fill(kept["actor"])
+    actor.press("Enter")
+    wanted = {"rule": [kept["rule_id"]], "status": ["open"], "actor": [kept["actor"]]}
+    _wait(page, lambda: urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query) == wanted, page.url)
+    asked = reader.wait_for_events_call(lambda q: q.get("actor") == [kept["actor"]], "/api/alerts")
+    assert asked == {**wanted, "page_size": ["50"]}, asked
+    answer = reader.api_json("/api/alerts", [(k, v[0]) for k, v in asked.items()])
+    assert kept["id"] in [a["id"] for a in answer["items"]]
+    assert {a["actor"] for a in answer["items"]} == {kept["actor"]}
+    _wait(page, lambda: _row_ids(page) == [a["id"] for a in answer["items"]], "the rows the API answers")
     tid(page, T.ROW, alert_id=kept["id"]).get_by_test_id(T.LINK).click()
     expect(tid(page, T.TITLE)).to_have_text(kept["title"], timeout=UI_TIMEOUT_MS)
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query) == {**wanted, "id": [kept["id"]]}
     expect(tid(page, T.EVENT).first).to_be_visible()
     for absent in (T.ACTIONS, T.COMMENT_INPUT, T.SUPPRESS_FORM):
         expect(tid(page, absent)).to_have_count(0)
@@ -453,6 +477,12 @@ def test_the_alerts_page_passes_axe_and_works_from_the_keyboard(
     expect(tid(page, T.SUMMARY_OPEN)).to_be_visible()
     found["list"] = run_axe(page)
     screenshot(page, "alerts-list")
+    first = signed.api_json("/api/alerts", {"page_size": "50"})
+    assert first["continuation"], "the seeded day opened more than a page of alerts"
+    second = signed.api_json("/api/alerts", {"page_size": "50", "continuation": first["continuation"]})
+    tid(page, T.MORE).click()
+    expected = [a["id"] for a in first["items"] + second["items"]]
+    _wait(page, lambda: _row_ids(page) == expected, "the second page after the first")
 
     link = tid(page, T.ROW, alert_id=seeded.other["id"]).get_by_test_id(T.LINK)
     if link.count() == 0:  # not on the first page: narrow the list by its rule

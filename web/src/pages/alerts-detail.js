@@ -28,6 +28,10 @@ const DAY = 86400000;
 
 export const Sev = ({ s }) => html`<span class=${`sev sev-${s}`}>${s}</span>`;
 
+/** A table's head: a column per name, then `children` (more header cells). */
+export const Cols = ({ names, children }) =>
+  html`<thead><tr>${children}${names.map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>`;
+
 /** The values an alert's rule groups by ("alice@contoso.com"). */
 export const groupLabel = (g) => Object.values(g || {}).join(", ");
 
@@ -84,7 +88,6 @@ export function AlertDetail({ id, back }) {
   ];
   const section = (id, title, testid, body) =>
     html`<section class="detail-section" aria-labelledby=${id} data-testid=${testid}><h2 id=${id}>${title}</h2>${body}</section>`;
-  const cols = (names) => html`<thead><tr>${names.map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>`;
   return html`
     ${backLink}
     <h1 tabindex="-1" ref=${h1} data-testid="alert-title">${a.title}</h1>
@@ -101,7 +104,7 @@ export function AlertDetail({ id, back }) {
     ${section("al-ev", "Matched events", "alert-events", html`
       <p class="muted small">
         ${events.length < a.occurrences ? `The first ${events.length} of ${a.occurrences} are kept on the alert. ` : ""}
-        Each link opens the event explorer at the event's second, with its detail.
+        Each opens in the event explorer.
       </p>
       <ul class="al-events">
         ${events.map(
@@ -113,7 +116,7 @@ export function AlertDetail({ id, back }) {
       </ul>`)}
     ${section("al-del", "Notifications", "alert-deliveries", Object.keys(a.deliveries || {}).length
       ? html`<table class="results">
-          ${cols(["Channel", "Round", "Status", "Attempts", "Receiver's answer", "Updated (UTC)"])}
+          <${Cols} names=${["Channel", "Round", "Status", "Attempts", "Receiver's answer", "Updated (UTC)"]} />
           <tbody>
             ${Object.values(a.deliveries).map(
               (d) => html`<tr key=${d.channel} data-testid="delivery" data-channel=${d.channel} data-status=${d.status}>
@@ -237,7 +240,7 @@ function Suppress({ a, onDone }) {
     <section class="detail-section" aria-labelledby="al-sup">
       <h2 id="al-sup">Suppress similar</h2>
       <p class="muted small">
-        New matches of ${a.rule_id} for ${groupLabel(a.group) || "this group"} are recorded but open no alert until the expiry.
+        Matches of this rule for ${groupLabel(a.group) || "this group"} will be counted but open no alert.
         <a href=${pageHref("alerts", { view: "suppressions" })}>All suppressions</a>
       </p>
       <form class="al-suppress" data-testid="suppress-form" onSubmit=${submit}>

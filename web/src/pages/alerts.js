@@ -9,7 +9,7 @@ import { showError } from "../errors.js";
 import { pageHref } from "../pages.js";
 import { navigate, queryParams } from "../state.js";
 import { fmtNumber, fmtTime, fromLocalInput, isoSeconds, requestId, toLocalInput } from "../util.js";
-import { AlertDetail, CLASSES, STATUSES, Sev, VERBS, groupLabel } from "./alerts-detail.js";
+import { AlertDetail, CLASSES, Cols, STATUSES, Sev, VERBS, groupLabel } from "./alerts-detail.js";
 
 const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
 const DAY = 86400000;
@@ -36,12 +36,8 @@ function apiParams(f) {
   return { status: f.status, severity: f.severity, rule: f.rule, actor: f.actor, since, until: f.until };
 }
 
-/** The actor (or other group value) an alert is about. */
-function groupText(a) {
-  const g = a.group || {};
-  const key = Object.keys(g).find((k) => k.startsWith("actor")) || Object.keys(g)[0];
-  return key ? g[key] : (a.sample && a.sample.actor) || "";
-}
+/** Who (or what) an alert is about: the API's `actor`, else the values its rule groups by. */
+const who = (a) => a.actor || groupLabel(a.group);
 
 export function Page() {
   const sp = queryParams();
@@ -105,25 +101,30 @@ function Checks({ name, label, values, chosen, f }) {
 
 function Filters({ f }) {
   const mode = SPANS[f.since] ? f.since : f.since || f.until ? "custom" : "";
+  // Typed text stays local until applied (Enter, Apply or leaving the field): a re-render keeps it.
+  const [t, setT] = useState({ rule: f.rule, actor: f.actor });
+  useEffect(() => setT({ rule: f.rule, actor: f.actor }), [f.rule, f.actor]);
   const set = (patch) => navigate(alertsHref({ ...f, ...patch }));
-  const text = (name) => (e) => set({ [name]: e.currentTarget.value.trim() });
+  const apply = (e) => {
+    e.preventDefault();
+    set({ rule: t.rule.trim(), actor: t.actor.trim() });
+  };
   const pickTime = (e) => {
     const v = e.currentTarget.value;
     set(v === "custom" ? { since: isoSeconds(Date.now() - 7 * DAY), until: "" } : { since: v, until: "" });
   };
   const time = (name) => (e) => set({ [name]: fromLocalInput(e.currentTarget.value) });
+  const text = (name, label, max) => html`<div class="field">
+    <label for=${`al-${name}`}>${label}</label>
+    <input id=${`al-${name}`} data-testid=${`filter-${name}`} maxlength=${max} value=${t[name]}
+      onInput=${(e) => setT({ ...t, [name]: e.currentTarget.value })} onChange=${apply} />
+  </div>`;
   return html`
-    <form class="al-filters" aria-label="Filter alerts" onSubmit=${(e) => e.preventDefault()}>
+    <form class="al-filters" aria-label="Filter alerts" onSubmit=${apply}>
       <${Checks} name="status" label="Status" values=${STATUSES} chosen=${f.status} f=${f} />
       <${Checks} name="severity" label="Severity" values=${SEVERITIES} chosen=${f.severity} f=${f} />
-      <div class="field">
-        <label for="al-rule">Rule id</label>
-        <input id="al-rule" data-testid="filter-rule" maxlength="80" value=${f.rule} onChange=${text("rule")} />
-      </div>
-      <div class="field">
-        <label for="al-actor">Actor</label>
-        <input id="al-actor" data-testid="filter-actor" maxlength="200" value=${f.actor} onChange=${text("actor")} />
-      </div>
+      ${text("rule", "Rule id", 80)}
+      ${text("actor", "Actor", 200)}
       <div class="field">
         <label for="al-time">Last seen</label>
         <select id="al-time" data-testid="filter-time" value=${mode} onChange=${pickTime}>
@@ -143,6 +144,7 @@ function Filters({ f }) {
           <label for="al-until">To (UTC)</label>
           <input id="al-until" type="datetime-local" step="1" data-testid="filter-until" value=${f.until ? toLocalInput(f.until) : ""} onChange=${time("until")} />
         </div>`}
+      <button type="submit" class="btn" data-testid="filters-apply">Apply</button>
       <a class="btn btn-quiet" href=${alertsHref({})} data-testid="clear-filters">Clear filters</a>
     </form>
   `;
@@ -193,28 +195,19 @@ function Queue({ f }) {
     <div class="results-wrap">
       <table class="results al-table" data-testid="alerts-table" aria-busy=${r.loading ? "true" : "false"}>
         <caption class="visually-hidden">Alerts, most recently seen first</caption>
-        <thead>
-          <tr>
-            ${analyst &&
-            html`<th scope="col" class="al-sel">
-              <input type="checkbox" data-testid="select-all" aria-label="Select all alerts on this page" checked=${all}
-                onChange=${() => setSel(all ? [] : ids)} />
-            </th>`}
-            <th scope="col">Last seen (UTC)</th>
-            <th scope="col">Severity</th>
-            <th scope="col">Alert</th>
-            <th scope="col">Actor or group</th>
-            <th scope="col">Status</th>
-            <th scope="col">Classification</th>
-            <th scope="col" class="num">Occurrences</th>
-          </tr>
-        </thead>
+        <${Cols} names=${["Last seen (UTC)", "Severity", "Alert", "Actor or group", "Status", "Classification", "Occurrences"]}>
+          ${analyst &&
+          html`<th scope="col" class="al-sel">
+            <input type="checkbox" data-testid="select-all" aria-label="Select all alerts on this page" checked=${all}
+              onChange=${() => setSel(all ? [] : ids)} />
+          </th>`}
+        <//>
         <tbody>
           ${r.items.map(
             (a) => html`<tr key=${a.id} data-testid="alert-row" data-alert-id=${a.id} data-status=${a.status}>
               ${analyst &&
               html`<td class="al-sel">
-                <input type="checkbox" data-testid="alert-select" aria-label=${`Select ${a.title}`} checked=${sel.includes(a.id)}
+                <input type="checkbox" data-testid="alert-select" aria-label=${`Select: ${a.title}, ${who(a)}`} checked=${sel.includes(a.id)}
                   onChange=${() => toggle(a.id)} />
               </td>`}
               <td class="c-time"><time datetime=${a.last_seen}>${fmtTime(a.last_seen)}</time></td>
@@ -223,7 +216,7 @@ function Queue({ f }) {
                 <a href=${alertsHref(f, { id: a.id })} data-testid="alert-link">${a.title}</a>
                 <div class="muted small mono">${a.rule_id}</div>
               </td>
-              <td class="c-actor">${a.actor || groupText(a)}</td>
+              <td class="c-actor">${who(a)}</td>
               <td data-testid="alert-row-status">${a.status}</td>
               <td>${a.classification ? CLASSES[a.classification] || a.classification : ""}</td>
               <td class="num">${fmtNumber(a.occurrences || 0)}</td>
@@ -247,7 +240,10 @@ function Bulk({ sel, items, setSel, onDone }) {
   const [comment, setComment] = useState("");
   const [busy, setBusy] = useState(false);
   const [report, setReport] = useState(null);
-  const title = (i) => (items.find((a) => a.id === i) || {}).title || i;
+  const name = (i) => {
+    const a = items.find((x) => x.id === i);
+    return a ? `${a.title} (${who(a)})` : i;
+  };
   const apply = async (e) => {
     e.preventDefault();
     const body = { ids: sel };
@@ -295,7 +291,7 @@ function Bulk({ sel, items, setSel, onDone }) {
           <ul>
             ${report.failed.map(
               (x) => html`<li key=${x.id} data-testid="bulk-failure" data-alert-id=${x.id}>
-                <strong>${title(x.id)}</strong>: ${x.title || `HTTP ${x.status}`}${x.detail ? ` (${x.detail})` : ""}
+                <strong>${name(x.id)}</strong>: ${x.title || `HTTP ${x.status}`}${x.detail ? ` (${x.detail})` : ""}
               </li>`,
             )}
           </ul>`}
@@ -326,17 +322,13 @@ function Suppressions() {
   };
   if (!items) return html`<p class="muted loading">Loading…</p>`;
   return html`
-    <p class="muted">Matches of a suppressed rule and group are recorded and counted here, but open no alert and notify no one.</p>
+    <p class="muted">Suppressed matches are counted here; they open no alert and notify no one.</p>
     <div class="results-wrap">
       <table class="results" data-testid="suppressions">
         <caption class="visually-hidden">Suppressions, newest first</caption>
-        <thead>
-          <tr>
-            <th scope="col">Rule</th><th scope="col">Group</th><th scope="col">Reason</th><th scope="col">Created</th>
-            <th scope="col">Expires (UTC)</th><th scope="col" class="num">Matches</th><th scope="col">Last match</th>
-            <th scope="col">State</th>${admin && html`<th scope="col"><span class="visually-hidden">Actions</span></th>`}
-          </tr>
-        </thead>
+        <${Cols} names=${["Rule", "Group", "Reason", "Created", "Expires (UTC)", "Matches", "Last match (UTC)", "State"]}>
+          ${admin && html`<th scope="col"><span class="visually-hidden">Actions</span></th>`}
+        <//>
         <tbody>
           ${items.map(
             (s) => html`<tr key=${s.id} data-testid="suppression-row" data-suppression-id=${s.id} data-active=${String(Boolean(s.active))}>
