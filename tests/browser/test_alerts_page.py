@@ -35,6 +35,7 @@ from tests.browser.helpers import (
     ADMIN,
     ANALYST,
     READER,
+    TID,
     UI_TIMEOUT_MS,
     Console,
     SignedIn,
@@ -336,6 +337,12 @@ def test_an_analyst_triages_an_alert_through_every_state(
     assert [r["after"]["comment"] for r in changes if r["after"].get("comment")] == [c for _, _, c in steps]
     assert "benign_positive" in [r["after"]["classification"] for r in changes]
     screenshot(page, "alerts-triage-done")
+
+    # A matched event opens in the event explorer: its detail, in a range around its time.
+    tid(page, T.EVENT, event_id=first["id"]).click()
+    signed.expect_detail(first["id"])
+    expect(tid(page, TID.ROW, event_id=first["id"])).to_be_visible(timeout=UI_TIMEOUT_MS)
+    screenshot(page, "alerts-event-in-explorer")
 
 
 def _suppression_of(signed: SignedIn, alert: dict[str, Any]) -> dict[str, Any] | None:

@@ -240,7 +240,7 @@ function Suppress({ a, onDone }) {
     <section class="detail-section" aria-labelledby="al-sup">
       <h2 id="al-sup">Suppress similar</h2>
       <p class="muted small">
-        Matches of this rule for ${groupLabel(a.group) || "this group"} will be counted but open no alert.
+        Matches of this rule for ${groupLabel(a.group) || "this group"} will be counted but open no alert.${" "}
         <a href=${pageHref("alerts", { view: "suppressions" })}>All suppressions</a>
       </p>
       <form class="al-suppress" data-testid="suppress-form" onSubmit=${submit}>
