@@ -477,19 +477,25 @@ def test_a_reader_sees_no_actions_and_an_analyst_changes_a_selection(
 def test_the_alerts_page_passes_axe_and_works_from_the_keyboard(
     signed_in_page: Callable[..., SignedIn], console: Console, seeded: Seeded
 ) -> None:
-    signed = signed_in_page([ADMIN], "/alerts")
+    signed = signed_in_page([ADMIN], "/alerts?since=30d")
     page = signed.page
     found: dict[str, list[dict[str, Any]]] = {}
     expect(tid(page, T.ROW).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(tid(page, T.SUMMARY_OPEN)).to_be_visible()
     found["list"] = run_axe(page)
     screenshot(page, "alerts-list")
-    first = signed.api_json("/api/alerts", {"page_size": "50"})
+    # "30d" is sent as the time it stands for, once: the next page's call repeats it (its continuation
+    # is bound to the query).
+    asked = signed.wait_for_events_call(lambda q: "since" in q, "/api/alerts")
+    assert asked["since"] != ["30d"], asked
+    query = [(k, v[0]) for k, v in asked.items()]
+    first = signed.api_json("/api/alerts", query)
     assert first["continuation"], "the seeded day opened more than a page of alerts"
-    second = signed.api_json("/api/alerts", {"page_size": "50", "continuation": first["continuation"]})
+    second = signed.api_json("/api/alerts", [*query, ("continuation", first["continuation"])])
     tid(page, T.MORE).click()
     expected = [a["id"] for a in first["items"] + second["items"]]
     _wait(page, lambda: _row_ids(page) == expected, "the second page after the first")
+    assert signed.last_call("/api/alerts")["since"] == asked["since"]
 
     link = tid(page, T.ROW, alert_id=seeded.other["id"]).get_by_test_id(T.LINK)
     if link.count() == 0:  # not on the first page: narrow the list by its rule

@@ -153,33 +153,30 @@ function Filters({ f }) {
 function Queue({ f }) {
   const key = JSON.stringify(f);
   const analyst = hasRole(ROLE.analyst);
-  const [r, setR] = useState({ items: [], continuation: null, loading: true });
+  const [r, setR] = useState({ items: [], loading: true });
   const [sel, setSel] = useState([]);
   const [tick, setTick] = useState(0);
-  useEffect(() => {
-    const ctl = new AbortController();
-    setR({ items: [], continuation: null, loading: true });
-    setSel([]);
-    api("/alerts", { params: { ...apiParams(f), page_size: PAGE_SIZE }, signal: ctl.signal }).then(
-      (p) => setR({ items: p.items, continuation: p.continuation, loading: false }),
+  // A page, or the next one after `prev` with the same parameters (a relative `since` is resolved once:
+  // the continuation is bound to the query it was made for).
+  const load = (prev, signal) => {
+    const params = prev ? prev.params : { ...apiParams(f), page_size: PAGE_SIZE };
+    const items = prev ? prev.items : [];
+    setR({ items, params, continuation: prev && prev.continuation, loading: true });
+    api("/alerts", { params: { ...params, continuation: prev && prev.continuation }, signal }).then(
+      (p) => setR({ items: [...items, ...p.items], continuation: p.continuation, params, loading: false }),
       (e) => {
         if (isAbort(e)) return;
-        setR({ items: [], continuation: null, loading: false });
+        setR({ ...(prev || { items }), loading: false });
         showError(e, "The alerts could not be loaded");
       },
     );
+  };
+  useEffect(() => {
+    const ctl = new AbortController();
+    setSel([]);
+    load(null, ctl.signal);
     return () => ctl.abort();
   }, [key]);
-  const more = async () => {
-    setR({ ...r, loading: true });
-    try {
-      const p = await api("/alerts", { params: { ...apiParams(f), page_size: PAGE_SIZE, continuation: r.continuation } });
-      setR({ items: [...r.items, ...p.items], continuation: p.continuation, loading: false });
-    } catch (e) {
-      setR({ ...r, loading: false });
-      showError(e, "More alerts could not be loaded");
-    }
-  };
   const replace = (updated) => {
     const byId = new Map(updated.map((a) => [a.id, a]));
     setR((old) => ({ ...old, items: old.items.map((a) => byId.get(a.id) || a) }));
@@ -228,7 +225,7 @@ function Queue({ f }) {
       ${!r.loading && !r.items.length && html`<p class="empty" data-testid="no-alerts">No alerts match these filters.</p>`}
       ${r.continuation &&
       html`<div class="more">
-        <button type="button" class="btn" data-testid="alerts-more" disabled=${r.loading} onClick=${more}>More</button>
+        <button type="button" class="btn" data-testid="alerts-more" disabled=${r.loading} onClick=${() => load(r)}>More</button>
       </div>`}
     </div>
   `;
