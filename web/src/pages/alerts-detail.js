@@ -213,7 +213,7 @@ function Suppress({ a, onDone }) {
   const [busy, setBusy] = useState(false);
   const [said, setSaid] = useState("");
   const today = new Date().toISOString().slice(0, 10);
-  const last = new Date(Date.now() + 90 * DAY).toISOString().slice(0, 10);
+  const last = new Date(Date.now() + 89 * DAY).toISOString().slice(0, 10); // the API takes up to 90 days
   const submit = async (e) => {
     e.preventDefault();
     const expires_at =

@@ -15,6 +15,7 @@ const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
 const DAY = 86400000;
 const SPANS = { "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY };
 const PAGE_SIZE = 50;
+const MAX_BULK = 100; // POST /api/alerts/bulk takes this many ids
 
 /** The list's filters as the address holds them. */
 function readFilters(sp) {
@@ -279,8 +280,8 @@ function Bulk({ sel, items, setSel, onDone }) {
       <label for="al-b-comment" class="visually-hidden">Comment</label>
       <input id="al-b-comment" data-testid="bulk-comment" placeholder="Comment (optional)" maxlength="4000" value=${comment}
         onInput=${(e) => setComment(e.currentTarget.value)} />
-      <button type="submit" class="btn btn-primary" data-testid="bulk-apply" disabled=${busy || !sel.length || nothing}>
-        Apply to ${sel.length} selected
+      <button type="submit" class="btn btn-primary" data-testid="bulk-apply" disabled=${busy || !sel.length || nothing || sel.length > MAX_BULK}>
+        ${sel.length > MAX_BULK ? `At most ${MAX_BULK} at once` : `Apply to ${sel.length} selected`}
       </button>
       <div role="status" class="al-bulk-report" data-testid="bulk-report">
         ${report &&
