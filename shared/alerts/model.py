@@ -82,6 +82,7 @@ class Alert(BaseModel):
     mitre: list[str] = Field(default_factory=list)
     group_key: str
     group: dict[str, str] = Field(default_factory=dict)
+    actor: str | None = None  # whom it is about: the actor grouping's value, else the first event's actor
     threshold: dict[str, Any] | None = None
     status: AlertStatus = AlertStatus.OPEN
     classification: Classification | None = None

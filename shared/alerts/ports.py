@@ -16,8 +16,21 @@ from shared.platform.cosmos import Mutation
 from shared.rules.engine import RuleSet
 
 
+class SuppressionDocuments(Protocol):
+    """Suppressions as alert evaluation reads and counts them: shared.alerts.suppressions.SuppressionStore."""
+
+    def get(self, tenant_id: str, suppression_id: str) -> dict[str, Any] | None: ...
+
+    def update(
+        self, tenant_id: str, suppression_id: str, mutate: Mutation, current: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None: ...
+
+
 class AlertDocuments(Protocol):
     """Alert documents, written create-if-absent or ETag-guarded: shared.alerts.store.AlertStore."""
+
+    @property
+    def suppressions(self) -> SuppressionDocuments: ...
 
     def get(self, tenant_id: str, alert_id: str) -> dict[str, Any] | None: ...
 

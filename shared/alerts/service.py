@@ -1,7 +1,9 @@
 """Evaluates stored events against the rules and keeps one alert per incident.
 
 For each (rule, group) with matches in a batch:
-1. every match is written to the match ledger (idempotent rows);
+1. every match is written to the match ledger (idempotent rows); while an admin's suppression of the
+   rule and group is active (one point read of its deterministic id, shared.alerts.suppressions), the
+   matches are counted on it and nothing more happens: no alert is opened or grown, no one notified;
 2. a threshold rule fires with the ledger rows that lie in a window holding enough of them, a
    single-event rule with its matches;
 3. firing matches join an active alert of the same rule and group whose span they fall within the
@@ -34,6 +36,7 @@ from shared.alerts.model import (
     alert_fingerprint,
 )
 from shared.alerts.ports import AlertDocuments, CurrentRules, MatchHistory
+from shared.alerts.suppressions import is_active, record_matches, suppression_id
 from shared.ingestion.messages import AlertWorkMessage, EventRef
 from shared.platform.clock import Clock, parse_utc, utc_iso
 from shared.platform.cosmos import read_or_none
@@ -60,6 +63,17 @@ class AlertReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     notify_messages: list[str] = field(default_factory=list)
+    suppressed: int = 0  # matches of suppressed rules and groups: recorded, counted, alerting nothing
+
+
+def group_actor(shown: dict[str, str], sample: dict[str, Any]) -> str | None:
+    """Who an alert is about, for the `actor` filter: the value of its rule's actor grouping
+    (`actor.upn|actor.id`), else the actor of the event that opened it."""
+    for spec, value in shown.items():
+        if value and all(path.strip().startswith("actor.") for path in spec.split("|")):
+            return value
+    actor = sample.get("actor")
+    return str(actor) if actor else None
 
 
 def event_sample(event: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +206,9 @@ class AlertService:
         rule = compiled.rule
         rows = sorted({MatchRow(e["timestamp"], e["id"], e["pk"]) for e in matched})
         self._ledger.record(tenant_id, rule.id, group_key, rows)
+        if self._suppressed(tenant_id, rule.id, group_key, rows):
+            report.suppressed += len(rows)
+            return
         if rule.threshold is not None:
             window = dt.timedelta(minutes=rule.threshold.window_minutes)
             around = self._ledger.between(
@@ -254,6 +271,26 @@ class AlertService:
                     latest = stored
         if latest is not None and latest["id"] != active_id:
             self._ledger.set_active_alert(tenant_id, rule_id, group_key, latest["id"])
+
+    def _suppressed(self, tenant_id: str, rule_id: str, group_key: str, rows: list[MatchRow]) -> bool:
+        """Whether an active suppression holds the rule and group; if so, count `rows` on it (distinct
+        events, under its ETag, so a redelivered batch counts once)."""
+        suppressions = self._store.suppressions
+        identifier = suppression_id(tenant_id, rule_id, group_key)
+        found = suppressions.get(tenant_id, identifier)
+        now = self._clock.now()
+        if found is None or not is_active(found, now):
+            return False
+        stored = suppressions.update(
+            tenant_id,
+            identifier,
+            lambda current: is_active(current, now) and record_matches(current, rows),
+            found,
+        )
+        if stored is None or not is_active(stored, now):  # removed meanwhile: alert as usual
+            return False
+        logger.info("%d matches of %s suppressed by %s", len(rows), rule_id, identifier)
+        return True
 
     # -- grouping windows ---------------------------------------------------------------------------
 
@@ -334,6 +371,7 @@ class AlertService:
         )
         now = utc_iso(self._clock.now())
         bucket = self._bucket(parse_utc(row.timestamp), window or suppress)
+        sample = event_sample(sample_event)
         return {
             "id": alert_fingerprint(tenant_id, rule.id, group_key, bucket),
             "pk": tenant_id,
@@ -346,6 +384,7 @@ class AlertService:
             "mitre": list(rule.mitre),
             "group_key": group_key,
             "group": shown,
+            "actor": group_actor(shown, sample),
             "threshold": rule.threshold.model_dump() if rule.threshold else None,
             "status": "open",
             "classification": None,
@@ -355,7 +394,7 @@ class AlertService:
             "first_seen": row.timestamp,
             "last_seen": row.timestamp,
             "events": [],
-            "sample": event_sample(sample_event),
+            "sample": sample,
             "created_at": now,
             "updated_at": now,
             "history": [

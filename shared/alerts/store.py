@@ -1,5 +1,6 @@
 """Alert documents in Cosmos DB: create-if-absent and ETag-guarded read-modify-write
-(shared.platform.cosmos), both refusing unsafe ids."""
+(shared.platform.cosmos), both refusing unsafe ids. The suppressions stored beside them, in the same
+container and partition, are `AlertStore.suppressions` (shared.alerts.suppressions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from azure.cosmos import ContainerProxy
 from azure.cosmos.exceptions import CosmosResourceExistsError
 
+from shared.alerts.suppressions import SuppressionStore
 from shared.platform.cosmos import ConcurrentUpdateError, Mutation, read_or_none, update_unchanged
 from shared.platform.ids import storage_id
 
@@ -20,9 +22,12 @@ logger = logging.getLogger(__name__)
 class AlertStore:
     def __init__(self, container: ContainerProxy) -> None:
         self._container = container
+        self.suppressions = SuppressionStore(container)
 
     def get(self, tenant_id: str, alert_id: str) -> dict[str, Any] | None:
-        return read_or_none(self._container, alert_id, tenant_id)
+        """The alert; None when there is none (or the id names a document of another type)."""
+        found = read_or_none(self._container, alert_id, tenant_id)
+        return found if found is not None and found.get("type", "alert") == "alert" else None
 
     def active_between(
         self, tenant_id: str, rule_id: str, group_key: str, first: str, last: str
@@ -30,7 +35,8 @@ class AlertStore:
         """The open or acknowledged alerts of a rule and group whose first match lies in [first, last]."""
         return list(
             self._container.query_items(
-                "SELECT * FROM c WHERE c.pk = @pk AND c.rule_id = @rule AND c.group_key = @group "
+                "SELECT * FROM c WHERE c.pk = @pk AND c.type = 'alert' AND c.rule_id = @rule "
+                "AND c.group_key = @group "
                 "AND (c.status = 'open' OR c.status = 'acknowledged') "
                 "AND c.first_seen >= @first AND c.first_seen <= @last",
                 parameters=[

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, x-functions-key"
 EXPOSED_HEADERS = (
-    "Content-Disposition, Retry-After, X-AOC-Export-Count, X-AOC-Export-Truncated, X-AOC-Export-Cap, ETag"
+    "Content-Disposition, ETag, Retry-After, X-AOC-Export-Count, X-AOC-Export-Truncated, X-AOC-Export-Cap"
 )
 PREFLIGHT_MAX_AGE_SECONDS = 600
 

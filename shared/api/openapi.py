@@ -117,6 +117,16 @@ def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> di
             ]
             + _query_parameters(route),
         }
+        if route.if_match:
+            operation["parameters"].append(
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": "The ETag last read: the change is made only if it is still current",
+                    "schema": {"type": "string", "maxLength": 200},
+                }
+            )
         if route.description:
             operation["description"] = route.description
         if route.role is not None:
@@ -158,6 +168,8 @@ def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> di
             responses["415"] = _problem("The body is not JSON (application/json, UTF-8)")
         for status, description in sorted(route.problems.items()):
             responses[str(status)] = _problem(description)
+        if route.if_match:
+            responses["412"] = _problem("If-Match names an ETag that is no longer current: read it again")
         operation["responses"] = responses
         paths.setdefault(f"/api/{route.path}", {})[route.method.lower()] = operation
     return {

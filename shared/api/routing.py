@@ -113,6 +113,8 @@ class Route:
     # Problem statuses this route answers besides the ones every route shares (e.g. 412 and 428 for
     # writes conditional on If-Match): status -> what it means, for the OpenAPI document.
     problems: Mapping[int, str] = field(default_factory=dict, compare=False)
+    # The handler honours an If-Match header (an ETag) when one is sent: documented, with its 412.
+    if_match: bool = False
 
     @property
     def repeatable(self) -> tuple[str, ...]:
@@ -225,6 +227,7 @@ def route(
     max_body_bytes: int = MAX_JSON_BODY_BYTES,
     raw_body: bool = False,
     problems: Mapping[int, str] | None = None,
+    if_match: bool = False,
 ) -> Callable[[Callable[[R, Call[Any, Any]], Reply]], Endpoint[R]]:
     """Declare the route a handler method serves. `operation_id` defaults to `name`, `tag` to the
     path's first segment; everything else a route needs has no default and must be written."""
@@ -251,6 +254,7 @@ def route(
                 max_body_bytes=max_body_bytes,
                 raw_body=raw_body,
                 problems=dict(problems or {}),
+                if_match=if_match,
             )
         )
 

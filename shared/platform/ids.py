@@ -51,6 +51,10 @@ OBJECT_ID_EXCLUDED = frozenset("/\\?%\ufffd")
 # the same Idempotency-Key: shared.searches.model.search_id).
 SEARCH_ID = re.compile(r"srch-[0-9a-f]{32}")
 
+# Alert suppressions ("suppress similar"): "sup-" + 40 hex digits of a sha256 of tenant, rule and group
+# (shared.alerts.suppressions.suppression_id), exactly.
+SUPPRESSION_ID = re.compile(r"sup-[0-9a-f]{40}")
+
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
 MAX_STORAGE_ID_LENGTH = 255  # characters; Cosmos DB's own limit is 1,023 bytes
@@ -109,6 +113,10 @@ def is_object_id(value: object) -> bool:
     if not value[0].isalnum() or value[-1] == " ":
         return False
     return value.isprintable() and OBJECT_ID_EXCLUDED.isdisjoint(value)
+
+
+def is_suppression_id(value: object) -> bool:
+    return isinstance(value, str) and SUPPRESSION_ID.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:

@@ -24,6 +24,7 @@ import pytest
 
 from devtools.services import PROJECT_ROOT
 from shared.alerts.model import alert_fingerprint
+from shared.alerts.suppressions import new_suppression, suppression_id
 from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import partition_key
 from shared.platform.clients import AzureClients
@@ -54,6 +55,11 @@ VISIBLE_SEARCH = "srch-" + uuid.uuid4().hex
 OTHERS_SEARCH = "srch-" + uuid.uuid4().hex
 FOREIGN_SEARCH = "srch-" + uuid.uuid4().hex
 HIDDEN_SEARCH = "srch-" + uuid.uuid4().hex
+# Suppressions of the three alerts' rules and groups (_alert: rule "test.rule", group "g").
+VISIBLE_SUPPRESSION = suppression_id(TENANT, "test.rule", "g")
+HIDDEN_SUPPRESSION = suppression_id(TENANT, "test.hidden", "g")
+FOREIGN_SUPPRESSION = suppression_id(OTHER_TENANT, "test.rule", "g")
+SUPPRESS = {"reason": "checked", "expires_at": utc_iso(NOW + dt.timedelta(days=1))}
 
 ROLES = {
     "reader": {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")},
@@ -99,6 +105,10 @@ OUT_OF_REACH_SEARCHES = [
     ("a search naming a hidden operation", HIDDEN_SEARCH),
 ]
 SEARCH_BODY = {"name": "checked", "query": "start=24h"}
+OUT_OF_REACH_SUPPRESSIONS = [
+    ("another tenant's suppression", FOREIGN_SUPPRESSION),
+    ("a hidden suppression", HIDDEN_SUPPRESSION),
+]
 
 RAW_RECORD = {"id": "raw-visible", "note": "the original record"}
 
@@ -125,6 +135,8 @@ ID_ROUTES = [
     IdRoute("GET", "/api/searches/{id}", "reader", None, 404),
     IdRoute("PUT", "/api/searches/{id}", "reader", SEARCH_BODY, 404),
     IdRoute("DELETE", "/api/searches/{id}", "reader", None, 404),
+    IdRoute("POST", "/api/alerts/{id}/suppress", "admin", SUPPRESS, 404),
+    IdRoute("DELETE", "/api/suppressions/{id}", "admin", None, 404),
 ]
 
 
@@ -174,14 +186,16 @@ def _event(
     }
 
 
-def _alert(alert_id: str, tenant: str, service: str, title: str) -> dict[str, Any]:
+def _alert(
+    alert_id: str, tenant: str, service: str, title: str, rule_id: str = "test.rule"
+) -> dict[str, Any]:
     seen = utc_iso(NOW - dt.timedelta(minutes=5))
     return {
         "id": alert_id,
         "pk": tenant,
         "type": "alert",
         "tenant_id": tenant,
-        "rule_id": "test.rule",
+        "rule_id": rule_id,
         "title": title,
         "description": title,
         "severity": "high",
@@ -215,9 +229,15 @@ def _seed(clients: AzureClients) -> None:
     finally:
         store.close()
     alerts = clients.cosmos_container(CosmosContainers.ALERTS.name)
-    alerts.create_item(_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"))
-    alerts.create_item(_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER))
-    alerts.create_item(_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER))
+    seeded = [
+        (_alert(VISIBLE_ALERT, TENANT, "Directory", "a visible alert"), "a visible suppression"),
+        (_alert(HIDDEN_ALERT, TENANT, "Exchange", HIDDEN_MARKER, "test.hidden"), HIDDEN_MARKER),
+        (_alert(FOREIGN_ALERT, OTHER_TENANT, "Directory", FOREIGN_MARKER), FOREIGN_MARKER),
+    ]
+    for alert, reason in seeded:
+        alerts.create_item(alert)
+        expires = NOW + dt.timedelta(days=1)
+        alerts.create_item(new_suppression(alert, reason, expires, "root@contoso.com", NOW, None))
     searches = clients.cosmos_container(CosmosContainers.SEARCHES.name)
     searches.create_item(_search(VISIBLE_SEARCH, TENANT, "u1", "a visible search", "service=Directory"))
     searches.create_item(_search(OTHERS_SEARCH, TENANT, "someone-else", FOREIGN_MARKER, "q=x"))
@@ -319,8 +339,18 @@ def assert_nothing_out_of_reach(answer: Answer, context: str, sent: str | None =
     caller sent itself, which a 404 names)."""
     text = answer.body.decode("utf-8", "replace")
     secrets = (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT)
-    searches = (OTHERS_SEARCH, FOREIGN_SEARCH, HIDDEN_SEARCH)
-    for secret in (*secrets, FOREIGN_EVENT, HIDDEN_EVENT, FOREIGN_ALERT, HIDDEN_ALERT, *searches):
+    out_of_reach_ids = (
+        FOREIGN_EVENT,
+        HIDDEN_EVENT,
+        FOREIGN_ALERT,
+        HIDDEN_ALERT,
+        FOREIGN_SUPPRESSION,
+        HIDDEN_SUPPRESSION,
+        OTHERS_SEARCH,
+        FOREIGN_SEARCH,
+        HIDDEN_SEARCH,
+    )
+    for secret in (*secrets, *out_of_reach_ids):
         if secret != sent:
             assert secret not in text, f"{context}: {secret} in the answer"
 
@@ -353,13 +383,18 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_ALERTS]
         if "/searches/" in route.template:
             table += OUT_OF_REACH_SEARCHES
+        if "/suppressions/" in route.template:
+            table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_SUPPRESSIONS]
         for label, segment in table:
             path = route.template.replace("{id}", segment)
             context = f"{role} {route.method} {path} ({label})"
             answer = call(stack.host, route.method, path, headers, body)
             out_of_reach = any(
                 label == other
-                for other, _ in OUT_OF_REACH_EVENTS + OUT_OF_REACH_ALERTS + OUT_OF_REACH_SEARCHES
+                for other, _ in OUT_OF_REACH_EVENTS
+                + OUT_OF_REACH_ALERTS
+                + OUT_OF_REACH_SEARCHES
+                + OUT_OF_REACH_SUPPRESSIONS
             )
             expected = 403 if not granted else (404 if out_of_reach else route.refused)
             assert_problem(answer, expected, context)
@@ -368,8 +403,9 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
     assert calls == (
         len(ID_ROUTES) * len(HOSTILE_SEGMENTS)
         + 4 * len(OUT_OF_REACH_EVENTS)
-        + 2 * len(OUT_OF_REACH_ALERTS)
+        + 3 * len(OUT_OF_REACH_ALERTS)
         + 3 * len(OUT_OF_REACH_SEARCHES)
+        + len(OUT_OF_REACH_SUPPRESSIONS)
     )
     assert stack.snapshot() == before
 
@@ -395,6 +431,7 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     rule = call(stack.host, "GET", f"/api/rules/{RULE_ID}", headers)
     assert rule.status == 200, rule.body
     assert json.loads(rule.body)["etag"] == rule.headers["etag"]
+    assert json.loads(alert.body)["suppression"]["id"] == VISIBLE_SUPPRESSION
     for path in (
         "/api/events?start=1d&page_size=200",
         "/api/events/facets",
@@ -405,6 +442,8 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
         "/api/alerts/summary",
         "/api/searches",
         "/api/rules",
+        "/api/suppressions",
+        "/api/suppressions?rule=test.hidden",
     ):
         answer = call(stack.host, "GET", path, headers)
         assert answer.status == 200, (path, answer.body[:300])
@@ -412,9 +451,11 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     listed = json.loads(call(stack.host, "GET", "/api/events?start=1d", headers).body)["items"]
     assert [e["id"] for e in listed] == [VISIBLE_EVENT]
     alerts = json.loads(call(stack.host, "GET", "/api/alerts", headers).body)["items"]
-    assert [a["id"] for a in alerts] == [VISIBLE_ALERT]
+    assert [a["id"] for a in alerts] == [VISIBLE_ALERT]  # suppressions are never alerts
     searches = json.loads(call(stack.host, "GET", "/api/searches", headers).body)["items"]
     assert [s["id"] for s in searches] == [VISIBLE_SEARCH]
+    suppressions = json.loads(call(stack.host, "GET", "/api/suppressions", headers).body)["items"]
+    assert [s["id"] for s in suppressions] == [VISIBLE_SUPPRESSION]
     assert stack.snapshot() == before
 
 
@@ -592,6 +633,9 @@ BODY_ROUTES = [
     BodyRoute("POST", f"/api/events/{EVENT}/comments", 64 * 1024),
     BodyRoute("POST", "/api/events/tags", 64 * 1024),
     BodyRoute("PATCH", f"/api/alerts/{VISIBLE_ALERT}", 64 * 1024),
+    BodyRoute("POST", "/api/alerts/bulk", 64 * 1024),
+    BodyRoute("POST", f"/api/alerts/{VISIBLE_ALERT}/suppress", 64 * 1024),
+    BodyRoute("DELETE", f"/api/suppressions/{VISIBLE_SUPPRESSION}", 1024),
     BodyRoute("PUT", f"/api/rules/{RULE_ID}", 256 * 1024),
     BodyRoute("POST", "/api/rules/test", 256 * 1024),
     BodyRoute("POST", "/api/probe/run", 1024),
@@ -693,6 +737,23 @@ def test_the_body_routes_accept_well_formed_bodies(stack: Stack) -> None:
     assert changed.status == 200, changed.body
     deleted = call(stack.host, "DELETE", path, {**ROLES["analyst"], "If-Match": changed.headers["etag"]})
     assert deleted.status == 200, deleted.body
+    bulk = {"ids": [VISIBLE_ALERT, HIDDEN_ALERT, FOREIGN_ALERT], "comment": "ok"}
+    bulked = call(stack.host, "POST", "/api/alerts/bulk", admin, json.dumps(bulk).encode())
+    assert bulked.status == 200, bulked.body
+    assert [r["status"] for r in json.loads(bulked.body)["results"]] == [200, 404, 404]
+    for marker in (FOREIGN_MARKER, HIDDEN_MARKER, HIDDEN_OPERATION, OTHER_TENANT):  # only the ids sent
+        assert marker not in bulked.body.decode(), marker
+    suppress = json.dumps(SUPPRESS).encode()
+    replaced = call(stack.host, "POST", f"/api/alerts/{VISIBLE_ALERT}/suppress", admin, suppress)
+    assert replaced.status == 201, replaced.body
+    assert json.loads(replaced.body)["id"] == VISIBLE_SUPPRESSION
+    removal = f"/api/suppressions/{VISIBLE_SUPPRESSION}"
+    stale = call(stack.host, "DELETE", removal, {**ROLES["admin"], "If-Match": '"stale"'})
+    assert_problem(stale, 412, "DELETE with a stale If-Match")
+    fresh = {**ROLES["admin"], "If-Match": replaced.headers["etag"]}
+    removed = call(stack.host, "DELETE", removal, fresh)
+    assert (removed.status, removed.body) == (204, b"")
+    assert_problem(call(stack.host, "DELETE", removal, ROLES["admin"]), 404, "DELETE again")
 
 
 def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: Stack) -> None:

@@ -25,6 +25,7 @@ VALID_IDS = {
     "queue": "notify",
     "saved search": "srch-" + "a" * 32,
     "object": "00000000-0000-0000-0000-000000000001",
+    "suppression": "sup-" + "a" * 40,
 }
 # Routes whose id selects events rather than naming one thing: an id no event holds answers an empty 200.
 LISTS_BY_ID = {"object_history"}

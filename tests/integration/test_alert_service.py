@@ -67,7 +67,7 @@ class Harness:
         container = get_clients().cosmos_container(CosmosContainers.ALERTS.name)
         return list(
             container.query_items(
-                "SELECT * FROM c WHERE c.pk = @pk AND c.rule_id = @rule",
+                "SELECT * FROM c WHERE c.pk = @pk AND c.type = 'alert' AND c.rule_id = @rule",
                 parameters=[{"name": "@pk", "value": self.tenant}, {"name": "@rule", "value": rule_id}],
                 partition_key=self.tenant,
             )

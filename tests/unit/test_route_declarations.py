@@ -47,6 +47,7 @@ VALID_IDS = {
     "rule": "custom.rule",
     "queue": "notify",
     "saved search": "srch-" + "a" * 32,
+    "suppression": "sup-" + "a" * 40,
 }
 GUARD = ApiGuard(Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()), SensitivityPolicy())
 ADMIN = {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")}
@@ -79,7 +80,7 @@ def route_problems(declared: Route) -> list[str]:
         problems.append("body model of a write")
     if not writes and declared.body is not None:
         problems.append("body model of a read")
-    if declared.response is None and not declared.content:
+    if declared.response is None and not declared.content and declared.status != 204:
         problems.append("response model")
     if declared.response is not None and not issubclass(declared.response, BaseModel):
         problems.append("response model is not a model")
