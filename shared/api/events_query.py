@@ -344,19 +344,32 @@ class EventSearch:
         keyset: Mapping[str, Any] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        pk = f"{self._tenant_id}:{month}"
-        where = ["c.pk = @pk", *conditions]
-        params = [{"name": "@pk", "value": pk}, *parameters]
-        if keyset is not None:
-            where.append("(c.timestamp < @after_ts OR (c.timestamp = @after_ts AND c.id < @after_id))")
-            params += [
-                {"name": "@after_ts", "value": keyset["ts"]},
-                {"name": "@after_id", "value": keyset["id"]},
-            ]
-        params.append({"name": "@limit", "value": int(limit)})
-        # Only constant fragments are joined here; every caller-supplied value is a parameter.
-        clauses = " AND ".join(where)
-        sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.timestamp DESC, c.id DESC"  # noqa: S608
-        return list(
-            self._events.query_items(sql, parameters=params, partition_key=pk, max_item_count=int(limit))
-        )
+        return query_month_page(self._events, self._tenant_id, month, conditions, parameters, keyset, limit)
+
+
+def query_month_page(
+    events: ContainerProxy,
+    tenant_id: str,
+    month: str,
+    conditions: Sequence[str],
+    parameters: Sequence[dict[str, Any]],
+    keyset: Mapping[str, Any] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Up to `limit` events of one month's partition, newest first (timestamp, then id, descending),
+    after the keyset position (the last event of the previous page) when one is given. `conditions` are
+    constant SQL fragments whose values are all in `parameters`."""
+    pk = f"{tenant_id}:{month}"
+    where = ["c.pk = @pk", *conditions]
+    params = [{"name": "@pk", "value": pk}, *parameters]
+    if keyset is not None:
+        where.append("(c.timestamp < @after_ts OR (c.timestamp = @after_ts AND c.id < @after_id))")
+        params += [
+            {"name": "@after_ts", "value": keyset["ts"]},
+            {"name": "@after_id", "value": keyset["id"]},
+        ]
+    params.append({"name": "@limit", "value": int(limit)})
+    # Only constant fragments are joined here; every caller-supplied value is a parameter.
+    clauses = " AND ".join(where)
+    sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.timestamp DESC, c.id DESC"  # noqa: S608
+    return list(events.query_items(sql, parameters=params, partition_key=pk, max_item_count=int(limit)))

@@ -40,6 +40,7 @@ from shared.api.events_query import (
     hidden_for,
     months_between,
     public_event,
+    query_month_page,
 )
 from shared.api.models import EventView
 from shared.api.paging import ContinuationSigner, TimeOutOfRangeError, parse_query_time, query_hash
@@ -264,21 +265,7 @@ class ObjectHistory:
         keyset: Mapping[str, Any] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        pk = f"{self._tenant_id}:{month}"
-        where = ["c.pk = @pk", *conditions]
-        params = [{"name": "@pk", "value": pk}, *parameters, {"name": "@limit", "value": int(limit)}]
-        if keyset is not None:
-            where.append("(c.timestamp < @after_ts OR (c.timestamp = @after_ts AND c.id < @after_id))")
-            params += [
-                {"name": "@after_ts", "value": keyset["ts"]},
-                {"name": "@after_id", "value": keyset["id"]},
-            ]
-        # Only constant fragments are joined here; every caller-supplied value is a parameter.
-        clauses = " AND ".join(where)
-        sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.timestamp DESC, c.id DESC"  # noqa: S608
-        return list(
-            self._events.query_items(sql, parameters=params, partition_key=pk, max_item_count=int(limit))
-        )
+        return query_month_page(self._events, self._tenant_id, month, conditions, parameters, keyset, limit)
 
 
 class ObjectsApi(Resource):
