@@ -1,9 +1,11 @@
 // Starts @vercel/cosmosdb-server through its JavaScript API with keep-alive connections
 // (the package CLI sends "connection: close" on every response) and our own certificate.
-// Its query engine is made linear in the container size first (cosmos_query_linear.js).
+// Its query engine is made linear in the container size first (cosmos_query_linear.js), and a point read
+// of a missing document answers 404 instead of 500 (cosmos_read_missing.js).
 "use strict";
 const fs = require("fs");
 require("./cosmos_query_linear.js").install();
+require("./cosmos_read_missing.js").install();
 const { createHttpsServer } = require("@vercel/cosmosdb-server");
 
 const [host, port, certFile, keyFile] = process.argv.slice(2);

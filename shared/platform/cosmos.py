@@ -35,8 +35,8 @@ class ConcurrentUpdateError(RuntimeError):
 def read_or_none(container: ContainerProxy, item_id: str, partition_key: str) -> dict[str, Any] | None:
     """A point read (1 RU in Azure); None when the item does not exist.
 
-    cosmosdb-server answers a read of a missing item with 500 instead of 404; a 500 is therefore
-    confirmed with a query, which is also a sound second try against Azure. Raises
+    A 500 is confirmed with a query, a sound second try against Azure (the published cosmosdb-server
+    answers a read of a missing item with 500; devtools/cosmos_read_missing.js makes ours a 404). Raises
     shared.platform.ids.UnsafeStorageIdError for an id that is not safe in a request path.
     """
     storage_id(item_id)
