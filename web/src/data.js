@@ -188,6 +188,12 @@ export function startData() {
     lastKey = key;
     reload();
   });
+  let facetsAsked = false; // once, when the explorer is first shown (the counts are for the whole range)
+  effect(() => {
+    if (!isEventsPage.value || facetsAsked) return;
+    facetsAsked = true;
+    loadFacets();
+  });
   let lastId;
   effect(() => {
     if (!isEventsPage.value) return;

@@ -13,8 +13,8 @@ import {
 import { showError } from "./errors.js";
 import { App } from "./components/shell.js";
 import { config, bootState } from "./state.js";
-import { startData, loadFacets, loadVersion, viewSettled } from "./data.js";
-import { followLinksInPlace } from "./pages.js";
+import { startData, loadVersion, viewSettled } from "./data.js";
+import { currentPage, followLinksInPlace } from "./pages.js";
 
 // No failure may leave a blank page or an unhandled rejection: both end in the error banner.
 window.addEventListener("unhandledrejection", (event) => {
@@ -39,15 +39,19 @@ const mark = (name) => performance.mark(`aoc:${name}`);
 
 function startSignedIn(cfg) {
   mark("token");
-  // The requests go out before the shell re-renders for the signed-in user.
+  // The requests go out before the shell re-renders for the signed-in user (the explorer's, facets
+  // included, only when it is the page shown).
   startData();
-  loadFacets();
   loadVersion(cfg.version);
   bootState.value = "ready";
 }
 
 async function boot() {
   followLinksInPlace();
+  // A page other than the explorer: its chunk loads alongside /config.json and sign-in, not after them.
+  const first = currentPage.value;
+  if (first && first.load) first.load().catch(() => {}); // LazyPage reports a failure when it imports it
+
   const root = document.getElementById("app");
   root.classList.remove("boot");
   root.textContent = "";
