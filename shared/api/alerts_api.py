@@ -1,7 +1,7 @@
 """The alert routes: GET /api/alerts (filters, keyset paging), GET /api/alerts/summary (open alerts by
-severity), GET /api/alerts/{id} (with its active suppression), PATCH /api/alerts/{id} and POST
-/api/alerts/bulk (status, classification, comment; audited, idempotent with an Idempotency-Key), and
-"suppress similar": POST /api/alerts/{id}/suppress, GET /api/suppressions, DELETE
+severity, and alerts by status), GET /api/alerts/{id} (with its active suppression), PATCH
+/api/alerts/{id} and POST /api/alerts/bulk (status, classification, comment; audited, idempotent with an
+Idempotency-Key), and "suppress similar": POST /api/alerts/{id}/suppress, GET /api/suppressions, DELETE
 /api/suppressions/{id} (shared.alerts.suppressions). `AlertSearch` holds the queries, `AlertsApi` the
 routes."""
 
@@ -273,25 +273,31 @@ class AlertSearch:
         return {"items": [public_alert(a) for a in items], "continuation": token}
 
     def summary(self, hide: SensitivityPolicy | None) -> dict[str, Any]:
-        """Open alerts by severity: one COUNT per severity (no GROUP BY, which cosmosdb-server lacks)."""
+        """Open alerts by severity, and alerts by status: eight single-partition COUNT queries whatever
+        the number of alerts (one per severity of the open ones, one per other status; no GROUP BY, which
+        cosmosdb-server lacks). The open alerts' count by status is the sum by severity, so both agree."""
+        severities = sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__, reverse=True)
+        counts = {s: self._count(hide, AlertStatus.OPEN.value, s) for s in severities}
+        total_open = sum(counts.values())
+        by_status = {
+            status.value: total_open if status is AlertStatus.OPEN else self._count(hide, status.value)
+            for status in AlertStatus
+        }
+        return {"open": counts, "total_open": total_open, "by_status": by_status}
+
+    def _count(self, hide: SensitivityPolicy | None, status: str, severity: str | None = None) -> int:
+        """How many alerts (not suppressions) the caller may see have this status (and severity)."""
         hidden, hidden_params = _hidden_conditions(hide)
-        counts: dict[str, int] = {}
-        for severity in sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__, reverse=True):
-            clauses = " AND ".join(
-                ["c.pk = @pk", "c.type = 'alert'", "c.status = @open", "c.severity = @severity", *hidden]
-            )
-            sql = f"SELECT VALUE COUNT(1) FROM c WHERE {clauses}"  # noqa: S608 - constant fragments only
-            params = [
-                {"name": "@pk", "value": self._tenant_id},
-                {"name": "@open", "value": AlertStatus.OPEN.value},
-                {"name": "@severity", "value": severity},
-                *hidden_params,
-            ]
-            found: Any = next(
-                iter(self._alerts.query_items(sql, parameters=params, partition_key=self._tenant_id)), 0
-            )  # SELECT VALUE COUNT(1) yields one number
-            counts[severity] = int(found)
-        return {"open": counts, "total_open": sum(counts.values())}
+        where = ["c.pk = @pk", "c.type = 'alert'", "c.status = @status"]
+        params = [{"name": "@pk", "value": self._tenant_id}, {"name": "@status", "value": status}]
+        if severity is not None:
+            where.append("c.severity = @severity")
+            params.append({"name": "@severity", "value": severity})
+        clauses = " AND ".join(where + hidden)
+        sql = f"SELECT VALUE COUNT(1) FROM c WHERE {clauses}"  # noqa: S608 - constant fragments only
+        rows = self._alerts.query_items(sql, parameters=params + hidden_params, partition_key=self._tenant_id)
+        found: Any = next(iter(rows), 0)  # SELECT VALUE COUNT(1) yields one number
+        return int(found)
 
     def suppressions(
         self, rule_id: str | None, hide: SensitivityPolicy | None, now: dt.datetime
@@ -356,12 +362,19 @@ class AlertsApi(Resource):
         "alerts/summary",
         "alerts_summary",
         role=Role.READER,
-        summary="Open alerts by severity",
+        summary="Open alerts by severity, and alerts by status",
         query=NoQuery,
         body=None,
         response=AlertSummary,
+        description=(
+            "`open` counts the open alerts by severity (`total_open` is their sum); `by_status` counts the "
+            "alerts of each status (open, acknowledged, resolved, closed), every severity. Without the "
+            "AOC.Privacy role, alerts of hidden services and operations are not counted. Eight COUNT "
+            "queries in the tenant's partition, whatever the number of alerts."
+        ),
     )
     def alerts_summary(self, call: Call[NoQuery, None]) -> Reply:
+        """A constant number of queries: eight single-partition COUNTs (AlertSearch.summary)."""
         return self._search.summary(call.hide)
 
     @route(

@@ -73,3 +73,6 @@ class AlertPage(BaseModel):
 class AlertSummary(BaseModel):
     open: dict[str, int] = Field(description="open alerts by severity")
     total_open: int
+    by_status: dict[str, int] = Field(
+        description="alerts by status (open, acknowledged, resolved, closed), every severity"
+    )

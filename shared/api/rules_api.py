@@ -7,8 +7,9 @@ audits each save, and evaluates a rule under test against the newest events the 
 A rule may be sent as JSON fields or as YAML text (`{"yaml": "..."}`, what the console's editor
 sends); problems with YAML carry the line and column of the field at fault. Reads and saves give the
 rule's entity tag (`etag`, and the ETag header on one rule); a save with If-Match is refused with a
-409 when the rule has changed since. GET /api/rules adds each rule's last 7 days of matches and alerts
-(shared.api.rule_activity).
+412 (`rule-changed`) when the rule has changed since, as every write with a stale If-Match is (RFC 9110
+13.1.1); 409 stays for the rule file changing under the save's retries or being unreadable. GET
+/api/rules adds each rule's last 7 days of matches and alerts (shared.api.rule_activity).
 """
 
 from __future__ import annotations
@@ -225,10 +226,10 @@ def unreadable_yaml(error: RuleYamlError) -> ApiProblem:
 
 
 def rule_changed(rule_id: str, reason: str) -> ApiProblem:
-    """409: the rule is no longer the version the caller read (If-Match)."""
+    """412: the rule is no longer the version the caller read (If-Match), or no longer exists."""
     return ApiProblem(
-        409,
-        "Conflict",
+        412,
+        "Precondition Failed",
         f"{reason}: someone else saved it meanwhile. Read rule {rule_id!r} again (your changes are "
         "not saved), then apply them to the current version",
         kind="rule-changed",
@@ -399,11 +400,13 @@ class RulesApi(Resource):
         max_body_bytes=MAX_BODY_BYTES,
         response=RuleDetail,
         path_params=(RULE_ID,),
+        if_match=True,
         description=(
             "Writes the override blob config/rules.yaml (from the shipped rules when there is none) after "
             "validating the whole resulting file. A 400 lists each problem with the field at fault (and "
-            "its line and column when the rule came as `yaml`). With If-Match (the rule's etag), a rule "
-            "changed since is a 409 (`rule-changed`) and nothing is saved."
+            "its line and column when the rule came as `yaml`). With If-Match (the rule's etag, or `*`), "
+            "a rule changed since is a 412 (`rule-changed`) and nothing is saved. A 409 is the rule file "
+            "changing under every retry of the save, or an override blob that cannot be read."
         ),
     )
     def put_rule(self, call: Call[NoQuery, dict[str, Any]]) -> Reply:

@@ -1,7 +1,8 @@
-"""The alerts page: triage through every state, "suppress similar", bulk changes, and what each role is
-offered. Alerts are opened by the app's own AlertService from the simulated day the session seeded, in
-the session's Cosmos DB; one notification goes through the real NotificationService to the simulator's
-webhook sink, which refuses it, so the page has a receiver's reason to show."""
+"""The alerts page: triage through every state, "suppress similar", bulk changes, what each role is
+offered, the counts at the top (by status, and open by severity) and the links to the rules. Alerts
+are opened by the app's own AlertService from the simulated day the session seeded, in the session's
+Cosmos DB; one notification goes through the real NotificationService to the simulator's webhook sink,
+which refuses it, so the page has a receiver's reason to show."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class T:
 
     SUMMARY = "alerts-summary"
     SUMMARY_OPEN = "summary-open"  # a link to the open alerts, with their count
+    RULE_LINK = "alert-rule"  # in a row and in the detail: the rule on the Rules page
     TABLE = "alerts-table"
     MORE = "alerts-more"
     ROW = "alert-row"  # data-alert-id, data-status
@@ -100,6 +102,11 @@ class T:
     def status_filter(status: str) -> str:
         """The list's status checkbox (severity: filter-severity-<severity>)."""
         return f"filter-status-{status}"
+
+    @staticmethod
+    def summary(status_or_severity: str) -> str:
+        """A count at the top (data-count): alerts of a status, or open alerts of a severity."""
+        return f"summary-{status_or_severity}"
 
     @staticmethod
     def action(status: str) -> str:
@@ -423,6 +430,10 @@ def test_a_reader_sees_no_actions_and_an_analyst_changes_a_selection(
     assert kept["id"] in [a["id"] for a in answer["items"]]
     assert {a["actor"] for a in answer["items"]} == {kept["actor"]}
     _wait(page, lambda: _row_ids(page) == [a["id"] for a in answer["items"]], "the rows the API answers")
+    rule_href = "/rules?" + urllib.parse.urlencode({"rule": kept["rule_id"]})
+    expect(tid(page, T.ROW, alert_id=kept["id"]).get_by_test_id(T.RULE_LINK)).to_have_attribute(
+        "href", rule_href
+    )
     tid(page, T.ROW, alert_id=kept["id"]).get_by_test_id(T.LINK).click()
     expect(tid(page, T.TITLE)).to_have_text(kept["title"], timeout=UI_TIMEOUT_MS)
     assert urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query) == {**wanted, "id": [kept["id"]]}
@@ -435,6 +446,13 @@ def test_a_reader_sees_no_actions_and_an_analyst_changes_a_selection(
     assert (
         reader.api("POST", "/api/alerts/bulk", json={"ids": [kept["id"]], "comment": "x"}).status_code == 403
     )
+    # The detail's rule id opens that rule on the Rules page.
+    rule_link = tid(page, T.RULE_LINK)
+    expect(rule_link).to_have_text(kept["rule_id"])
+    rule_link.click()
+    page.wait_for_url(f"**{rule_href}", timeout=UI_TIMEOUT_MS)
+    yaml_text = reader.api_json("/api/rules/" + urllib.parse.quote(kept["rule_id"], safe=""))["yaml"]
+    expect(tid(page, TID.RULE_YAML)).to_have_value(yaml_text, timeout=UI_TIMEOUT_MS)
 
     analyst = sign_in(context, console, [ANALYST], "/alerts?rule=" + urllib.parse.quote(kept["rule_id"]))
     page = analyst.page
@@ -482,6 +500,22 @@ def test_the_alerts_page_passes_axe_and_works_from_the_keyboard(
     found: dict[str, list[dict[str, Any]]] = {}
     expect(tid(page, T.ROW).first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(tid(page, T.SUMMARY_OPEN)).to_be_visible()
+    # The counts at the top are the API's: every alert by status, then the open ones by severity; each
+    # links to the list filtered to it.
+    summary = signed.api_json("/api/alerts/summary")
+    cards = tid(page, T.SUMMARY).locator("a")
+    shown = cards.evaluate_all(
+        "cards => cards.map(c => [c.dataset.testid, c.dataset.count, c.getAttribute('href')])"
+    )
+    statuses = ["open", "acknowledged", "resolved", "closed"]
+    assert shown == [
+        *[[T.summary(s), str(summary["by_status"][s]), f"/alerts?status={s}"] for s in statuses],
+        *[
+            [T.summary(v), str(n), f"/alerts?status=open&severity={v}"]
+            for v, n in summary["open"].items()  # most severe first, as the API orders them
+        ],
+    ], shown
+    assert summary["by_status"]["open"] == summary["total_open"] > 0
     found["list"] = run_axe(page)
     screenshot(page, "alerts-list")
     # "30d" is sent as the time it stands for, once: the next page's call repeats it (its continuation
@@ -514,3 +548,22 @@ def test_the_alerts_page_passes_axe_and_works_from_the_keyboard(
     expect(tid(page, T.SUPPRESSIONS)).to_be_visible(timeout=UI_TIMEOUT_MS)
     found["suppressions"] = run_axe(page)
     assert found == {view: [] for view in found}
+
+    # A status count filters the list to that status.
+    tid(page, "tab-alerts").click()
+    tid(page, T.summary("open")).click()
+    _wait(
+        page,
+        lambda: urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query) == {"status": ["open"]},
+        page.url,
+    )
+    asked = signed.wait_for_events_call(
+        lambda q: q.get("status") == ["open"] and "rule" not in q, "/api/alerts"
+    )
+    assert asked == {"status": ["open"], "page_size": ["50"]}, asked
+    opened = signed.api_json("/api/alerts", {"status": "open", "page_size": "50"})["items"]
+    assert opened, "the seeded day left open alerts"
+    _wait(page, lambda: _row_ids(page) == [a["id"] for a in opened], "the open alerts the API answers")
+    statuses_shown = tid(page, T.ROW).evaluate_all("rows => rows.map(r => r.dataset.status)")
+    assert set(statuses_shown) == {"open"}, statuses_shown
+    screenshot(page, "alerts-by-status-open")

@@ -1,6 +1,7 @@
 """The rules page: the list with each rule's 7-day matches and alerts, switching a rule off and on,
 editing a rule as YAML (a regex RE2 refuses shown at its line, fixed, tested against recent events,
-saved under the rule's version), the conflict a second tab gets, and what a Reader may not do.
+saved under the rule's version), the conflict a second tab gets (the save's 412, in the editor and
+in the list), and what a Reader may not do.
 
 The session's host serves the rules from the shared Azurite's `config/rules.yaml`: `rules_blob` puts
 that blob back as it was after each test that saves. The 7-day counts come from match-ledger rows of a
@@ -223,11 +224,17 @@ def test_an_admin_edits_tests_and_saves_a_rule_and_a_second_tab_gets_the_conflic
     other = sign_in(context, console, [ADMIN], f"/rules?rule={RULE}")
     other_area = wait_for_yaml(other, RULE)
     area.fill(saved["yaml"].replace("severity: low", "severity: high"))
-    tid(page, TID.RULE_SAVE).click()
+    # the status still says "Saved" from the save above: wait for this save's answer itself
+    with page.expect_response(lambda r: r.request.method == "PUT" and "/api/rules/" in r.url) as first:
+        tid(page, TID.RULE_SAVE).click()
+    assert first.value.status == 200, first.value.text()
     expect(tid(page, TID.RULE_STATUS)).to_contain_text("Saved", timeout=UI_TIMEOUT_MS)
     theirs = saved["yaml"].replace("Additions (browser test)", "Additions, second tab")
     other_area.fill(theirs)
-    tid(other.page, TID.RULE_SAVE).click()
+    with other.page.expect_response(lambda r: r.request.method == "PUT" and "/api/rules/" in r.url) as put:
+        tid(other.page, TID.RULE_SAVE).click()
+    assert put.value.status == 412, put.value.text()  # a stale If-Match: Precondition Failed
+    assert put.value.json()["type"].endswith("/rule-changed")
     expect(tid(other.page, TID.RULE_CONFLICT)).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(tid(other.page, TID.RULE_CONFLICT)).to_have_attribute("role", "alert")
     expect(other_area).to_have_value(theirs)  # the text is kept
@@ -244,6 +251,21 @@ def test_an_admin_edits_tests_and_saves_a_rule_and_a_second_tab_gets_the_conflic
     final = other.api_json(f"/api/rules/{RULE}")
     assert (final["severity"], final["title"]) == ("low", "Additions, second tab")
     screenshot(other.page, "rule-editor-saved-after-conflict")
+
+    # the list too: a switch over a version someone has since replaced changes nothing and reloads
+    tid(other.page, "rules-back").click()
+    stale_toggle = tid(other.page, TID.RULE_ROW, rule_id=RULE).get_by_test_id(TID.RULE_TOGGLE)
+    expect(stale_toggle).to_be_checked(timeout=UI_TIMEOUT_MS)
+    switched = signed.api("PUT", f"/api/rules/{RULE}", json={"enabled": False})
+    assert switched.status_code == 200, switched.text
+    with other.page.expect_response(lambda r: r.request.method == "PUT" and "/api/rules/" in r.url) as put:
+        stale_toggle.click()  # not uncheck(): the page puts the box back when the save is refused
+    assert put.value.status == 412, put.value.text()
+    notice = tid(other.page, TID.RULES_STATUS)
+    expect(notice).to_contain_text("changed by someone else", timeout=UI_TIMEOUT_MS)
+    enabled = tid(other.page, TID.RULE_ROW, rule_id=RULE).get_by_test_id(TID.RULE_ENABLED)
+    expect(enabled).to_have_attribute("data-enabled", "false")  # the list as reloaded
+    assert signed.api_json(f"/api/rules/{RULE}")["etag"] == switched.json()["etag"]  # nothing saved
 
 
 def test_a_reader_sees_the_rules_and_their_yaml_but_cannot_change_them(

@@ -796,7 +796,7 @@ HOSTILE_RULE_YAML: list[tuple[str, Any, int | None]] = [
     ("over 64K characters", "title: " + "x" * (64 * 1024), None),
     ("not a string", 42, None),
 ]
-# (label, If-Match as sent, the status): malformed is a 400, a version that is not the rule's a 409.
+# (label, If-Match as sent, the status): malformed is a 400, a version that is not the rule's a 412.
 HOSTILE_IF_MATCH = [
     ("unquoted", "abc", 400),
     ("unterminated", '"abc', 400),
@@ -808,8 +808,8 @@ HOSTILE_IF_MATCH = [
     ("a control character", '"a\x01"', 400),
     ("over-long", '"' + "a" * 2000 + '"', 400),
     ("star in a list", '*, "a"', 400),
-    ("a weak tag", 'W/"0123456789abcdef0123456789abcdef"', 409),
-    ("a stale version", '"0123456789abcdef0123456789abcdef"', 409),
+    ("a weak tag", 'W/"0123456789abcdef0123456789abcdef"', 412),
+    ("a stale version", '"0123456789abcdef0123456789abcdef"', 412),
 ]
 
 
@@ -844,7 +844,7 @@ def test_hostile_rule_yaml_and_if_match_are_refused_and_storage_is_unchanged(sta
 
 def test_a_rule_read_then_saved_with_its_version_and_as_yaml(stack: Stack) -> None:
     """The control for the table above: the YAML of a rule, tested and saved back under its version,
-    then under the old version again (a 409); the rules blob is restored afterwards."""
+    then under the old version again (a 412); the rules blob is restored afterwards."""
     rules = stack.clients.blob_service.get_container_client(BlobContainers.CONFIG).get_blob_client(RULES_BLOB)
     saved = rules.download_blob().readall() if rules.exists() else None
     admin = {**ROLES["admin"], **JSON_TYPE}
@@ -863,7 +863,7 @@ def test_a_rule_read_then_saved_with_its_version_and_as_yaml(stack: Stack) -> No
         assert json.loads(put.body)["enabled"] is False
         assert put.headers["etag"] != read.headers["etag"]
         again = call(stack.host, "PUT", f"/api/rules/{RULE_ID}", headers, json.dumps({"yaml": text}).encode())
-        assert_problem(again, 409, "PUT with the old version")
+        assert_problem(again, 412, "PUT with the old version")
     finally:
         if saved is None:
             rules.delete_blob()

@@ -89,6 +89,7 @@ class World:
         group_actor: bool = True,
         service: str = "Directory",
         rule_id: str = "entra.global-admin-added",
+        severity: str = "critical",
     ) -> dict[str, Any]:
         """An alert as the service stores it; `group_actor=False`: one stored before alerts had
         `actor`, whose group is not by actor (the filter then reads the sample's actor)."""
@@ -102,7 +103,7 @@ class World:
             "rule_id": rule_id,
             "title": "Global administrator added",
             "description": "d",
-            "severity": "critical",
+            "severity": severity,
             "group_key": "|".join(f"{k}={v.casefold()}" for k, v in group.items()),
             "group": group,
             "status": status,
@@ -224,8 +225,49 @@ def test_suppressions_never_show_as_alerts(world: World) -> None:
     alert = world.alert()
     world.suppressed(alert, hours=2)
     assert world.ids() == [alert["id"]]
-    summary = world.api.alerts_summary(READER, "/api/alerts/summary")
-    assert _json(summary)["total_open"] == 1
+    summary = _json(world.api.alerts_summary(READER, "/api/alerts/summary"))
+    assert summary["total_open"] == 1
+    assert summary["by_status"] == {"open": 1, "acknowledged": 0, "resolved": 0, "closed": 0}
+
+
+def test_the_summary_counts_open_alerts_by_severity_and_every_alert_by_status(world: World) -> None:
+    made = [
+        ("open", "critical", "Directory"),
+        ("open", "high", "Directory"),
+        ("open", "high", "Directory"),
+        ("open", "low", HIDDEN_SERVICE),
+        ("acknowledged", "high", "Directory"),
+        ("acknowledged", "medium", HIDDEN_SERVICE),
+        ("resolved", "critical", "Directory"),
+        ("closed", "low", "Directory"),
+        ("closed", "informational", "Directory"),
+        ("closed", "critical", HIDDEN_SERVICE),
+    ]
+    for status, severity, service in made:
+        world.alert(status=status, severity=severity, service=service)
+    world.suppressed(world.alert(status="closed", severity="low"), hours=2)  # a suppression: not counted
+
+    def summary(headers: Mapping[str, str]) -> dict[str, Any]:
+        response = world.api.alerts_summary(headers, "/api/alerts/summary")
+        assert response.status == 200, response.body
+        return dict(_json(response))
+
+    def expected(visible: list[tuple[str, str, str]]) -> dict[str, Any]:
+        severities = ("critical", "high", "medium", "low", "informational")
+        opened = {s: sum(1 for st, sv, _ in visible if (st, sv) == ("open", s)) for s in severities}
+        statuses = ("open", "acknowledged", "resolved", "closed")
+        return {
+            "open": opened,
+            "total_open": sum(opened.values()),
+            "by_status": {s: sum(1 for st, _, _ in visible if st == s) for s in statuses},
+        }
+
+    every = [*made, ("closed", "low", "Directory")]
+    without_hidden = [m for m in every if m[2] != HIDDEN_SERVICE]
+    assert summary(READER) == expected(without_hidden)  # hidden services' alerts need AOC.Privacy
+    assert summary(ADMIN) == expected(without_hidden)
+    assert summary(PRIVACY_ADMIN) == expected(every)
+    assert summary(PRIVACY_ADMIN)["by_status"] == {"open": 4, "acknowledged": 2, "resolved": 1, "closed": 4}
 
 
 # -- bulk ----------------------------------------------------------------------------------------------

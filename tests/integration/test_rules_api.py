@@ -641,8 +641,9 @@ def test_put_with_if_match_saves_over_that_version_only(harness: Harness) -> Non
     # another admin, still holding the first version, is refused and changes nothing
     text = harness.blob_text()
     stale = harness.put("entra.app-registered", {"enabled": True}, {**ADMIN, "If-Match": first})
-    assert stale.status == 409
+    assert stale.status == 412  # Precondition Failed, as every write with a stale If-Match
     problem = body(stale)
+    assert (problem["status"], problem["title"]) == (412, "Precondition Failed")
     assert problem["type"].endswith("/rule-changed")
     assert "entra.app-registered" in problem["detail"]
     assert harness.blob_text() == text
@@ -659,14 +660,14 @@ def test_put_with_if_match_saves_over_that_version_only(harness: Harness) -> Non
 
     # a weak tag never matches; a new rule has no version to match; a malformed header is a 400
     weak = harness.put("entra.app-registered", {"enabled": False}, {**ADMIN, "If-Match": f"W/{second}"})
-    assert weak.status == 409
+    assert weak.status == 412
     new_rule = {
         "title": "t",
         "description": "d",
         "severity": "low",
         "when": {"field": "operation", "eq": "X"},
     }
-    assert harness.put("custom.new", new_rule, {**ADMIN, "If-Match": "*"}).status == 409
+    assert harness.put("custom.new", new_rule, {**ADMIN, "If-Match": "*"}).status == 412
     assert harness.put("custom.unknown", {"enabled": False}, {**ADMIN, "If-Match": "*"}).status == 404
     malformed = harness.put("entra.app-registered", {"enabled": False}, {**ADMIN, "If-Match": "abc"})
     assert malformed.status == 400
@@ -683,7 +684,7 @@ def test_the_version_check_is_made_against_the_blob_not_a_cached_copy(
     version = body(one.get_one("entra.oauth-consent"))["etag"]
     assert body(two.get())["rules"][0]["etag"]  # two has read (and cached) the rules too
     assert two.put("entra.oauth-consent", {"enabled": False}, {**ADMIN, "If-Match": version}).status == 200
-    assert one.put("entra.oauth-consent", {"enabled": True}, {**ADMIN, "If-Match": version}).status == 409
+    assert one.put("entra.oauth-consent", {"enabled": True}, {**ADMIN, "If-Match": version}).status == 412
     current = body(one.get_one("entra.oauth-consent"))
     assert current["enabled"] is False
     assert current["etag"] != version

@@ -285,8 +285,9 @@ def test_route_docs_generate_an_openapi_document() -> None:
     put = document["paths"]["/api/rules/{id}"]["put"]
     assert put["parameters"][0]["name"] == "id"
     assert "Needs the AOC.Admin role." in put["description"]
-    assert set(put["responses"]) >= {"200", "400", "401", "403", "404", "409"}
+    assert set(put["responses"]) >= {"200", "400", "401", "403", "404", "409", "412"}
     assert "If-Match" in put["description"]
+    assert "If-Match" in [p["name"] for p in put["parameters"] if p["in"] == "header"]
     assert put["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RuleDetail")
     assert "yaml" in schemas["RuleDefinition"]["properties"]
     assert set(schemas["RuleTestRequest"]["properties"]) == {"rule", "yaml", "last"}

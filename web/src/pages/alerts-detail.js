@@ -32,6 +32,10 @@ export const Sev = ({ s }) => html`<span class=${`sev sev-${s}`}>${s}</span>`;
 export const Cols = ({ names, children }) =>
   html`<thead><tr>${children}${names.map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>`;
 
+/** A rule's id, linking to the Rules page's view of that rule. */
+export const RuleLink = ({ id }) =>
+  html`<a class="mono" href=${pageHref("rules", { rule: id })} data-testid="alert-rule" title="Open the rule">${id}</a>`;
+
 /** The values an alert's rule groups by ("alice@contoso.com"). */
 export const groupLabel = (g) => Object.values(g || {}).join(", ");
 
@@ -78,7 +82,7 @@ export function AlertDetail({ id, back }) {
     ["Severity", html`<${Sev} s=${a.severity} />`],
     ["Status", a.status, "alert-status"],
     ["Classification", CLASSES[a.classification] || "not classified", "alert-classification"],
-    ["Rule", html`<span class="mono">${a.rule_id}</span>`],
+    ["Rule", html`<${RuleLink} id=${a.rule_id} />`],
     ["MITRE ATT&CK", (a.mitre || []).map((t, i) => html`${i ? ", " : ""}<a href=${mitreHref(t)} target="_blank" rel="noopener noreferrer">${t}</a>`), "alert-mitre"],
     ["Occurrences", fmtNumber(a.occurrences || 0), "alert-occurrences"],
     ["First seen", `${fmtTime(a.first_seen)} UTC`],

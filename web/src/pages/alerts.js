@@ -1,6 +1,7 @@
-// The alerts page: counts at the top, the queue (filters in the query string, newest last seen first,
-// paged), bulk triage of a selection (Analyst), the suppressions (Admin removes them) and, with ?id=,
-// one alert's detail (alerts-detail.js). The server enforces every role; controls a role lacks are absent.
+// The alerts page: counts at the top (every alert by status, the open ones by severity), the queue
+// (filters in the query string, newest last seen first, paged; each rule id links to the Rules page),
+// bulk triage of a selection (Analyst), the suppressions (Admin removes them) and, with ?id=, one
+// alert's detail (alerts-detail.js). The server enforces every role; controls a role lacks are absent.
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, isAbort } from "../api.js";
@@ -9,7 +10,7 @@ import { showError } from "../errors.js";
 import { pageHref } from "../pages.js";
 import { navigate, queryParams } from "../state.js";
 import { fmtNumber, fmtTime, fromLocalInput, isoSeconds, requestId, toLocalInput } from "../util.js";
-import { AlertDetail, CLASSES, Cols, STATUSES, Sev, VERBS, groupLabel } from "./alerts-detail.js";
+import { AlertDetail, CLASSES, Cols, RuleLink, STATUSES, Sev, VERBS, groupLabel } from "./alerts-detail.js";
 
 const SEVERITIES = ["critical", "high", "medium", "low", "informational"];
 const DAY = 86400000;
@@ -69,14 +70,25 @@ function Summary({ tick }) {
     api("/alerts/summary", { signal: ctl.signal }).then(setS, (e) => isAbort(e) || showError(e, "The alert counts could not be loaded"));
     return () => ctl.abort();
   }, [tick]);
-  const cards = s ? [["open", s.total_open, []], ...SEVERITIES.map((v) => [v, (s.open || {})[v], [v]])] : [];
+  // [testid suffix, count, link's filters]: a status's alerts, or the open ones of a severity
+  const groups = [
+    ["al-sum-status", "Alerts by status", STATUSES.map((v) => [v, ((s && s.by_status) || {})[v], { status: [v] }])],
+    ["al-sum", "Open alerts by severity", SEVERITIES.map((v) => [v, ((s && s.open) || {})[v], { status: ["open"], severity: [v] }])],
+  ];
   return html`
-    <section class="al-summary" data-testid="alerts-summary" aria-labelledby="al-sum" aria-busy=${s ? "false" : "true"}>
-      <h2 id="al-sum" class="al-sum-title">Open alerts by severity</h2>
-      ${cards.map(
-        ([k, n, severity]) => html`<a class="al-card" data-testid=${`summary-${k}`} href=${alertsHref({ status: ["open"], severity })}>
-          <strong>${fmtNumber(n || 0)}</strong> ${k}
-        </a>`,
+    <section class="al-summary" data-testid="alerts-summary" aria-label="Alert counts" aria-busy=${s ? "false" : "true"}>
+      ${groups.map(
+        ([id, title, cards]) => html`<div class="al-sum-group" role="group" aria-labelledby=${id}>
+          <h2 id=${id} class="al-sum-title">${title}</h2>
+          <div class="al-sum-cards">
+            ${s &&
+            cards.map(
+              ([k, n, filters]) => html`<a class="al-card" data-testid=${`summary-${k}`} data-count=${n || 0} href=${alertsHref(filters)}>
+                <strong>${fmtNumber(n || 0)}</strong> ${k}
+              </a>`,
+            )}
+          </div>
+        </div>`,
       )}
     </section>
   `;
@@ -212,7 +224,7 @@ function Queue({ f }) {
               <td><${Sev} s=${a.severity} /></td>
               <td>
                 <a href=${alertsHref(f, { id: a.id })} data-testid="alert-link">${a.title}</a>
-                <div class="muted small mono">${a.rule_id}</div>
+                <div class="small mono"><${RuleLink} id=${a.rule_id} /></div>
               </td>
               <td class="c-actor">${who(a)}</td>
               <td data-testid="alert-row-status">${a.status}</td>

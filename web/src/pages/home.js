@@ -30,9 +30,9 @@ function Alerts({ summary }) {
       <ul class="home-severities">
         ${severities.map(
           (s) => html`<li key=${s}>
-            <a href=${pageHref("alerts", { status: "open", severity: s })} class=${`home-sev sev-${s}`}
+            <a href=${pageHref("alerts", { status: "open", severity: s })} class="home-sev"
               data-testid="home-alert-severity" data-severity=${s} data-count=${summary.open[s]}>
-              <span class="home-count">${fmtNumber(summary.open[s])}</span> ${s}</a>
+              <span class="home-count">${fmtNumber(summary.open[s])}</span> <span class=${`sev sev-${s}`}>${s}</span></a>
           </li>`,
         )}
       </ul>

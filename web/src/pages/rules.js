@@ -12,7 +12,8 @@ import { navigate, queryParams } from "../state.js";
 import { fmtNumber, fmtTime, isoSeconds, requestId } from "../util.js";
 
 const rulePath = (id) => `/rules/${encodeURIComponent(id)}`;
-const changed = (error) => error && error.status === 409 && /\/rule-changed$/.test((error.problem && error.problem.type) || "");
+// A stale If-Match: 412 Precondition Failed, type …/rule-changed (a 409 is another conflict, shown as an error).
+const changed = (error) => error && error.status === 412 && /\/rule-changed$/.test((error.problem && error.problem.type) || "");
 const save = (id, body, etag) =>
   api(rulePath(id), { method: "PUT", body, headers: { "If-Match": etag, "Idempotency-Key": requestId() } });
 
