@@ -264,6 +264,8 @@ def test_a_change_needs_the_current_etag(world: World) -> None:
     assert problem["type"].endswith("/precondition-required")
     problem = _problem(world.put(ANA, search["id"], body, **{"If-Match": "garbage"}), 400)
     assert problem["errors"][0]["field"] == "If-Match"
+    # The clock moves between the writes: the audit trail is read back in time order.
+    world.clock.advance(1)
     changed = world.put(ANA, search["id"], body, **{"If-Match": search["etag"]})
     assert changed.status == 200, changed.body
     # The same change again with the old ETag: it is already as asked (RFC 9110 13.1.1), so 200 and no write.
@@ -278,13 +280,16 @@ def test_a_change_needs_the_current_etag(world: World) -> None:
     _problem(weak, 412)
     _problem(world.delete(ANA, search["id"], **{"If-Match": search["etag"]}), 412)
     assert _body(world.get(ANA, search["id"]))["name"] == "second"
+    world.clock.advance(1)
     listed = world.put(
         ANA, search["id"], {"name": "third", "query": ""}, **{"If-Match": f'"x", {changed.headers["ETag"]}'}
     )
     assert listed.status == 200, listed.body
+    world.clock.advance(1)
     star = world.put(ANA, search["id"], {"name": "fourth", "query": ""}, **{"If-Match": "*"})
     assert star.status == 200, star.body
     # A delete without If-Match is unconditional.
+    world.clock.advance(1)
     assert world.delete(ANA, search["id"]).status == 200
     _problem(world.delete(ANA, search["id"]), 404)
     assert [a["action"] for a in world.audits(search["id"])] == [
