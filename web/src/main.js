@@ -14,7 +14,7 @@ import { showError } from "./errors.js";
 import { App } from "./components/shell.js";
 import { config, bootState } from "./state.js";
 import { startData, loadVersion, viewSettled } from "./data.js";
-import { currentPage, followLinksInPlace } from "./pages.js";
+import { currentPage, followLinksInPlace, loadPage } from "./pages.js";
 
 // No failure may leave a blank page or an unhandled rejection: both end in the error banner.
 window.addEventListener("unhandledrejection", (event) => {
@@ -50,7 +50,7 @@ async function boot() {
   followLinksInPlace();
   // A page other than the explorer: its chunk loads alongside /config.json and sign-in, not after them.
   const first = currentPage.value;
-  if (first && first.load) first.load().catch(() => {}); // LazyPage reports a failure when it imports it
+  if (first && first.load) loadPage(first).catch(() => {}); // LazyPage reports a failure when it imports it
 
   const root = document.getElementById("app");
   root.classList.remove("boot");

@@ -18,6 +18,26 @@ export const PAGES = [
   { id: "history", label: "Object history", paths: ["/history"], load: () => import("./pages/history.js"), hidden: true },
 ];
 
+const modules = new Map(); // page id -> its module, once imported
+const loading = new Map(); // page id -> the import under way
+
+/** Import a page's module (once); resolves to it. */
+export function loadPage(page) {
+  if (!loading.has(page.id)) {
+    loading.set(
+      page.id,
+      page.load().then((module) => {
+        modules.set(page.id, module);
+        return module;
+      }),
+    );
+  }
+  return loading.get(page.id);
+}
+
+/** A page's module if it has been imported already, else undefined: rendered at once, no extra frame. */
+export const loadedPage = (id) => modules.get(id);
+
 /** The page the address names, or null (not found). */
 export const currentPage = computed(() => PAGES.find((p) => p.paths.includes(route.value.path)) || null);
 

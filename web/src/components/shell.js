@@ -5,7 +5,7 @@ import { user, signIn, signOut, sessionExpired, ROLE } from "../auth.js";
 import { errors, clearErrors, showError } from "../errors.js";
 import { version } from "../data.js";
 import { config, bootState } from "../state.js";
-import { PAGES, currentPage } from "../pages.js";
+import { PAGES, currentPage, loadPage, loadedPage } from "../pages.js";
 import { Explorer } from "./explorer.js";
 
 const ROLE_NAMES = { [ROLE.reader]: "Reader", [ROLE.analyst]: "Analyst", [ROLE.admin]: "Admin", [ROLE.privacy]: "Privacy" };
@@ -114,26 +114,24 @@ function NotFound() {
   `;
 }
 
-const loaded = new Map(); // page id -> its module, once imported
-
-/** A page other than the explorer: its chunk is imported on first visit, then rendered at once. */
+/** A page other than the explorer: its chunk is imported on first visit (main.js starts that at boot for
+ * the page the address names), then rendered at once. */
 function LazyPage({ page }) {
   const [, setTick] = useState(0);
-  const module = loaded.get(page.id);
+  const module = loadedPage(page.id);
   useEffect(() => {
-    if (loaded.has(page.id)) return;
+    // Rendered without the module: import it, or take the import that finished since, and re-render.
+    if (module) return;
     let live = true;
-    page
-      .load()
-      .then((m) => {
-        loaded.set(page.id, m);
+    loadPage(page)
+      .then(() => {
         if (live) setTick((n) => n + 1);
       })
       .catch((error) => showError(error, `The ${page.label} page could not load`));
     return () => {
       live = false;
     };
-  }, [page.id]);
+  }, [page.id, module]);
   if (!module) return html`<main id="main" class="boot-msg" aria-busy="true">Loading ${page.label}…</main>`;
   const Page = module.Page;
   return html`<${Page} />`;

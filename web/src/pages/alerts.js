@@ -3,7 +3,7 @@
 // bulk triage of a selection (Analyst), the suppressions (Admin removes them) and, with ?id=, one
 // alert's detail (alerts-detail.js). The server enforces every role; controls a role lacks are absent.
 import { html } from "htm/preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useState } from "preact/hooks";
 import { api, isAbort } from "../api.js";
 import { ROLE, hasRole } from "../auth.js";
 import { showError } from "../errors.js";
@@ -65,7 +65,8 @@ export function Page() {
 
 function Summary({ tick }) {
   const [s, setS] = useState(null);
-  useEffect(() => {
+  // Layout effects here and in the queue: the requests leave before the first paint, not a frame after.
+  useLayoutEffect(() => {
     const ctl = new AbortController();
     api("/alerts/summary", { signal: ctl.signal }).then(setS, (e) => isAbort(e) || showError(e, "The alert counts could not be loaded"));
     return () => ctl.abort();
@@ -184,7 +185,7 @@ function Queue({ f }) {
       },
     );
   };
-  useEffect(() => {
+  useLayoutEffect(() => {
     const ctl = new AbortController();
     setSel([]);
     load(null, ctl.signal);

@@ -1,7 +1,7 @@
 // Object history: every event that touched one object (as its actor or a target), across all sources,
 // newest first, with each event's changed properties as a diff. State in the address: /history?id=&start=&end=
 import { html } from "htm/preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api } from "../api.js";
 import { showError } from "../errors.js";
 import { pageHref } from "../pages.js";
@@ -108,7 +108,8 @@ export function Page() {
       });
   };
 
-  useEffect(() => {
+  // Layout effect: the request leaves before the first paint, not a frame after it.
+  useLayoutEffect(() => {
     if (id) load(null);
     return () => inflight.current && inflight.current.abort();
   }, [id, start, end]);
