@@ -4,6 +4,7 @@ contains (the cases a governance check must meet), versioned state for delta, an
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -12,10 +13,12 @@ import pytest
 
 from devtools.simulator import SimulatorConfig
 from devtools.simulator.__main__ import build_parser
+from devtools.simulator.app import SimulatorApp
 from devtools.simulator.apps import APPLICATIONS, DAY_US, SERVICE_PRINCIPALS, AppsState
 from devtools.simulator.generator import Tenant
 from devtools.simulator.render import ENTRA_AUDIT, render
 from devtools.simulator.timefmt import parse_time, to_us
+from shared.ingestion.normalize import normalize_record
 
 EPOCH = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 ANCHOR_US = to_us(EPOCH) + DAY_US
@@ -200,6 +203,55 @@ def test_scripted_audit_records_are_ground_truth_served_as_given_and_seeded() ->
     assert {r["activityDateTime"] for r in rendered} == {"2026-11-23T00:00:00.0000000Z"}
     assert len({r["correlationId"] for r in rendered}) == 1
     assert first.graph_visible(ENTRA_AUDIT, ANCHOR_US, ANCHOR_US + 1, ANCHOR_US, revision=0) == []
+
+
+def test_every_change_writes_records_the_app_normalizes_with_actor_and_targets() -> None:
+    """The ingest worker's normalizer reads each record a change writes: the acting user and the object."""
+    config = SimulatorConfig(
+        epoch=EPOCH, seed=5, events_per_day=50, started_at_unix=time.time() - 86400, service_principals=40
+    )
+    app = SimulatorApp(config, Tenant(config))
+    principal = next(
+        p
+        for p in app.apps.state().truth()["service_principals"]
+        if p["kind"] == "line_of_business"
+        and p["applicationId"]
+        and p["notes"] != "x@contoso.onmicrosoft.com"
+    )
+    changes = [
+        (
+            "owners",
+            {
+                "object": principal["id"],
+                "owner": "kai.nakamura_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+                "action": "add",
+            },
+        ),
+        ("credentials", {"object": principal["applicationId"], "type": "certificate"}),
+        ("permissions", {"object": principal["id"], "permission": "Sites.FullControl.All"}),
+        ("notes", {"object": principal["id"], "notes": "x@contoso.onmicrosoft.com"}),
+        ("applications", {"display_name": "Fresh", "owners": ["meganb@contoso.onmicrosoft.com"]}),
+        ("delete", {"object": principal["id"]}),
+        ("users", {"user": "leeg@contoso.onmicrosoft.com", "account_enabled": False}),
+    ]
+    ids: list[str] = []
+    for route, document in changes:
+        response = app.handle("POST", f"/_sim/apps/{route}", {}, json.dumps(document).encode())
+        assert response.status == 200, response.body
+        ids += json.loads(response.body)["audit_ids"]
+    records = {
+        f"entra_audit:{r.native_id}": render(r, app.tenant.render_context)
+        for r in app.tenant.records
+        if r.body is not None
+    }
+    assert set(ids) == set(records)
+    for truth_id in ids:
+        event = normalize_record(
+            "entra_audit", records[truth_id], tenant_id="t", ingested_at="2026-11-23T00:00:00Z"
+        )
+        assert event["actor"]["upn"] == "zoe.lukasz@contoso.onmicrosoft.com"
+        assert event["targets"]
+        assert all(target["id"] for target in event["targets"])
 
 
 @pytest.mark.parametrize("size", [12, 0, 100_001, True, "5000"])
