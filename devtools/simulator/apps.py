@@ -33,7 +33,7 @@ import base64
 import bisect
 import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -431,6 +431,16 @@ class _History:
     @property
     def created_seq(self) -> int:
         return self.seqs[0]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who initiated a change: a user (id, display name, UPN) or an app (principal id, name, appId)."""
+
+    kind: Literal["user", "app"]
+    id: str | None
+    display_name: str | None
+    name: str | None  # the user's UPN, or the app's appId
 
 
 @dataclass
@@ -1560,16 +1570,3 @@ class AppsState:
         if principal is not None:
             return Actor("app", principal.id, principal.display_name, principal.app_id)
         return Actor("app", None, None, client_id)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who initiated a change: a user (id, display name, UPN) or an app (principal id, name, appId)."""
-
-    kind: Literal["user", "app"]
-    id: str | None
-    display_name: str | None
-    name: str | None  # the user's UPN, or the app's appId
-
-
-Emit = Callable[[list[dict[str, Any]], int], list[str]]
