@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of accepted DevOps calls answered 500/503 (own deterministic counter)",
     )
     parser.add_argument(
+        "--service-principals",
+        type=int,
+        default=defaults["service_principals"].default,
+        help="live service principals of the tenant (13..100000), generated from the seed",
+    )
+    parser.add_argument(
         "--tls-dir", type=Path, default=None,
         help="serve https with a local CA and certificate kept in this directory (msal requires https)",
     )  # fmt: skip
@@ -125,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         retry_after_seconds=args.retry_after,
         devops_pat=args.devops_pat,
         devops_server_error_rate=args.devops_server_error_rate,
+        service_principals=args.service_principals,
         **({"devops_pipelines": tuple(args.devops_pipelines)} if args.devops_pipelines else {}),
     )
     certificates = None

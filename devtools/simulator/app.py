@@ -5,11 +5,11 @@ control ones, then hands it to the router mounted at the path's first segment; o
 
 | Path | Router | Module |
 |---|---|---|
-| `/graph/...` | `GraphApi`: audit log listings, `directoryObjects/getByIds` | `graph.py` |
+| `/graph/...` | `GraphApi`: audit logs, getByIds; apps, principals, `$batch` (`AppsApi`) | `graph.py` |
 | `/manage/...` | `ManagementApi`: Office 365 Management Activity API | `management.py` |
 | `/devops/...` | `DevOpsService`: Azure DevOps "Runs - Run Pipeline" | `devops.py` |
 | `/webhooks/{name}` | `WebhookSink`: the alert notifier's webhooks | `webhooks.py` |
-| `/_sim/...` | `ControlApi`: control endpoints, not logged | `control.py` |
+| `/_sim/...` | `ControlApi`: control endpoints, not logged (`apps/...`: `AppsApi`) | `control.py` |
 | anything else | `IdentityApi`: Entra token endpoint, JWKS, discovery; else 404 | `identity.py` |
 
 Graph and Management share the seeded fault plan (one call counter) and the page-token secret.
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from devtools.simulator.apps_routes import AppsApi
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.control import ControlApi, RequestLog
 from devtools.simulator.devops import DevOpsService
@@ -53,6 +54,10 @@ class SimulatorApp:
         faults = FaultPlan(config)
         self.identity = IdentityApi(config)
         self.graph = GraphApi(tenant, self.identity, faults, page_tokens)
+        # Applications and service principals: Graph routes behind GraphApi, controls behind ControlApi.
+        self.apps = AppsApi(config, tenant, self.identity, faults, page_tokens, lambda: self.now_us())
+        self.graph.apps = self.apps
+        self.apps.dispatch = self.graph.route
         self.management = ManagementApi(config, tenant, self.identity, faults, page_tokens)
         self.devops = DevOpsService(config, self.identity.bearer_identity)
         self.webhooks = WebhookSink()
@@ -65,6 +70,7 @@ class SimulatorApp:
             devops=self.devops,
             webhooks=self.webhooks,
             management=self.management,
+            apps=self.apps,
         )
         # First path segment (lower case) -> (the request log's "api", its router).
         self._mounts: dict[str, tuple[str, Router]] = {

@@ -55,6 +55,9 @@ class SimulatorConfig:
     devops_pat: str = DEFAULT_DEVOPS_PAT
     devops_pipelines: tuple[tuple[int, str], ...] = DEFAULT_DEVOPS_PIPELINES
     devops_server_error_rate: float = 0.0
+    # Live service principals of the tenant at the start (devtools/simulator/apps.py), including the
+    # directory's twelve and Microsoft Graph; generated on first use of the application routes.
+    service_principals: int = 100
     # Sign-in for the admin console: single-page applications (client id, redirect URIs) and the APIs
     # their users' access tokens are for, registered when the simulator is built (sign_in_from_env).
     spa_clients: tuple[SpaRegistration, ...] = ()
@@ -96,6 +99,14 @@ class SimulatorConfig:
         if any(pid <= 0 for pid, _ in pipelines) or len({pid for pid, _ in pipelines}) != len(pipelines):
             raise ValueError("devops_pipelines must have distinct positive ids")
         object.__setattr__(self, "devops_pipelines", pipelines)
+        if (
+            isinstance(self.service_principals, bool)
+            or not isinstance(self.service_principals, int)
+            or not (13 <= self.service_principals <= 100_000)
+        ):
+            raise ValueError(
+                f"service_principals must be an integer from 13 to 100000, got {self.service_principals!r}"
+            )
         for name, kind in (("spa_clients", SpaRegistration), ("apis", ApiRegistration)):
             values = tuple(getattr(self, name))
             if not all(isinstance(v, kind) for v in values):

@@ -4,7 +4,8 @@ GET: `ground-truth`, `requests` (the request log), `config`, `health`, `bursts`,
 `devops/attempts`, `devops/reject`, `webhooks`, `webhooks/{name}`, `management/blobs`,
 `management/content-faults`. POST (a JSON object body): `bursts`, `devops/reject`,
 `webhooks/{name}/script`, `webhooks/{name}/reset`, `management/content-faults`,
-`management/listing-holds`. A body the endpoint rejects is a 400 with the reason.
+`management/listing-holds`. A body the endpoint rejects is a 400 with the reason. `apps/...` is answered
+by `AppsApi.control` (applications and service principals, devtools/simulator/apps_routes.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from devtools.simulator.apps_routes import AppsApi
 from devtools.simulator.config import SimulatorConfig
 from devtools.simulator.devops import DevOpsService
 from devtools.simulator.generator import Tenant
@@ -55,6 +57,7 @@ class ControlApi:
         devops: DevOpsService,
         webhooks: WebhookSink,
         management: ManagementApi,
+        apps: AppsApi | None = None,
     ) -> None:
         self._config = config
         self._tenant = tenant
@@ -63,6 +66,7 @@ class ControlApi:
         self._devops = devops
         self._webhooks = webhooks
         self._management = management
+        self._apps = apps
 
     def add_burst(
         self,
@@ -86,6 +90,8 @@ class ControlApi:
     def route(self, method: str, segments: list[str], body: bytes, base_url: str) -> Response:
         """Answer /_sim/{segments}."""
         route = "/".join(segments)
+        if segments[:1] == ["apps"] and self._apps is not None:
+            return self._apps.control(method, segments[1:], body)
         getters: dict[str, Callable[[], Any]] = {
             "ground-truth": self._tenant.ground_truth,
             "requests": self._request_log.entries,

@@ -5,7 +5,9 @@ per-record seed. The JSON is rendered on demand (devtools.simulator.render). Off
 grouped into content blobs whose contentCreated is the availability time of their records, so blobs
 arrive late and out of order relative to event time.
 
-Scripted bursts (`Tenant.add_burst`) append Graph records later. Every record carries the tenant
+Scripted bursts (`Tenant.add_burst`) append Graph records later, and so do the directoryAudits of
+changes to applications and service principals (`Tenant.add_directory_audits`, whose records carry
+their JSON instead of a template). Every record carries the tenant
 revision that added it (0 for the generated day); a Graph listing is a snapshot of (sim time,
 revision), so records added after a listing started never show up in its later pages.
 """
@@ -31,7 +33,7 @@ from devtools.simulator.render import (
     day_templates,
     template_index,
 )
-from devtools.simulator.timefmt import US_PER_SECOND, from_us, iso, to_us
+from devtools.simulator.timefmt import US_PER_SECOND, from_us, graph_time, iso, to_us
 
 O365 = "o365_management"
 GRAPH_SOURCES = (ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT)
@@ -94,6 +96,7 @@ class Record:
     revision: int = 0  # the tenant revision that added the record: 0 for the generated day
     burst: bool = False  # added by a scripted burst: always a successful change
     actor: str | None = None  # a burst's actor UPN, when given
+    body: dict[str, Any] | None = None  # a scripted record's wire JSON, served as is (add_directory_audits)
 
     @property
     def truth_id(self) -> str:
@@ -153,6 +156,7 @@ class Tenant:
         self._write_lock = threading.Lock()  # serializes bursts; readers never block on it
         self._revision = 0
         self._bursts: list[dict[str, Any]] = []
+        self._scripted = 0  # calls of add_directory_audits so far
         self._generate()
 
     # ------------------------------------------------------------------------------------------
@@ -254,7 +258,8 @@ class Tenant:
     # ------------------------------------------------------------------------------------------
     @property
     def revision(self) -> int:
-        """The number of bursts added so far: a Graph snapshot includes records up to this revision."""
+        """The number of bursts and scripted audit batches added so far: a Graph snapshot includes
+        records up to this revision."""
         return self._revision
 
     def graph_visible(
@@ -364,6 +369,51 @@ class Tenant:
             self._bursts.append(summary)
             self._revision = revision
         return {**summary, "ids": list(summary["ids"])}
+
+    def add_directory_audits(self, bodies: list[dict[str, Any]], now_us: int) -> list[str]:
+        """Append Entra directoryAudits whose wire JSON is given, for changes the simulator made now
+        (devtools/simulator/apps.py): event time and availability `now_us`, so the next listing sees them.
+
+        Each body's `id`, `activityDateTime` and (when None) `correlationId` are filled in here: ids from
+        the seed and the number of earlier scripted records, one correlation id per call. The records are
+        ground truth like the day's, and take a new tenant revision like a burst. Returns their truth ids.
+        """
+        if not bodies:
+            return []
+        with self._write_lock:
+            self._scripted += 1
+            revision = self._revision + 1
+            rng = random.Random(f"{self.config.seed}:scripted-audit:{self._scripted}")  # noqa: S311
+            correlation = guid(rng)
+            new: list[Record] = []
+            for i, body in enumerate(bodies):
+                native_id = _native_id(rng, ENTRA_AUDIT)
+                body = dict(body)
+                body["id"] = native_id
+                body["activityDateTime"] = graph_time(now_us)
+                if body.get("correlationId") is None:
+                    body["correlationId"] = correlation
+                new.append(
+                    Record(
+                        index=len(self.records) + i,
+                        source=ENTRA_AUDIT,
+                        kind=ENTRA_AUDIT,
+                        native_id=native_id,
+                        event_us=now_us,
+                        available_us=now_us,
+                        seed=0,
+                        template=0,
+                        malformed=False,
+                        revision=revision,
+                        body=body,
+                    )
+                )
+            _, selected = self._graph[ENTRA_AUDIT]
+            merged = sorted([*selected, *new], key=lambda r: (r.event_us, r.native_id))
+            self._graph[ENTRA_AUDIT] = ([r.event_us for r in merged], merged)
+            self.records.extend(new)
+            self._revision = revision
+        return [r.truth_id for r in new]
 
     def bursts(self) -> list[dict[str, Any]]:
         with self._write_lock:

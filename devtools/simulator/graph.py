@@ -7,6 +7,8 @@
 - `POST /graph/v1.0/directoryObjects/getByIds`.
 - `GET /graph/v1.0/servicePrincipals?$filter=appId in ('…','…')` (or `appId eq '…'`), at most 15 values
   in `in` as Graph allows, with `$select`.
+- Applications, service principals (delta, reads, PATCH of notes), users and `$batch`: `AppsApi`
+  (apps_routes.py), reached through `GraphApi.apps` after the same authorization and fault draw.
 
 Calls need a Graph token (`IdentityApi`) and take part in the seeded faults (`FaultPlan`): 429 with
 or without `Retry-After`, 500/503/504, and a page repeating the previous page's last item.
@@ -21,7 +23,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.simulator.directory import graph_type_name, to_graph
 from devtools.simulator.faults import Fault, FaultPlan, page_bounds
@@ -31,6 +33,9 @@ from devtools.simulator.odata import ODataError, PageTokens, parse_time_filter, 
 from devtools.simulator.render import ENTRA_AUDIT, ENTRA_SIGNIN, INTUNE_AUDIT, render
 from devtools.simulator.responses import Response, json_response
 from devtools.simulator.routing import ApiRequest, quote_query_value
+
+if TYPE_CHECKING:
+    from devtools.simulator.apps_routes import AppsApi
 
 GRAPH_JSON_TYPE = (
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -103,6 +108,7 @@ class GraphApi:
         self._identity = identity
         self._faults = faults
         self._page_tokens = page_tokens
+        self.apps: AppsApi | None = None  # set by SimulatorApp: the routes of apps_routes.py
 
     def route(self, request: ApiRequest, segments: list[str]) -> Response:
         lowered = [x.lower() for x in segments]
@@ -110,16 +116,20 @@ class GraphApi:
             return graph_error(request, 400, "BadRequest", f"Invalid version: {'/'.join(lowered[:1])}")
         resource = "/".join(lowered[1:])
         handler: Callable[[ApiRequest], Response] | None
+        resolved = None if self.apps is None else self.apps.resolve(lowered[1:], segments[1:])
+        methods: tuple[str, ...]
         if resource in GRAPH_LISTS:
             spec = GRAPH_LISTS[resource]
-            method = "GET"
+            methods = ("GET",)
             handler = functools.partial(self._list, spec=spec)
         elif resource == "directoryobjects/getbyids":
-            method = "POST"
+            methods = ("POST",)
             handler = self._get_by_ids
         elif resource == "serviceprincipals":
-            method = "GET"
+            methods = ("GET",)
             handler = self._service_principals
+        elif resolved is not None:
+            methods, handler = resolved
         else:
             return graph_error(
                 request,
@@ -127,7 +137,7 @@ class GraphApi:
                 "BadRequest",
                 f"Resource not found for the segment '{lowered[-1] if lowered else ''}'.",
             )
-        if request.method != method:
+        if request.method not in methods:
             return graph_error(request, 405, "Request_BadRequest", "Specified HTTP method is not allowed.")
         reason = self._identity.check_token(request, "graph")
         if reason is not None:
