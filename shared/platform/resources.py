@@ -40,6 +40,7 @@ class Tables:
     ALERT_MATCHES = "AlertMatches"
     DELIVERY_LOG = "DeliveryLog"
     GOVERNANCE_UPDATES = "GovernanceUpdates"  # one claim per service principal notes PATCH and evaluation
+    GOVERNANCE_DELTA = "GovernanceDelta"  # discovery: deltaLinks per tenant, ids to read again, lease
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["tables"])
 
