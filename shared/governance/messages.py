@@ -28,7 +28,15 @@ import hashlib
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.governance.model import GovernedObject, Guid
 from shared.governance.notes import MAX_NOTES_CHARS
@@ -135,9 +143,11 @@ class EvaluateObject(_Message):
             return text
         return self.model_copy(update={"snapshot": None}).model_dump_json()
 
-    def matches_snapshot(self) -> bool:
-        """Whether the snapshot, when there is one, is the object the message names."""
-        return self.snapshot is None or self.snapshot.id == self.object_id
+    @model_validator(mode="after")
+    def _snapshot_is_the_object(self) -> EvaluateObject:
+        if self.snapshot is not None and self.snapshot.id != self.object_id:
+            raise ValueError(f"the snapshot is service principal {self.snapshot.id}, not {self.object_id}")
+        return self
 
 
 class UpdateNotes(_Message):
