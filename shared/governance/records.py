@@ -38,7 +38,6 @@ RemediationStatus = Literal[
     "reported",  # ReportOnly: the PATCH that would have been sent is recorded
     "queued",  # Update: an UpdateNotes message was handed to the update queue
     "patched",  # Update: Graph accepted the PATCH
-    "superseded",  # Update: a later evaluation of the object came first; this PATCH was not sent
     "unchanged",  # the planned value is the current notes: nothing to send
     "cannot-remediate",  # no last-known-good that still passes and no accountable owner with a UPN
     "accepted",  # the notes finding is covered by an exception: left as it is

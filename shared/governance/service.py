@@ -26,6 +26,9 @@ once stale and sends the same value again, which changes nothing in the director
 
 Activities: an evaluation adds its counts (evaluated, passed, failed, skipped) to its batch's activity
 once (a redelivery adds nothing), an update its own (updated, skipped, errors).
+
+`accept_risk` / `revoke_risk` store or remove an exception (object, validator, reason, expiry, who) and
+restate that validator's findings at once (accepted, or open again); both are audited as the admin.
 """
 
 from __future__ import annotations
@@ -494,8 +497,8 @@ class GovernanceService:
             return outcome("duplicate", f"already {claim.status}")
         record = self._store.get_object(tenant, object_id)
         if record is None or record.value.last_evaluation_id != evaluation:
+            # The record holds the newer evaluation's plan; this one's PATCH is simply not sent.
             self._claims.finish(tenant, object_id, evaluation, now, owner, "superseded")
-            self._mark(tenant, object_id, evaluation, "superseded", now)
             self._count(
                 tenant, message.batch_id, object_id, now, message.trigger, "update", ActivityCounts(skipped=1)
             )

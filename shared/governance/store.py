@@ -416,7 +416,11 @@ class CosmosActivityStore:
                 shard = ActivityShard.model_validate(document)
             errors = (*shard.errors, error)[-MAX_ACTIVITY_ERRORS:] if error is not None else shard.errors
             return shard.model_copy(
-                update={"counts": shard.counts.plus(counts), "errors": errors, "last_at": utc_iso(at)}
+                update={
+                    "counts": shard.counts.plus(counts),
+                    "errors": errors,
+                    "last_at": max(shard.last_at, utc_iso(at)),
+                }
             ).document()
 
         self._update(tenant_id, shard_id, change)
