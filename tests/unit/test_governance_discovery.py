@@ -403,13 +403,13 @@ class FakeGraph:
         if token is not None:
             since_text, upto_text, offset_text, issued_text, select = token.split("~")
             if int(issued_text) < self.reset_before:
-                body = {
+                gone = {
                     "error": {
                         "code": "syncStateNotFound",
                         "message": "The sync state generation is not found.",
                     }
                 }
-                return 410, body, {"Location": f"{ROOT}/{resource}/delta?$select={select}"}
+                return 410, gone, {"Location": f"{ROOT}/{resource}/delta?$select={select}"}
             since = None if since_text == "" else int(since_text)
             if "$deltatoken" in query:
                 since, upto, offset = int(upto_text), self.seq, 0
@@ -1299,3 +1299,26 @@ def test_no_token_or_secret_reaches_the_logs(caplog: pytest.LogCaptureFixture) -
     assert "secret-token" not in text
     assert "secret-material" not in text
     assert "Bearer" not in text
+
+
+def test_objects_asked_for_by_id_are_read_whole_without_delta_lease_or_state() -> None:
+    graph = tenant_of(6)
+    gone = gid(1, 2)
+    graph.delete("servicePrincipals", gone)
+    rig = make_rig(graph)
+    wanted = [gid(1, 1), gid(1, 3), gone, "not-a-guid"]
+    reads, stats = rig.discovery.read_objects(TENANT, wanted)
+    assert [(g.id, reason) for g, reason in reads.objects] == [
+        (gid(1, 1), "requested"),
+        (gid(1, 3), "requested"),
+    ]
+    found = {g.id: g for g, _ in reads.objects}
+    assert found[gid(1, 1)].application is not None  # registered here: read by appId
+    assert found[gid(1, 3)].application is None  # owned by another tenant: not looked up
+    assert not [u for u in graph.inner_urls() if gid(2, 3) in u]
+    assert reads.gone == {gone}
+    assert [e.object_id for e in reads.errors] == ["not-a-guid"]
+    assert graph.delta_calls() == []
+    assert rig.table.rows == {}
+    assert stats.reads == len(graph.inner_urls())
+    assert stats.requests == len(graph.outer) == len(graph.batches)
