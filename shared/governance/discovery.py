@@ -30,9 +30,10 @@ One run for a tenant (`GovernanceDiscovery.run`):
    lease lost) saves nothing: the next run starts from the same links.
 
 Requests: `counts.requests` are the HTTP requests the sweep sent (every attempt), `minimum_requests`
-delta pages + ceil(reads / 20). For a tenant of 5,000 service principals a baseline is about 26 + 17
-delta pages and about 3.6 reads per object (owners, appRoleAssignments, memberOf, and the application's
-owners for the two thirds registered here).
+delta pages + ceil(reads / 20). Against the tenant simulator's 5,000 live service principals (and 169
+deleted), a baseline took 44 delta pages (26 + 18) and 18,309 reads (owners, appRoleAssignments and
+memberOf of each, the owners of the two thirds of applications registered here, the Graph resource) in
+916 batches: 960 requests, the minimum (tests/integration/test_governance_discovery.py prints it).
 
 Scope: `in_scope` (e.g. `scope_filter(validator_set)`) skips the reads of service principals no enabled
 validator looks at (Microsoft's own apps, managed identities); they are counted in `out_of_scope`. After
