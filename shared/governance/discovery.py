@@ -147,9 +147,11 @@ class DiscoveryCounts(BaseModel):
     batches: int = 0
     requests: int = 0
     minimum_requests: int = 0
-    inner_retries: int = 0
+    inner_retries: int = 0  # requests inside a batch sent again (429 or 5xx)
     inner_throttled: int = 0
-    extra_pages: int = 0
+    inner_server_errors: int = 0
+    outer_retries: int = 0  # delta pages, batches and pages sent again (the ApiClient's retries)
+    extra_pages: int = 0  # nextLink pages of collections answered inside a batch
 
     @property
     def request_ratio(self) -> float | None:
@@ -200,6 +202,7 @@ class DiscoveryResult(BaseModel):
             "requests": counts.requests,
             "minimum_requests": counts.minimum_requests,
             "inner_retries": counts.inner_retries,
+            "outer_retries": counts.outer_retries,
             "failure": self.failure,
         }
 
@@ -801,4 +804,6 @@ class _Run:
         c.minimum_requests = stats.minimum_requests
         c.inner_retries = stats.inner_retries
         c.inner_throttled = stats.inner_throttled
+        c.inner_server_errors = stats.inner_server_errors
+        c.outer_retries = stats.outer_retries
         c.extra_pages = stats.extra_pages

@@ -313,10 +313,18 @@ class _Queue:
             taken.append(self._fresh.popleft())
         return taken
 
-    def next_due(self, now: float) -> float:
-        if self._fresh:
+    def send_at(self, now: float, size: int, window: float) -> float:
+        """When the next batch should leave if nothing else is in flight: now when a full batch is ready
+        (or nothing more will become due), else when enough retries are due to fill it, but at most
+        `window` seconds after the first read is ready (retries that fall due one by one at the end of
+        a sweep then share a batch instead of each taking one)."""
+        later = sorted(when for when, _, _ in self._waiting if when > now)
+        ready = len(self._fresh) + len(self._waiting) - len(later)
+        if ready >= size or not later:
             return now
-        return self._waiting[0][0] if self._waiting else now
+        fill = later[min(size - ready, len(later)) - 1]
+        start = now if ready else later[0]
+        return min(fill, start + window)
 
     def drain(self) -> list[_Pending]:
         drained = [*(entry[2] for entry in sorted(self._waiting)), *self._fresh]
@@ -357,6 +365,7 @@ class GraphReader:
     without the version ("https://graph.microsoft.com", or the simulator's ".../graph"); `scope` the
     token scope ("https://graph.microsoft.com/.default"). `deadline` is a `clock.monotonic()` value after
     which no retry starts. `concurrency` batches are in flight at once (1: strictly one after another).
+    `gather_seconds`: how long a batch that is not full waits for retries falling due to fill it.
     """
 
     def __init__(
@@ -369,6 +378,7 @@ class GraphReader:
         concurrency: int = 4,
         batch_size: int = MAX_BATCH_REQUESTS,
         max_inner_attempts: int | None = None,
+        gather_seconds: float = 2.0,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_REQUESTS:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH_REQUESTS}")
@@ -394,6 +404,7 @@ class GraphReader:
         self._concurrency = concurrency
         self._batch_size = batch_size
         self._max_inner_attempts = max_inner_attempts or api.max_attempts
+        self._gather = max(0.0, gather_seconds)
         self._counters = _Counters()
         self._pause_until = 0.0  # monotonic: no new batch before (Graph asked the app to wait)
 
@@ -506,7 +517,9 @@ class GraphReader:
                 now = self._api.clock.monotonic()
                 while len(in_flight) < self._concurrency and now >= self._pause_until:
                     # A batch that is not full leaves only when no other batch is in flight (whose
-                    # answers could bring the reads to fill it).
+                    # answers could bring the reads to fill it), and after a short wait for retries.
+                    if not in_flight and now < queue.send_at(now, self._batch_size, self._gather):
+                        break
                     ready = queue.take(now, self._batch_size, partial_ok=not in_flight)
                     if not ready:
                         break
@@ -522,9 +535,9 @@ class GraphReader:
                         self._count("batches")
                         self._settle(sent, answer, queue, on_answer, plan)
                     continue
-                # Nothing in flight and nothing ready: wait for the first retry (or Graph's pause) to be
-                # due, or give up on the waiting reads when that is past the deadline.
-                wake = max(queue.next_due(now), self._pause_until)
+                # Nothing in flight and nothing to send yet: wait for retries to be due (or for Graph's
+                # pause to end), or give up on the waiting reads when that is past the deadline.
+                wake = max(queue.send_at(now, self._batch_size, self._gather), self._pause_until)
                 if self.deadline is not None and wake > self.deadline:
                     for pending in queue.drain():
                         last = pending.last or ReadAnswer(

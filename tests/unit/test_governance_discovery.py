@@ -1322,3 +1322,18 @@ def test_objects_asked_for_by_id_are_read_whole_without_delta_lease_or_state() -
     assert rig.table.rows == {}
     assert stats.reads == len(graph.inner_urls())
     assert stats.requests == len(graph.outer) == len(graph.batches)
+
+
+def test_retries_falling_due_at_the_end_of_a_sweep_share_one_batch() -> None:
+    graph = tenant_of(10)
+    paths = [f"/servicePrincipals/{gid(1, n)}/memberOf" for n in (2, 5, 8)]
+    for seconds, path in enumerate(paths, start=1):
+        graph.inner_faults[path] = [Fault(503, {"Retry-After": str(seconds)}, code="ServiceUnavailable")]
+    rig = make_rig(graph)
+    result, objects = rig.run()
+    assert result.status == "succeeded"
+    assert len(objects) == len(graph.live())
+    # The three retries left together (with the last reads), not in three batches of their own.
+    assert set(paths) <= {urlsplit(u).path for u in graph.batches[-1]}
+    assert result.counts.inner_server_errors == 3
+    assert result.counts.batches == math.ceil((result.counts.reads + 3) / MAX_BATCH_REQUESTS)
