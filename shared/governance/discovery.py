@@ -35,6 +35,15 @@ deleted), a baseline took 44 delta pages (26 + 18) and 18,309 reads (owners, app
 memberOf of each, the owners of the two thirds of applications registered here, the Graph resource) in
 916 batches: 960 requests, the minimum (tests/integration/test_governance_discovery.py prints it).
 
+For the queue piece (shared.governance.messages): a `DiscoveryRequest` becomes
+`run(request.tenant_id, run_id=request.activity_id, trigger=request.trigger, full_seed=request.full_seed,
+sink=..., deadline=...)`; the sink turns each `DiscoveredObject` into an `EvaluateObject` (`object_id` =
+`governed.id`, `evaluation_id(tenant, object_id, request.activity_id)`, `trigger="discovery"`, `cause` =
+the activity id, `observed_at`, `snapshot=governed`, sent as `queue_text()`); the result fills the
+discovery `ActivityRecord`: `status` and `lock` as they are, counts `discovered`, `skipped`
+(`skipped_deleted` + `out_of_scope`) and `errors`, `errors` (at, message, object_id), and `details` =
+`activity_details()`. `read_objects` reads principals by id for an `EvaluateObject` without a snapshot.
+
 Scope: `in_scope` (e.g. `scope_filter(validator_set)`) skips the reads of service principals no enabled
 validator looks at (Microsoft's own apps, managed identities); they are counted in `out_of_scope`. After
 widening a scope, request a full seed so that the objects skipped before are read.
