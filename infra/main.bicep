@@ -98,6 +98,13 @@ param eventRetentionDays int = 365
 ])
 param devopsAuthMode string = 'token'
 
+@description('GOVERNANCE_UPDATE_MODE: ReportOnly (the default) records the service principal notes PATCH governance would send; Update sends it, which needs Application.ReadWrite.OwnedBy or Application.ReadWrite.All for the app.')
+@allowed([
+  'ReportOnly'
+  'Update'
+])
+param governanceUpdateMode string = 'ReportOnly'
+
 @description('DEVOPS_ORGANIZATION of the backup pipeline.')
 param devopsOrganization string = ''
 
@@ -382,6 +389,7 @@ module functionApp 'app/function.bicep' = {
     managementIncludeDlp: managementIncludeDlp
     eventRetentionDays: eventRetentionDays
     devopsAuthMode: devopsAuthMode
+    governanceUpdateMode: governanceUpdateMode
     devopsOrganization: devopsOrganization
     devopsProject: devopsProject
     devopsPipelineId: devopsPipelineId

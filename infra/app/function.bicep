@@ -121,6 +121,13 @@ param eventRetentionDays int = 365
 ])
 param devopsAuthMode string = 'token'
 
+@description('GOVERNANCE_UPDATE_MODE: ReportOnly records the notes PATCH governance would send; Update sends it (needs Application.ReadWrite.OwnedBy or Application.ReadWrite.All).')
+@allowed([
+  'ReportOnly'
+  'Update'
+])
+param governanceUpdateMode string = 'ReportOnly'
+
 @description('DEVOPS_ORGANIZATION of the default drift scope\'s pipeline.')
 param devopsOrganization string = ''
 
@@ -266,6 +273,9 @@ var appSettings = {
   ALERT_INTERNAL_DOMAINS: alertInternalDomains
   ALERT_PRIVILEGED_ACCOUNTS: alertPrivilegedAccounts
   ALERT_RULES_CACHE_SECONDS: '60'
+
+  // Service principal governance: report-only unless the operator opts in.
+  GOVERNANCE_UPDATE_MODE: governanceUpdateMode
 
   // HTTP API.
   API_AUTH_MODE: apiAuthMode

@@ -55,6 +55,15 @@ SEARCH_ID = re.compile(r"srch-[0-9a-f]{32}")
 # (shared.alerts.suppressions.suppression_id), exactly.
 SUPPRESSION_ID = re.compile(r"sup-[0-9a-f]{40}")
 
+# Service principal governance (shared.governance): sha256 prefixes of what each names. Evaluations
+# "ev-" + 32 hex digits and activities "act-{kind}-" + 32 (shared.governance.messages); findings "fnd-" + 40
+# and exceptions (accepted risks) "exc-" + 40 (shared.governance.records). Each is a Cosmos DB id or a
+# Table key, and what an API route takes for one.
+EVALUATION_ID = re.compile(r"ev-[0-9a-f]{32}")
+GOVERNANCE_ACTIVITY_ID = re.compile(r"act-(?:discovery|evaluation|update)-[0-9a-f]{32}")
+FINDING_ID = re.compile(r"fnd-[0-9a-f]{40}")
+GOVERNANCE_EXCEPTION_ID = re.compile(r"exc-[0-9a-f]{40}")
+
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
 MAX_STORAGE_ID_LENGTH = 255  # characters; Cosmos DB's own limit is 1,023 bytes
@@ -117,6 +126,22 @@ def is_object_id(value: object) -> bool:
 
 def is_suppression_id(value: object) -> bool:
     return isinstance(value, str) and SUPPRESSION_ID.fullmatch(value) is not None
+
+
+def is_evaluation_id(value: object) -> bool:
+    return isinstance(value, str) and EVALUATION_ID.fullmatch(value) is not None
+
+
+def is_governance_activity_id(value: object) -> bool:
+    return isinstance(value, str) and GOVERNANCE_ACTIVITY_ID.fullmatch(value) is not None
+
+
+def is_finding_id(value: object) -> bool:
+    return isinstance(value, str) and FINDING_ID.fullmatch(value) is not None
+
+
+def is_governance_exception_id(value: object) -> bool:
+    return isinstance(value, str) and GOVERNANCE_EXCEPTION_ID.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:

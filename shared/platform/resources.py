@@ -39,6 +39,8 @@ class Tables:
     TRIGGER_LOG = "TriggerLog"
     ALERT_MATCHES = "AlertMatches"
     DELIVERY_LOG = "DeliveryLog"
+    GOVERNANCE_UPDATES = "GovernanceUpdates"  # one claim per service principal notes PATCH and evaluation
+    GOVERNANCE_DELTA = "GovernanceDelta"  # discovery: deltaLinks per tenant, ids to read again, lease
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["tables"])
 
@@ -95,6 +97,9 @@ class CosmosContainers:
     FACETS = _container("facets")
     AUDIT = _container("audit")  # who changed what through the API: partition key is the tenant
     SEARCHES = _container("searches")  # saved searches of the explorer: partition key is the tenant
+    # Service principal governance (shared.governance.store): per-object records with last-known-good,
+    # findings, exceptions and activities; partition key is the tenant.
+    GOVERNANCE = _container("governance")
 
     ALL: tuple[CosmosContainerSpec, ...] = tuple(
         _container(c["name"]) for c in _DEFINITIONS["cosmosContainers"]

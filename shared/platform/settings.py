@@ -215,6 +215,12 @@ class AppSettings(BaseSettings):
         default=60, ge=0, validation_alias=_alias("ALERT_RULES_CACHE_SECONDS")
     )
 
+    # Service principal governance (issue 18, shared.governance.service): ReportOnly records the notes
+    # PATCH it would send (read permissions suffice); Update sends it (needs a write permission).
+    governance_update_mode: Literal["ReportOnly", "Update"] = Field(
+        default="ReportOnly", validation_alias=_alias("GOVERNANCE_UPDATE_MODE")
+    )
+
     # HTTP API: authentication, paging and privacy.
     api_auth_mode: Literal["keys", "entra", "swa"] = Field(
         default="keys", validation_alias=_alias("API_AUTH_MODE")
