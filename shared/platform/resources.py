@@ -21,6 +21,9 @@ class Queues:
     ALERTS = "alerts"
     BACKUP_TRIGGER = "backup-trigger"
     NOTIFY = "notify"
+    GOVERNANCE_DISCOVERY = "governance-discovery"
+    GOVERNANCE_EVALUATE = "governance-evaluate"
+    GOVERNANCE_UPDATE = "governance-update"
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["queues"])
 
