@@ -35,6 +35,17 @@ from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
+from shared.governance.config import ValidatorSet, load_default_validators
+from shared.governance.delta_state import TableDeltaStateStore
+from shared.governance.discovery import GovernanceDiscovery, scope_filter
+from shared.governance.notes_writer import GraphNotesWriter
+from shared.governance.service import GovernanceService
+from shared.governance.store import (
+    CosmosActivityStore,
+    CosmosAuditSink,
+    CosmosGovernanceStore,
+    TableUpdateClaims,
+)
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.enrichment import DirectoryNameResolver
 from shared.ingestion.event_store import EventStore
@@ -529,6 +540,54 @@ def objects_api() -> ObjectsApi:
     return ObjectsApi(api_guard(), ObjectHistory(events, continuation_signer(), tenant), app_clock())
 
 
+@cache
+def governance_validators() -> ValidatorSet:
+    return load_default_validators()
+
+
+@cache
+def governance_store() -> CosmosGovernanceStore:
+    return CosmosGovernanceStore(get_clients().cosmos_container(CosmosContainers.GOVERNANCE.name))
+
+
+@cache
+def governance_activities() -> CosmosActivityStore:
+    return CosmosActivityStore(get_clients().cosmos_container(CosmosContainers.GOVERNANCE.name))
+
+
+@cache
+def governance_service() -> GovernanceService:
+    s = get_settings()
+    clients = get_clients()
+    cloud = endpoints()
+    writer = None
+    if s.governance_update_mode == "Update":
+        writer = GraphNotesWriter(api_client(), cloud.graph_scope, cloud.graph_base)
+    return GovernanceService(
+        governance_store(),
+        governance_activities(),
+        CosmosAuditSink(clients.cosmos_container(CosmosContainers.AUDIT.name)),
+        TableUpdateClaims(clients.table(Tables.GOVERNANCE_UPDATES)),
+        writer,
+        governance_validators,
+        mode=s.governance_update_mode,
+        graph_base=cloud.graph_base,
+    )
+
+
+@cache
+def governance_discovery() -> GovernanceDiscovery:
+    cloud = endpoints()
+    return GovernanceDiscovery(
+        api_client(),
+        cloud.graph_base,
+        cloud.graph_scope,
+        TableDeltaStateStore(get_clients().table(Tables.GOVERNANCE_DELTA)),
+        app_clock(),
+        in_scope=scope_filter(governance_validators()),
+    )
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -592,5 +651,10 @@ def reset_runtime() -> None:
         queues_api,
         searches_api,
         objects_api,
+        governance_validators,
+        governance_store,
+        governance_activities,
+        governance_service,
+        governance_discovery,
     ):
         factory.cache_clear()
