@@ -21,11 +21,12 @@ The event (`finding_event`):
 | `governance` | the finding (id, validator id, severity, subject, message, evidence, state, times), |
 | | the object (id, name, app id, type), the evaluation id, and `links` (API route, console page) |
 
-Rules match the `governance.*` fields (shared/rules/default_rules.yaml, `governance.` rules). Publishing
-is redelivery-safe: the same finding and stretch is the same event id (EventStore upserts and keeps
-tags and comments), and the alert service counts a match once (its ledger), so publishing one outcome
-twice leaves one alert with one occurrence. Its still-queued notifications are handed out again; the
-delivery log sends each once.
+Rules match the `governance.*` fields (shared/rules/default_rules.yaml, `governance.` rules). New
+events are counted in the explorer's facets as ingestion counts them. Publishing is redelivery-safe:
+the same finding and stretch is the same event id (EventStore upserts and keeps tags and comments), and
+the alert service counts a match once (its ledger), so publishing one outcome twice leaves one alert
+with one occurrence. Its still-queued notifications are handed out again; the delivery log sends each
+once.
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ class EventWriter(Protocol):
     """What publishing needs of the event store (shared.ingestion.event_store.EventStore)."""
 
     def write_events(self, documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def update_facets(
+        self,
+        tenant_id: str,
+        new: list[dict[str, Any]],
+        existing: list[dict[str, Any]],
+        seen_at: str,
+        shard_key: str,
+    ) -> None: ...
 
 
 class AlertEvaluator(Protocol):
@@ -162,5 +172,12 @@ class FindingAlerts:
         documents = self.events_for(outcome, obj)
         if not documents:
             return []
-        self._events.write_events(documents)
+        new = self._events.write_events(documents)
+        new_ids = {d["id"] for d in new}
+        existing = [d for d in documents if d["id"] not in new_ids]
+        # As ingestion does: count the new events' facet values (source, service, operation, ...) so the
+        # explorer offers them; a redelivered event only makes sure its values exist.
+        self._events.update_facets(
+            outcome.tenant_id, new, existing, documents[0]["ingested_at"], shard_key=outcome.evaluation_id
+        )
         return self._alerts.evaluate(documents).notify_messages

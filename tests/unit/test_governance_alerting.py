@@ -79,6 +79,7 @@ class RecordedEvents:
     def __init__(self) -> None:
         self.documents: dict[str, dict[str, Any]] = {}
         self.writes = 0
+        self.facets: dict[str, int] = {}  # source -> events counted
 
     def write_events(self, documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         new = []
@@ -88,6 +89,20 @@ class RecordedEvents:
                 new.append(document)
             self.documents[document["id"]] = copy.deepcopy(document)
         return new
+
+    def update_facets(
+        self,
+        tenant_id: str,
+        new: list[dict[str, Any]],
+        existing: list[dict[str, Any]],
+        seen_at: str,
+        shard_key: str,
+    ) -> None:
+        for document in new:
+            assert document["tenant_id"] == tenant_id
+            self.facets[document["source"]] = self.facets.get(document["source"], 0) + 1
+        for document in existing:
+            self.facets.setdefault(document["source"], 0)
 
 
 class RuleMatches:
@@ -216,6 +231,7 @@ def test_a_redelivered_evaluation_publishes_the_same_event_ids(world: World) -> 
     second = world.publisher.publish(again, obj)
     assert set(world.events.documents) == ids
     assert sorted(second) == sorted(first)
+    assert world.events.facets == {GOVERNANCE_SOURCE: len(ids)}  # counted once
     assert all(e["timestamp"] == "2027-02-20T09:30:00.000Z" for e in world.events.documents.values())
 
 
