@@ -56,6 +56,13 @@ CHANNELS = parse_channels(
     ' {"name": "pager", "type": "webhook", "url": "https://example.invalid/pager",'
     '  "min_severity": "critical", "rules": ["governance.high-privilege-permission"]}]'
 )
+RULE_OF_VALIDATOR = {
+    "high-privilege-permission": "governance.high-privilege-permission",
+    "credential-expiry": "governance.credential-expiring",
+    "ownerless": "governance.ownerless-app",
+    "secret-with-privileged-role": "governance.secret-with-privileged-role",
+    "unverified-multitenant": "governance.unverified-multitenant-app",
+}
 EXPECTED_RULES = {
     "governance.high-privilege-permission": "critical",
     "governance.credential-expiring": "medium",
@@ -266,3 +273,48 @@ def test_governance_events_show_in_the_explorer_routes_with_their_own_source(wor
         world.api.histogram(f"https://h/api/events/histogram?source={GOVERNANCE_SOURCE}", READER, "/p")
     )
     assert sum(b["count"] for b in histogram["buckets"]) == count
+
+
+def test_the_runtime_publisher_stores_alerts_and_notifies_the_configured_channel(
+    app_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The composition root's FindingAlerts (shared.app.runtime.governance_finding_alerts): the app's event
+    store, alert service, rules and channels."""
+    from shared.app import runtime
+    from shared.platform.settings import get_settings
+
+    monkeypatch.setenv(
+        "ALERT_CHANNELS",
+        '[{"name": "pager", "type": "webhook", "url": "https://example.invalid/pager",'
+        ' "min_severity": "critical"}]',
+    )
+    get_settings.cache_clear()
+    runtime.reset_runtime()
+    try:
+        publisher = runtime.governance_finding_alerts()
+        assert publisher is runtime.governance_finding_alerts()  # built once
+        tenant = f"gov-{uuid.uuid4().hex[:12]}"
+        obj = failing()
+        now = runtime.app_clock().now()
+        outcome = runtime.governance_service().evaluate(
+            tenant, obj, now, evaluation_id=evaluation_id(tenant, obj.id, "runtime")
+        )
+        messages = [NotifyMessage.model_validate_json(m) for m in publisher.publish(outcome, obj)]
+        alerts = list(
+            get_clients()
+            .cosmos_container(CosmosContainers.ALERTS.name)
+            .query_items(
+                "SELECT * FROM c WHERE c.pk = @pk AND c.type = 'alert'",
+                parameters=[{"name": "@pk", "value": tenant}],
+                partition_key=tenant,
+            )
+        )
+        # the app's clock is the wall clock: whether the secret is within 30 days of its end varies
+        opened = {RULE_OF_VALIDATOR.get(f.validator_id) for f in outcome.opened} - {None}
+        assert "governance.high-privilege-permission" in opened
+        assert {a["rule_id"] for a in alerts} == opened
+        critical = [a["id"] for a in alerts if a["severity"] == "critical"]
+        assert [(m.alert_id, m.channel) for m in messages] == [(critical[0], "pager")]
+    finally:
+        get_settings.cache_clear()
+        runtime.reset_runtime()
