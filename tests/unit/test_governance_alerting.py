@@ -44,11 +44,12 @@ from tests.unit.test_governance_model import MEMBER_OF, app_with, graph_object, 
 
 TENANT = "41463f53-8812-40f4-890f-865bf6e35190"
 GRAPH = "https://graph.microsoft.com"
-# The service principal's own secret ends 2027-03-01: 9 days left, inside the 14-day window.
+# The service principal's own secret ends 2027-03-01: 9 days left, inside the 14-day window. A Saturday:
+# outside the business hours below, so the pack's after-hours rule gets its chance to match, and must not.
 NOW = dt.datetime(2027, 2, 20, 9, 30, tzinfo=dt.UTC)
 RULES = RuleSet(
     parse_rule_file(yaml.safe_load(DEFAULT_RULES_FILE.read_text(encoding="utf-8"))),
-    BusinessHours.parse("00:00-24:00", "Mon-Sun", "UTC"),
+    BusinessHours.parse("08:00-18:00", "Mon-Fri", "Europe/London"),
 )
 UNVERIFIED = {"displayName": None, "verifiedPublisherId": None, "addedDateTime": None}
 # The rule each validator's findings raise; notes-lists-owners is remediated, not alerted on.
@@ -163,6 +164,7 @@ def test_each_opened_finding_is_one_event_matched_by_its_validators_rule(world: 
     expected = sorted(
         f"{RULE_OF[f.validator_id]}|{finding_event_id(f)}" for f in outcome.opened if RULE_OF[f.validator_id]
     )
+    assert NOW.weekday() == 5
     assert sorted(messages) == expected  # one rule per finding, and no other rule of the pack
     for finding in outcome.opened:
         event = world.events.documents[finding_event_id(finding)]
