@@ -20,10 +20,17 @@ readonly O365_MANAGEMENT_APP_ID="c5393580-f805-4401-95e8-94b7a6ef2fc2"
 
 readonly GRAPH_ROLES=(
   "AuditLog.Read.All"                      # directory audits and sign-ins
-  "Directory.Read.All"                     # sign-ins, and names through directoryObjects/getByIds
+  "Directory.Read.All"                     # sign-ins, names through directoryObjects/getByIds; governance:
+                                           #   owners' accountEnabled/userType, memberOf directory roles
   "DeviceManagementApps.Read.All"          # Intune audit events
   "DeviceManagementConfiguration.Read.All" # Intune audit events
+  "Application.Read.All"                   # governance: servicePrincipals/applications delta, owners,
+                                           #   appRoleAssignments (README "Service principal governance")
 )
+# Governance in Update mode (GOVERNANCE_UPDATE_MODE=Update) writes servicePrincipal.notes. The least
+# privileged application permission of PATCH /servicePrincipals/{id}, Application.ReadWrite.OwnedBy, only
+# reaches apps this app owns, so governing the tenant's apps takes Application.ReadWrite.All.
+readonly GOVERNANCE_WRITE_ROLE="Application.ReadWrite.All"
 readonly MANAGEMENT_ROLES=("ActivityFeed.Read")
 readonly MANAGEMENT_DLP_ROLE="ActivityFeed.ReadDlp"
 
@@ -33,7 +40,8 @@ Usage: infra/scripts/grant-permissions.sh [TARGET] [OPTIONS]
 
 Grant the Microsoft 365 application permissions AOC Functions needs to a service principal:
   Microsoft Graph:              AuditLog.Read.All, Directory.Read.All,
-                                DeviceManagementApps.Read.All, DeviceManagementConfiguration.Read.All
+                                DeviceManagementApps.Read.All, DeviceManagementConfiguration.Read.All,
+                                Application.Read.All (+ Application.ReadWrite.All in governance Update mode)
   Office 365 Management APIs:   ActivityFeed.Read (+ ActivityFeed.ReadDlp with --dlp)
 
 TARGET (one of; default: the azd environment's AZURE_MANAGED_IDENTITY_PRINCIPAL_ID)
@@ -44,6 +52,9 @@ TARGET (one of; default: the azd environment's AZURE_MANAGED_IDENTITY_PRINCIPAL_
 
 OPTIONS
   --dlp                         also grant ActivityFeed.ReadDlp (MANAGEMENT_INCLUDE_DLP=true)
+  --governance-mode MODE        ReportOnly (default) or Update; default: the environment's
+                                GOVERNANCE_UPDATE_MODE. Update also grants Application.ReadWrite.All, so
+                                service principal governance can write notes; ReportOnly never writes
   --graph-url URL               Microsoft Graph root (default: the current az cloud's, e.g.
                                 https://graph.microsoft.com; DoD tenants: https://dod-graph.microsoft.us)
   --dry-run                     show what would be granted, change nothing
@@ -70,6 +81,7 @@ resource_group=""
 include_dlp=false
 dry_run=false
 graph_url=""
+governance_mode="${GOVERNANCE_UPDATE_MODE:-ReportOnly}"
 
 need_value() {
   [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die "$1 needs a value (see --help)"
@@ -82,6 +94,7 @@ while [[ $# -gt 0 ]]; do
     --identity-name) need_value "$@"; identity_name="$2"; shift 2 ;;
     --resource-group) need_value "$@"; resource_group="$2"; shift 2 ;;
     --graph-url) need_value "$@"; graph_url="$2"; shift 2 ;;
+    --governance-mode) need_value "$@"; governance_mode="$2"; shift 2 ;;
     --dlp) include_dlp=true; shift ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -97,6 +110,10 @@ targets=0
 if [[ -n "$identity_name" && -z "$resource_group" ]]; then
   die "--identity-name needs --resource-group"
 fi
+case "$governance_mode" in
+  ReportOnly | Update) ;;
+  *) die "the governance mode (GOVERNANCE_UPDATE_MODE or --governance-mode) must be ReportOnly or Update, not: ${governance_mode}" ;;
+esac
 
 command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is required: https://aka.ms/azure-cli"
 az account show --only-show-errors >/dev/null 2>&1 || die "not signed in: run az login --tenant <tenant id>"
@@ -183,6 +200,10 @@ management_roles=("${MANAGEMENT_ROLES[@]}")
 if [[ "$include_dlp" == true ]]; then
   management_roles+=("$MANAGEMENT_DLP_ROLE")
 fi
+if [[ "$governance_mode" == Update ]]; then
+  graph_roles+=("$GOVERNANCE_WRITE_ROLE")
+fi
+echo "Governance: ${governance_mode}"
 
 plan_roles "$GRAPH_APP_ID" "Microsoft Graph" "${graph_roles[@]}"
 plan_roles "$O365_MANAGEMENT_APP_ID" "Office 365 Management APIs" "${management_roles[@]}"

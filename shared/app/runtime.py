@@ -35,6 +35,7 @@ from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
+from shared.governance.alerting import FindingAlerts
 from shared.governance.config import ValidatorSet, load_default_validators
 from shared.governance.delta_state import TableDeltaStateStore
 from shared.governance.discovery import GovernanceDiscovery, scope_filter
@@ -588,6 +589,12 @@ def governance_discovery() -> GovernanceDiscovery:
     )
 
 
+@cache
+def governance_finding_alerts() -> FindingAlerts:
+    """Findings opened by an evaluation become events and alerts (shared.governance.alerting)."""
+    return FindingAlerts(event_store(), alert_service(), app_clock())
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -656,5 +663,6 @@ def reset_runtime() -> None:
         governance_activities,
         governance_service,
         governance_discovery,
+        governance_finding_alerts,
     ):
         factory.cache_clear()

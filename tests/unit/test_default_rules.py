@@ -20,6 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.alerts.staleness import stale_source_events
+from shared.governance.alerting import GOVERNANCE_SOURCE, finding_event
+from shared.governance.config import load_default_validators
+from shared.governance.model import GovernedObject
+from shared.governance.records import FindingRecord, finding_id
 from shared.ingestion.events import Event
 from shared.ingestion.normalize import SOURCES, normalize_record
 from shared.ingestion.watermarks import SourceState
@@ -40,6 +44,18 @@ EXTRA_LISTS: dict[str, list[Any]] = {
     "internal_domains": ["contoso.com"],
 }
 KINDS = ("fires", "near_miss")
+# Governance findings as events (issue 18): the service principal every governance case is about.
+GOVERNED = GovernedObject.from_graph(
+    {
+        "id": "3c1d9e7a-5b2f-4c8d-9e6a-1f2b3c4d5e6f",
+        "appId": "7e8f9a0b-1c2d-4e3f-8a5b-6c7d8e9f0a1b",
+        "displayName": "Payroll Export",
+        "servicePrincipalType": "Application",
+    }
+)
+# The governance rules are the app's own checks (no SigmaHQ or Sentinel source); the hygiene ones (an
+# expiring credential, no owner) are no ATT&CK technique.
+GOVERNANCE_HYGIENE_RULES = frozenset({"governance.credential-expiring", "governance.ownerless-app"})
 HEALTH_RULE = "aoc.source-stale"
 GLOBAL_ADMIN_RULE = "entra.global-admin-added"
 ADMIN_ROLE_RULE = "entra.admin-role-assigned"
@@ -142,6 +158,8 @@ def _events(case: dict[str, Any]) -> list[dict[str, Any]]:
             parse_utc(spec["now"]),
             float(spec["poll_interval_seconds"]),
         )
+    elif "governance_finding" in case:
+        events = [_governance_event(case["governance_finding"])]
     else:
         assert case["source"] in SOURCES, case["source"]
         events = [
@@ -152,6 +170,25 @@ def _events(case: dict[str, Any]) -> list[dict[str, Any]]:
     for event in events:
         Event.model_validate(event)
     return events
+
+
+def _governance_event(spec: dict[str, Any]) -> dict[str, Any]:
+    """The event shared.governance.alerting publishes for a finding opened at 12:00 that day."""
+    opened = "2026-11-03T12:00:00.000Z"
+    finding = FindingRecord(
+        id=finding_id(TENANT, GOVERNED.id, spec["validator_id"], spec["subject"]),
+        pk=TENANT,
+        object_id=GOVERNED.id,
+        object_name=GOVERNED.display_name,
+        app_id=GOVERNED.service_principal.app_id,
+        state="open",
+        first_seen=opened,
+        opened_at=opened,
+        last_seen=opened,
+        evaluation_id="ev-" + "0" * 32,
+        **spec,
+    )
+    return finding_event(finding, GOVERNED, parse_utc(INGESTED_AT))
 
 
 def _matched(event: dict[str, Any]) -> list[str]:
@@ -239,7 +276,7 @@ def test_the_behaviours_issue_15_asks_for_have_a_rule(rule_id: str) -> None:
 
 def test_every_new_rule_credits_its_sigma_or_sentinel_source() -> None:
     for rule in RULE_SET.rules:
-        if rule.id not in ORIGINAL_RULES:
+        if rule.id not in ORIGINAL_RULES and not rule.id.startswith("governance."):
             assert CREDIT.search(rule.description), rule.id
 
 
@@ -267,7 +304,7 @@ def test_every_rule_has_severity_description_and_mitre() -> None:
         assert rule.severity, rule.id
         assert rule.title.strip(), rule.id
         assert rule.description.strip(), rule.id
-        if rule.id != HEALTH_RULE:
+        if rule.id != HEALTH_RULE and rule.id not in GOVERNANCE_HYGIENE_RULES:
             assert rule.mitre, f"{rule.id} has no MITRE ATT&CK technique"
 
 
@@ -451,3 +488,42 @@ def test_duplicate_rule_id_is_refused() -> None:
     with pytest.raises(RuleError) as caught:
         parse_rule_file(document)
     assert caught.value.problems == [f"rule {document['rules'][0]['id']!r}: id: used more than once"]
+
+
+# --- governance findings (issue 18) ---------------------------------------------------------------------
+
+
+def _governance_rules() -> list[dict[str, Any]]:
+    return [rule for rule in PACK_DOCUMENT["rules"] if rule["id"].startswith("governance.")]
+
+
+def test_governance_rules_the_issue_names_have_their_severities() -> None:
+    severities = {rule["id"]: rule["severity"] for rule in _governance_rules()}
+    assert severities == {
+        "governance.high-privilege-permission": "critical",
+        "governance.credential-expiring": "medium",
+        "governance.ownerless-app": "medium",
+        "governance.secret-with-privileged-role": "high",
+        "governance.unverified-multitenant-app": "medium",
+    }
+
+
+def test_each_governance_rule_matches_a_shipped_validator_of_aoc_governance_events() -> None:
+    """A rule naming a validator id the validators file does not ship would never fire."""
+    shipped = {config.id for config in load_default_validators().validators}
+    named: list[str] = []
+    for rule in _governance_rules():
+        conditions = {c["field"]: c for c in rule["when"]["all"]}
+        assert conditions["source"] == {"field": "source", "eq": GOVERNANCE_SOURCE}, rule["id"]
+        named.append(conditions["governance.validator_id"]["eq"])
+        assert rule["group_by"] == ["governance.object_id"], rule["id"]
+    assert set(named) <= shipped
+    assert len(named) == len(set(named)), "two rules for one validator"
+
+
+def test_an_audit_event_with_governance_words_does_not_fire_a_governance_rule() -> None:
+    """Only the app's own events carry `source: aoc_governance`: a directory audit record cannot forge one."""
+    (event,) = _events(CASES["governance.ownerless-app"]["fires"][0])
+    forged = {**copy.deepcopy(event), "source": "entra_audit"}
+    assert "governance.ownerless-app" in _matched(event)
+    assert not [rule for rule in _matched(forged) if rule.startswith("governance.")]

@@ -47,7 +47,8 @@ if not token:
 principal = os.environ["FAKE_AZ_PRINCIPAL"]
 roles = {
     "graph-sp": ["AuditLog.Read.All", "Directory.Read.All", "DeviceManagementApps.Read.All",
-                 "DeviceManagementConfiguration.Read.All"],
+                 "DeviceManagementConfiguration.Read.All", "Application.Read.All",
+                 "Application.ReadWrite.All"],
     "o365-sp": ["ActivityFeed.Read", "ActivityFeed.ReadDlp"],
 }
 path = urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")
@@ -71,19 +72,23 @@ else:
 """
 
 
-def run_script(tmp_path: Path, cloud_graph: str, *args: str) -> tuple[subprocess.CompletedProcess[str], list]:
+def run_script(
+    tmp_path: Path, cloud_graph: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     az = bin_dir / "az"
     az.write_text(f"#!{sys.executable}\n{FAKE_AZ}")
     az.chmod(0o755)
     log = tmp_path / "az.log"
+    inherited = {k: v for k, v in os.environ.items() if k != "GOVERNANCE_UPDATE_MODE"}
     environment = {
-        **os.environ,
+        **inherited,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "FAKE_AZ_LOG": str(log),
         "FAKE_AZ_CLOUD_GRAPH": cloud_graph,
         "FAKE_AZ_PRINCIPAL": PRINCIPAL,
+        **(env or {}),
     }
     result = subprocess.run(
         ["bash", str(SCRIPT), "--principal-id", PRINCIPAL, *args],
@@ -113,14 +118,15 @@ def test_every_graph_call_names_its_token_audience(
     result, calls = run_script(tmp_path, cloud_graph, *args)
 
     assert result.returncode == 0, result.stderr
-    assert "Done: 5 granted, 0 already present." in result.stdout
+    assert "Done: 6 granted, 0 already present." in result.stdout
     rest_calls = [c for c in calls if c["method"]]
     assert len(rest_calls) >= 8
     assert all(c["resource"] == graph for c in rest_calls), rest_calls
     assert all(urlsplit(c["url"]).scheme + "://" + urlsplit(c["url"]).hostname == graph for c in rest_calls)
     posts = [json.loads(c["body"]) for c in rest_calls if c["method"] == "POST"]
     assert {p["appRoleId"] for p in posts} == {
-        "graph-sp-role-0", "graph-sp-role-1", "graph-sp-role-2", "graph-sp-role-3", "o365-sp-role-0",
+        "graph-sp-role-0", "graph-sp-role-1", "graph-sp-role-2", "graph-sp-role-3", "graph-sp-role-4",
+        "o365-sp-role-0",
     }  # fmt: skip
     assert all(p["principalId"] == PRINCIPAL for p in posts)
 
@@ -132,4 +138,66 @@ def test_dry_run_reads_with_a_token_and_grants_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert all(c["token"] for c in calls)
     assert [c for c in calls if c["method"] == "POST"] == []
-    assert result.stdout.count("(dry run: not granted)") == 5
+    assert result.stdout.count("(dry run: not granted)") == 6
+
+
+# -- service principal governance (issue 18) -------------------------------------------------------------
+
+GRAPH = "https://graph.microsoft.com/"
+
+
+def _granted(calls: list) -> set[str]:
+    return {json.loads(c["body"])["appRoleId"] for c in calls if c["method"] == "POST"}
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [([], {}), ([], {"GOVERNANCE_UPDATE_MODE": "ReportOnly"}), (["--governance-mode", "ReportOnly"], {})],
+    ids=["default", "env-report-only", "flag-report-only"],
+)
+def test_report_only_governance_gets_the_read_permission_and_never_the_write_one(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    result, calls = run_script(tmp_path, GRAPH, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Governance: ReportOnly" in result.stdout
+    assert "Microsoft Graph: Application.Read.All (granted)" in result.stdout
+    assert "Application.ReadWrite.All" not in result.stdout
+    assert "graph-sp-role-4" in _granted(calls)
+    assert "graph-sp-role-5" not in _granted(calls)
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [([], {"GOVERNANCE_UPDATE_MODE": "Update"}), (["--governance-mode", "Update"], {})],
+    ids=["env", "flag"],
+)
+def test_update_mode_also_grants_the_least_privilege_that_writes_notes(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    result, calls = run_script(tmp_path, GRAPH, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Governance: Update" in result.stdout
+    assert "Microsoft Graph: Application.ReadWrite.All (granted)" in result.stdout
+    assert "Done: 7 granted, 0 already present." in result.stdout
+    assert {"graph-sp-role-4", "graph-sp-role-5"} <= _granted(calls)
+
+
+def test_the_flag_overrides_the_environment(tmp_path: Path) -> None:
+    result, calls = run_script(
+        tmp_path, GRAPH, "--governance-mode", "ReportOnly", env={"GOVERNANCE_UPDATE_MODE": "Update"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert "graph-sp-role-5" not in _granted(calls)
+
+
+@pytest.mark.parametrize("mode", ["update", "Write", ""], ids=["lower-case", "unknown", "empty"])
+def test_an_unknown_governance_mode_is_refused_before_any_call(tmp_path: Path, mode: str) -> None:
+    result, calls = run_script(tmp_path, GRAPH, env={"GOVERNANCE_UPDATE_MODE": mode})
+    if not mode:  # empty, as unset: the app's default, ReportOnly
+        assert result.returncode == 0, result.stderr
+        assert "Governance: ReportOnly" in result.stdout
+        return
+    assert result.returncode != 0
+    assert "must be ReportOnly or Update" in result.stderr
+    assert calls == []
