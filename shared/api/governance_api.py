@@ -308,7 +308,11 @@ def object_view(record: ObjectRecord) -> ObjectView:
 
 def exception_view(exception: ExceptionRecord, now: dt.datetime, etag: str | None) -> ExceptionView:
     return ExceptionView.model_validate(
-        {**exception.model_dump(mode="json"), "active": exception.active(now), "etag": etag}
+        {
+            **exception.model_dump(mode="json"),
+            "active": exception.active(now),
+            "etag": quoted(etag) if etag else None,
+        }
     )
 
 
