@@ -489,6 +489,7 @@ def test_accepting_a_risk_makes_findings_accepted_and_posting_again_replaces_it(
         ({"validator_id": "made-up"}, "validator_id"),
         ({"object_id": "not-a-guid"}, "object_id"),
         ({"object_id": 7}, "object_id"),
+        ({"object_id": guid(1) + "\n"}, "object_id"),
         ({"reason": ""}, "reason"),
         ({"reason": "   "}, "reason"),
         ({"reason": "x" * 1001}, "reason"),
