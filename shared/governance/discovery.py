@@ -232,7 +232,7 @@ def scope_filter(validators: ValidatorSet) -> ServicePrincipalFilter:
 
 
 def _is_guid(value: object) -> bool:
-    return isinstance(value, str) and GUID.match(value) is not None
+    return isinstance(value, str) and GUID.fullmatch(value) is not None
 
 
 # ---------------------------------------------------------------------------------------------------

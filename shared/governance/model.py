@@ -77,7 +77,7 @@ CredentialKind = Literal["password", "certificate", "symmetricKey"]
 
 
 def _guid(value: str) -> str:
-    if not GUID.match(value):
+    if not GUID.fullmatch(value):
         raise ValueError(f"{value[:60]!r} is not a GUID")
     return value.lower()
 

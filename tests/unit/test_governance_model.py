@@ -526,3 +526,16 @@ def test_member_of_skips_groups_and_role_assignments_take_expanded_templates() -
         (custom_definition, "Payroll App Manager", True),
         (GLOBAL_ADMIN, "Global Administrator", True),
     ]
+
+
+@pytest.mark.parametrize("suffix", ["\n", " ", "x", "\r\n"])
+def test_a_guid_with_anything_after_it_is_refused(suffix: str) -> None:
+    from pydantic import TypeAdapter
+
+    from shared.governance.model import Guid
+
+    adapter: TypeAdapter[str] = TypeAdapter(Guid)
+    good = "00000000-0000-4000-8000-000000000001"
+    assert adapter.validate_python(good) == good
+    with pytest.raises(ValidationError, match="is not a GUID"):
+        adapter.validate_python(good + suffix)

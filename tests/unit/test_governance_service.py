@@ -650,3 +650,14 @@ def test_the_graph_writer_sends_the_patch_through_the_app_client_with_retries() 
         with pytest.raises(ValueError, match="only"):
             writer.send(foreign)
     assert len(transport.sent) == 2
+
+
+def test_two_admin_acts_in_the_same_instant_are_two_audit_entries() -> None:
+    w = world()
+    w.evaluate(sp("Payroll team"), T0, "sweep-1")
+    expires = T0 + dt.timedelta(days=3)
+    w.service.accept_risk(TENANT, SP, "notes-lists-owners", "first reason", expires, ADMIN, T0)
+    w.service.accept_risk(TENANT, SP, "notes-lists-owners", "second reason", expires, ADMIN, T0)
+    accepts = [e for e in w.audit.entries.values() if e.action == "governance.exception.accept"]
+    reasons = [e.after["reason"] for e in accepts if isinstance(e.after, dict)]
+    assert sorted(str(r) for r in reasons) == ["first reason", "second reason"]
