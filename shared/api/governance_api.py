@@ -673,9 +673,10 @@ class GovernanceApi(Resource):
             exception.validator_id,
             _actor(call.principal),
             self._clock.now(),
+            etag=current.etag if tags is not None else None,
         )
-        if not revoked:
-            raise not_found("exception", ident)  # revoked by someone else meanwhile
+        if not revoked:  # revoked, or replaced under If-Match, by someone else meanwhile
+            raise precondition_failed() if tags is not None else not_found("exception", ident)
         logger.info("exception %s revoked by %s", ident, call.principal.name)
         return ApiResponse(204, b"", headers={"Cache-Control": "no-store"})
 

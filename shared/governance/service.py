@@ -632,13 +632,23 @@ class GovernanceService:
         return record
 
     def revoke_risk(
-        self, tenant_id: str, object_id: str, validator_id: str, by: Actor, now: dt.datetime
+        self,
+        tenant_id: str,
+        object_id: str,
+        validator_id: str,
+        by: Actor,
+        now: dt.datetime,
+        *,
+        etag: str | None = None,
     ) -> bool:
         """Remove the exception of `validator_id` on the object: its accepted findings are open again.
-        False when there was none."""
+        False when there was none, or when `etag` is given and the exception is no longer that version
+        (the API's If-Match, checked by the delete itself)."""
         ident = exception_id(tenant_id, object_id, validator_id)
         existing = self._store.get_exception(tenant_id, ident)
-        if existing is None or not self._store.delete_exception(tenant_id, ident, existing.etag):
+        if existing is None or (etag is not None and existing.etag != etag):
+            return False
+        if not self._store.delete_exception(tenant_id, ident, etag or existing.etag):
             return False
         self._restate(tenant_id, object_id, validator_id, None, now)
         self._audit.record(

@@ -661,3 +661,21 @@ def test_two_admin_acts_in_the_same_instant_are_two_audit_entries() -> None:
     accepts = [e for e in w.audit.entries.values() if e.action == "governance.exception.accept"]
     reasons = [e.after["reason"] for e in accepts if isinstance(e.after, dict)]
     assert sorted(str(r) for r in reasons) == ["first reason", "second reason"]
+
+
+def test_a_revoke_under_a_stale_etag_leaves_the_exception() -> None:
+    w = world()
+    w.evaluate(sp("Payroll team"), T0, "sweep-1")
+    expires = T0 + dt.timedelta(days=3)
+    first = w.service.accept_risk(TENANT, SP, "notes-lists-owners", "first", expires, ADMIN, T0)
+    seen = w.store.get_exception(TENANT, first.id)
+    assert seen is not None
+    assert seen.etag is not None
+    w.service.accept_risk(TENANT, SP, "notes-lists-owners", "replaced", expires, ADMIN, T0)
+
+    assert w.service.revoke_risk(TENANT, SP, "notes-lists-owners", ADMIN, T0, etag=seen.etag) is False
+    assert [f.state for f in w.findings(validator_id="notes-lists-owners")] == ["accepted"]
+    current = w.store.get_exception(TENANT, first.id)
+    assert current is not None
+    assert w.service.revoke_risk(TENANT, SP, "notes-lists-owners", ADMIN, T0, etag=current.etag) is True
+    assert [f.state for f in w.findings(validator_id="notes-lists-owners")] == ["open"]
