@@ -126,8 +126,7 @@ function FindingItem({ f, exceptions, onChange }) {
   const x = exceptions.find((e) => e.id === f.exception_id) || exceptions.find((e) => e.validator_id === f.validator_id && e.active);
   return html`
     <li class="gv-finding" data-testid="gv-object-finding" data-finding-id=${f.id} data-validator=${f.validator_id} data-state=${f.state}>
-      <div><${Sev} s=${f.severity} /> <strong>${f.validator_id}</strong> <span class="mono small">${f.subject}</span>
-        · <span data-testid="gv-object-finding-state">${f.state}</span></div>
+      <div><${Sev} s=${f.severity} /> <strong>${f.validator_id}</strong> <span class="mono small">${f.subject}</span>${" · "}<span data-testid="gv-object-finding-state">${f.state}</span></div>
       <p>${f.message}</p>
       <dl class="facts gv-evidence" data-testid="gv-evidence">
         ${Object.entries(f.evidence || {}).map(([k, v]) => html`<div class="fact"><dt>${k}</dt><dd class="mono small">${show(v)}</dd></div>`)}
@@ -135,8 +134,8 @@ function FindingItem({ f, exceptions, onChange }) {
       <p class="muted small">First seen ${fmtTime(f.first_seen)}, last seen ${fmtTime(f.last_seen)}${f.resolved_at ? `, resolved ${fmtTime(f.resolved_at)}` : ""} (UTC)</p>
       ${f.state === "accepted" && x && html`<p class="note" data-testid="gv-accepted">Risk accepted until ${fmtTime(x.expires_at)} UTC by ${x.created_by}: ${x.reason}</p>`}
       ${hasRole(ROLE.admin) && f.state === "open" && !open &&
-      html`<button type="button" class="btn btn-small" data-testid="gv-accept" onClick=${() => setOpen(true)}
-        aria-label=${`Accept the risk of ${f.validator_id}`}>Accept risk…</button>`}
+      html`<button type="button" class="btn btn-small" data-testid="gv-accept" onClick=${() => setOpen(true)}>
+        Accept risk<span class="visually-hidden"> of ${f.validator_id}</span></button>`}
       ${open && html`<${AcceptForm} f=${f} onCancel=${() => setOpen(false)} onDone=${(text) => (setOpen(false), onChange(text))} />`}
     </li>
   `;

@@ -271,7 +271,7 @@ function Activities({ kind }) {
       </div>
     </form>
     <div class="results-wrap">
-      <table class="results" data-testid="gv-activities" aria-busy=${r === null ? "true" : "false"}>
+      <table class="results gv-table" data-testid="gv-activities" aria-busy=${r === null ? "true" : "false"}>
         <caption class="visually-hidden">Discovery runs, evaluation and update batches, newest first</caption>
         <${Cols} names=${["Started (UTC)", "Kind", "Trigger", "Status", "Lock", "Counts", "Errors"]} />
         <tbody>
