@@ -334,6 +334,18 @@ def test_an_admin_accepts_a_risk_with_validation_sees_it_accepted_and_revokes_it
     assert run_axe(page) == []
     screenshot(page, "governance-accepted")
 
+    # Another admin changes it meanwhile: the page's If-Match is stale, so the revoke is refused (412) and
+    # the page shows the exception as it is now; revoking that one works.
+    replaced = signed.api(
+        "POST",
+        "/api/governance/exceptions",
+        json={**sent.post_data_json, "reason": "Extended: the vendor moved the rotation"},
+    )
+    assert replaced.status_code == 200, replaced.text
+    row.locator(f'[data-testid="{T.REVOKE}"]').click()
+    expect(tid(page, T.EXCEPTION_STATUS)).to_contain_text("changed meanwhile", timeout=UI_TIMEOUT_MS)
+    expect(row).to_contain_text("Extended: the vendor moved the rotation")
+    expect(item).to_have_attribute("data-state", "accepted")
     row.locator(f'[data-testid="{T.REVOKE}"]').click()
     expect(item).to_have_attribute("data-state", "open", timeout=UI_TIMEOUT_MS)
     expect(tid(page, T.EXCEPTION, exception_id=stored["id"])).to_have_count(0)

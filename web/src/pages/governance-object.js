@@ -207,10 +207,12 @@ function Revoke({ x, onChange }) {
   const revoke = async () => {
     setBusy(true);
     try {
-      await api(`/governance/exceptions/${encodeURIComponent(x.id)}`, { method: "DELETE" });
+      await api(`/governance/exceptions/${encodeURIComponent(x.id)}`, { method: "DELETE", headers: x.etag ? { "If-Match": x.etag } : {} });
       onChange(`Accepted risk of ${x.validator_id} revoked.`);
     } catch (error) {
-      showError(error, "The exception could not be revoked");
+      // 412: changed since it was read (another admin); 404: already gone. Either way, show it as it is now.
+      if (error.status === 412 || error.status === 404) onChange(`The accepted risk of ${x.validator_id} changed meanwhile: shown as it is now.`);
+      else showError(error, "The exception could not be revoked");
       setBusy(false);
     }
   };

@@ -10,7 +10,7 @@ import { ROLE, hasRole } from "../auth.js";
 import { showError } from "../errors.js";
 import { pageHref } from "../pages.js";
 import { navigate, queryParams } from "../state.js";
-import { fmtNumber, fmtTime } from "../util.js";
+import { fmtNumber, fmtTime, requestId } from "../util.js";
 import { Cols, GovObject, Sev, isGuid } from "./governance-object.js";
 
 /** shared.rules.model.Severity, most severe first. */
@@ -145,7 +145,12 @@ function RunDiscovery({ onRun }) {
     e.preventDefault();
     setBusy(true);
     try {
-      const response = await api("/governance/discovery", { method: "POST", body: { full_seed: full }, as: "response" });
+      const response = await api("/governance/discovery", {
+        method: "POST",
+        body: { full_seed: full },
+        headers: { "Idempotency-Key": requestId() },
+        as: "response",
+      });
       const body = await response.json();
       setSaid(`${response.status}: ${body.full_seed ? "full seed" : "discovery"} queued as ${body.activity_id}.`);
       onRun();
