@@ -215,12 +215,10 @@ def test_filters_live_in_the_address_and_a_shared_link_shows_the_same_findings(
     assert url_query(page) == {"object": [seed.payroll]}
     expect(tid(page, T.FILTER_OBJECT_ERROR)).to_have_count(0)
 
-    # The address is the whole state: opened elsewhere, it shows the same.
-    link = page.url
-    other = page.context.new_page()
-    other.goto(link)
-    expect_rows(other, newest_first(payroll))
-    other.close()
+    # The address is the whole state: loaded again, it shows the same.
+    page.reload()
+    expect_rows(page, newest_first(payroll))
+    expect(tid(page, T.FILTER_OBJECT)).to_have_value(seed.payroll)
     page.go_back()  # before the object: every validator and state
     expect_rows(page, newest_first([f for f in seed.findings if f.state != "resolved"])[:PAGE_SIZE])
     assert url_query(page) == {}
@@ -302,6 +300,7 @@ def test_an_admin_accepts_a_risk_with_validation_sees_it_accepted_and_revokes_it
     form.locator(f'[data-testid="{T.ACCEPT_SUBMIT}"]').click()
     expect(tid(page, T.REASON_ERROR)).to_be_visible()
     expect(reason).to_have_attribute("aria-invalid", "true")
+    expect(reason).to_be_focused()  # the first field with a problem
     page.keyboard.type("Rotation is scheduled with the vendor on Friday")
     expiry = form.locator(f'[data-testid="{T.ACCEPT_EXPIRY}"]')
     too_late = (dt.datetime.now(dt.UTC) + dt.timedelta(days=400)).date().isoformat()
@@ -309,6 +308,7 @@ def test_an_admin_accepts_a_risk_with_validation_sees_it_accepted_and_revokes_it
     form.locator(f'[data-testid="{T.ACCEPT_SUBMIT}"]').click()
     expect(tid(page, T.EXPIRY_ERROR)).to_be_visible()
     expect(tid(page, T.REASON_ERROR)).to_have_count(0)
+    expect(expiry).to_be_focused()
     assert not [r for r in posts if r.url.endswith("/api/governance/exceptions")]
     screenshot(page, "governance-accept-validation")
 
@@ -403,6 +403,7 @@ def test_the_activities_list_shows_each_run_and_batch_with_its_counts(
 
     tid(page, T.FILTER_KIND).select_option("discovery")
     expect(tid(page, T.ACTIVITY, activity_id=seed.batch_id)).to_have_count(0, timeout=UI_TIMEOUT_MS)
+    expect(tid(page, T.ACTIVITY, activity_id=seed.discovery_id)).to_be_visible(timeout=UI_TIMEOUT_MS)
     kinds = set(tid(page, T.ACTIVITY).evaluate_all("rs => rs.map(r => r.dataset.kind)"))
     assert kinds == {"discovery"}
     assert url_query(page) == {"view": ["activities"], "kind": ["discovery"]}

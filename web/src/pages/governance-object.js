@@ -147,6 +147,7 @@ function AcceptForm({ f, onCancel, onDone }) {
   const [errors, setErrors] = useState({});
   const [busy, setBusy] = useState(false);
   const first = useRef(null);
+  const when = useRef(null);
   useEffect(() => first.current && first.current.focus(), []);
   const min = day(0);
   const max = day(MAX_DAYS);
@@ -163,7 +164,8 @@ function AcceptForm({ f, onCancel, onDone }) {
     e.preventDefault();
     const found = check();
     setErrors(found);
-    if (Object.keys(found).length) return;
+    // The first field with a problem takes the focus (its message is its description).
+    if (found.reason || found.expiry) return (found.reason ? first : when).current.focus();
     setBusy(true);
     try {
       const x = await api("/governance/exceptions", {
@@ -191,7 +193,7 @@ function AcceptForm({ f, onCancel, onDone }) {
       </div>
       <div class="field">
         <label for=${`gv-exp-${f.id}`}>Until the end of (UTC)</label>
-        <input id=${`gv-exp-${f.id}`} type="date" data-testid="gv-accept-expiry" min=${min} max=${max} value=${date} ...${ids("expiry")}
+        <input id=${`gv-exp-${f.id}`} ref=${when} type="date" data-testid="gv-accept-expiry" min=${min} max=${max} value=${date} ...${ids("expiry")}
           onInput=${(e) => setDate(e.currentTarget.value)} />
         ${err("expiry")}
       </div>
@@ -248,6 +250,6 @@ function Remediation({ r }) {
     </dl>
     ${r.request &&
     html`<p class="small">${what[r.status] || r.status}:</p>
-      <pre class="json gv-patch" data-testid="gv-patch" tabindex="0" aria-label="The notes PATCH">${r.request.method} ${r.request.url}\n${JSON.stringify(r.request.body, null, 2)}</pre>`}
+      <pre class="json gv-patch" data-testid="gv-patch" tabindex="0" aria-label="The notes PATCH">${`${r.request.method} ${r.request.url}\n${JSON.stringify(r.request.body, null, 2)}`}</pre>`}
   </div>`;
 }
