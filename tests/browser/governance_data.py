@@ -11,8 +11,8 @@ Cosmos DB container the stack's host reads (the stack's tenant partition).
 - `accepted`: the first ownerless object, whose ownerless risk an admin accepted (accept_risk).
 
 The evaluations run as one batch of a discovery run recorded as it ended, so the activities list holds a
-discovery and an evaluation batch with their counts. Times are the wall clock's (the host's clock decides
-whether an exception is still active).
+discovery and an evaluation batch with their counts, and an update batch whose one PATCH failed. Times
+are the wall clock's (the host's clock decides whether an exception is still active).
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from typing import Any
 from shared.governance.config import load_default_validators
 from shared.governance.messages import activity_id, evaluation_id
 from shared.governance.model import GovernedObject
-from shared.governance.records import ActivityCounts, ActivityRecord, FindingRecord, Remediation
+from shared.governance.records import (
+    ActivityCounts,
+    ActivityError,
+    ActivityRecord,
+    FindingRecord,
+    Remediation,
+)
 from shared.governance.service import Actor, GovernanceService
 from shared.governance.store import (
     CosmosActivityStore,
@@ -57,6 +63,8 @@ class GovernanceSeed:
     findings: tuple[FindingRecord, ...]  # every finding as the evaluations and the exception left them
     discovery_id: str
     batch_id: str
+    update_id: str  # an update batch whose one PATCH failed
+    update_error: str
     names: dict[str, str]  # object id -> display name
 
 
@@ -168,6 +176,21 @@ def seed_governance(console: Console) -> GovernanceSeed:
         details={"mode": "incremental"},
     )
 
+    # An update batch whose one notes PATCH Graph refused: the activities list shows its error.
+    update = activity_id("update", tenant, discovery)
+    update_error = "PATCH servicePrincipals: 403 Authorization_RequestDenied"
+    failed_at = later + dt.timedelta(minutes=1)
+    activities.add(
+        tenant,
+        update,
+        payroll,
+        ActivityCounts(errors=1),
+        failed_at,
+        kind="update",
+        trigger="discovery",
+        error=ActivityError(at=utc_iso(failed_at), message=update_error, object_id=payroll),
+    )
+
     reason = "Vendor-managed connector; owner assignment tracked in CHG-1042"
     svc.accept_risk(
         tenant,
@@ -202,5 +225,7 @@ def seed_governance(console: Console) -> GovernanceSeed:
         findings=tuple(findings),
         discovery_id=discovery,
         batch_id=batch,
+        update_id=update,
+        update_error=update_error,
         names=names,
     )

@@ -78,6 +78,7 @@ class T:
     TAB_ACTIVITIES = "gv-tab-activities"
     ACTIVITY = "gv-activity"  # data-activity-id, data-kind
     ACTIVITY_COUNTS = "gv-activity-counts"
+    ACTIVITY_ERRORS = "gv-activity-errors"
     FILTER_KIND = "gv-filter-kind"
 
     @staticmethod
@@ -389,7 +390,7 @@ def test_the_activities_list_shows_each_run_and_batch_with_its_counts(
     expect(tid(page, T.ACTIVITY, activity_id=seed.discovery_id)).to_be_visible(timeout=UI_TIMEOUT_MS)
     assert url_query(page) == {"view": ["activities"]}
     listed = signed.api_json("/api/governance/activities", {"limit": "50"})["items"]
-    assert {seed.discovery_id, seed.batch_id} <= {a["id"] for a in listed}
+    assert {seed.discovery_id, seed.batch_id, seed.update_id} <= {a["id"] for a in listed}
     shown = tid(page, T.ACTIVITY).evaluate_all("rs => rs.map(r => r.dataset.activityId)")
     assert shown == [a["id"] for a in listed]
     batch = next(a for a in listed if a["id"] == seed.batch_id)
@@ -398,6 +399,11 @@ def test_the_activities_list_shows_each_run_and_batch_with_its_counts(
     counts = tid(page, T.ACTIVITY, activity_id=seed.batch_id).locator(f'[data-testid="{T.ACTIVITY_COUNTS}"]')
     expect(counts).to_contain_text(f"evaluated {evaluated}")
     expect(counts).to_contain_text(f"failed {batch['counts']['failed']}")
+    update = tid(page, T.ACTIVITY, activity_id=seed.update_id)
+    expect(update).to_have_attribute("data-kind", "update")
+    expect(update.locator(f'[data-testid="{T.ACTIVITY_ERRORS}"]')).to_contain_text(seed.update_error)
+    expect(update.locator(f'[data-testid="{T.ACTIVITY_ERRORS}"]')).to_contain_text(seed.payroll)
+    expect(update.locator(f'[data-testid="{T.ACTIVITY_COUNTS}"]')).to_have_text("errors 1")
     assert run_axe(page) == []
     screenshot(page, "governance-activities")
 
