@@ -12,6 +12,7 @@ from typing import Any
 from shared.api.alerts_api import AlertsApi
 from shared.api.audit import AuditApi
 from shared.api.events_api import EventsApi
+from shared.api.governance_api import GovernanceApi
 from shared.api.history_api import ObjectsApi
 from shared.api.openapi import openapi_document
 from shared.api.operations_api import OperationsApi
@@ -34,6 +35,7 @@ API_RESOURCES: tuple[type[Resource], ...] = (
     QueuesApi,
     SearchesApi,
     ObjectsApi,
+    GovernanceApi,
 )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from shared.api.audit import AuditLog
 from shared.api.auth import Role
+from shared.api.governance_api import GovernanceStatus
 from shared.api.problems import ApiProblem
 from shared.api.responses import ApiGuard
 from shared.api.routing import Call, EmptyBody, NoQuery, Reply, Resource, route
@@ -93,6 +94,10 @@ class StatusDocument(BaseModel):
         default=[],
         description="secrets that are missing or arrived as unresolved Key Vault references, by name",
     )
+    governance: GovernanceStatus | None = Field(
+        default=None,
+        description="service principal governance: GOVERNANCE_UPDATE_MODE and its last activities",
+    )
 
 
 def source_status(state: SourceState, stale: bool) -> SourceStatus:
@@ -171,6 +176,7 @@ class StatusApi(Resource):
         configuration: Sequence[SettingIssue] = (),
         commit: str | None = None,
         trigger_runs: Callable[[str, str], TriggerRun | None] | None = None,
+        governance: Callable[[], GovernanceStatus] | None = None,
     ) -> None:
         self.guard = guard
         self._watermarks = watermarks
@@ -186,6 +192,7 @@ class StatusApi(Resource):
         self._running = threading.Lock()
         self._version = version_info(commit)
         self._trigger_runs = trigger_runs
+        self._governance = governance
 
     @route(
         "GET",
@@ -201,7 +208,7 @@ class StatusApi(Resource):
         description="Per source: watermark, last success and error, staleness and counts; each probe "
         "scope's state and its last trigger's Azure DevOps run (TriggerLog); the depth of every queue "
         "and its poison queue; settings problems (a missing "
-        "secret, an unresolved Key Vault reference).",
+        "secret, an unresolved Key Vault reference); governance's update mode and last five activities.",
     )
     def get_status(self, call: Call[NoQuery, None]) -> Reply:
         return self.status()
@@ -230,6 +237,7 @@ class StatusApi(Resource):
             probe=probe,
             queues=queues,
             configuration=self._configuration,
+            governance=self._governance() if self._governance is not None else None,
         )
 
     @route(

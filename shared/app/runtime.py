@@ -24,6 +24,12 @@ from shared.api.auth import ApiAudience, Authenticator, EntraTokenVerifier, Jwks
 from shared.api.cors import CorsPolicy
 from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
+from shared.api.governance_api import (
+    CosmosObjectAuditTrail,
+    GovernanceApi,
+    GovernanceStatus,
+    governance_status,
+)
 from shared.api.health import HealthReport, check_health, source_health
 from shared.api.history_api import ObjectHistory, ObjectsApi
 from shared.api.operations_api import OperationsApi
@@ -518,6 +524,7 @@ def status_api() -> StatusApi:
         configuration=s.configuration_issues(),
         commit=s.commit,
         trigger_runs=TriggerRuns(get_clients().table(Tables.TRIGGER_LOG)).run if s.probe_enabled else None,
+        governance=governance_api_status,
     )
 
 
@@ -588,6 +595,33 @@ def governance_discovery() -> GovernanceDiscovery:
     )
 
 
+# -- governance API (issue 18) ------------------------------------------------------------------------
+
+
+@cache
+def governance_api() -> GovernanceApi:
+    clients = get_clients()
+    return GovernanceApi(
+        api_guard(),
+        governance_service(),
+        governance_store(),
+        governance_activities(),
+        CosmosObjectAuditTrail(clients.cosmos_container(CosmosContainers.AUDIT.name)),
+        clients.queue(Queues.GOVERNANCE_DISCOVERY),
+        audit_log(),
+        continuation_signer(),
+        _tenant_id(get_settings()),
+        app_clock(),
+    )
+
+
+def governance_api_status() -> GovernanceStatus:
+    """GET /api/status's governance block: the mode from the settings, the activities from the store
+    (no GovernanceService built, so the status never needs Graph credentials)."""
+    s = get_settings()
+    return governance_status(s.governance_update_mode, governance_activities(), _tenant_id(s))
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -600,6 +634,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         QueuesApi: queues_api,
         SearchesApi: searches_api,
         ObjectsApi: objects_api,
+        GovernanceApi: governance_api,
     }
     return factories[kind]()
 
@@ -656,5 +691,6 @@ def reset_runtime() -> None:
         governance_activities,
         governance_service,
         governance_discovery,
+        governance_api,
     ):
         factory.cache_clear()

@@ -99,6 +99,17 @@ class FindingQuery(BaseModel):
     after: tuple[str, str] | None = None
 
 
+class FindingFact(BaseModel):
+    """What the findings summary counts of one finding."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    object_id: str
+    validator_id: str
+    severity: Severity
+    state: FindingState
+
+
 class GovernanceStore(Protocol):
     def object_state(self, tenant_id: str, object_id: str) -> ObjectState: ...
 
@@ -324,6 +335,59 @@ class CosmosGovernanceStore:
         clauses = " AND ".join(conditions)  # constant fragments only; values are parameters
         sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.last_seen DESC, c.id DESC"  # noqa: S608
         return [FindingRecord.model_validate(_clean(r)) for r in self._query(tenant_id, sql, parameters)]
+
+    # -- reads of the governance API (shared.api.governance_api) -------------------------------------
+
+    def findings_page(
+        self, tenant_id: str, query: FindingQuery, states: tuple[FindingState, ...] = ()
+    ) -> list[FindingRecord]:
+        """`findings`, or with `states` those in any of them (with query.state None): newest `last_seen`
+        first, keyset paged on (last_seen, id) by `query.after`."""
+        conditions = ["c.pk = @pk", "c.type = 'finding'"]
+        parameters: list[dict[str, Any]] = [{"name": "@limit", "value": query.limit}]
+        for name in ("validator_id", "severity", "object_id", "state"):
+            value = getattr(query, name)
+            if value is not None:
+                conditions.append(f"c.{name} = @{name}")
+                parameters.append(
+                    {"name": f"@{name}", "value": value.lower() if name == "object_id" else value}
+                )
+        if states:
+            conditions.append("ARRAY_CONTAINS(@states, c.state)")
+            parameters.append({"name": "@states", "value": list(states)})
+        if query.after is not None:
+            conditions.append("(c.last_seen < @after_at OR (c.last_seen = @after_at AND c.id < @after_id))")
+            parameters += [
+                {"name": "@after_at", "value": query.after[0]},
+                {"name": "@after_id", "value": query.after[1]},
+            ]
+        clauses = " AND ".join(conditions)  # constant fragments only; values are parameters
+        sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.last_seen DESC, c.id DESC"  # noqa: S608
+        return [FindingRecord.model_validate(_clean(r)) for r in self._query(tenant_id, sql, parameters)]
+
+    def finding_facts(self, tenant_id: str) -> list[FindingFact]:
+        """Object, validator, severity and state of every finding of the tenant: one single-partition
+        query of four properties, for counts made in Python (cosmosdb-server has no GROUP BY)."""
+        rows = self._query(
+            tenant_id,
+            "SELECT c.object_id, c.validator_id, c.severity, c.state FROM c "
+            "WHERE c.pk = @pk AND c.type = 'finding'",
+            [],
+        )
+        return [FindingFact.model_validate(r) for r in rows]
+
+    def stored_exceptions(
+        self, tenant_id: str, object_id: str | None = None
+    ) -> list[Stored[ExceptionRecord]]:
+        """`exceptions`, each with its ETag (for If-Match), soonest expiry first."""
+        conditions = ["c.pk = @pk", "c.type = 'exception'"]
+        parameters: list[dict[str, Any]] = [{"name": "@limit", "value": MAX_QUERY_ITEMS}]
+        if object_id is not None:
+            conditions.append("c.object_id = @object")
+            parameters.append({"name": "@object", "value": object_id.lower()})
+        clauses = " AND ".join(conditions)  # constant fragments only; values are parameters
+        sql = f"SELECT TOP @limit * FROM c WHERE {clauses} ORDER BY c.expires_at"  # noqa: S608
+        return [_stored(ExceptionRecord, r) for r in self._query(tenant_id, sql, parameters)]
 
 
 class CosmosActivityStore:

@@ -25,11 +25,22 @@ import pytest
 from devtools.services import PROJECT_ROOT
 from shared.alerts.model import alert_fingerprint
 from shared.alerts.suppressions import new_suppression, suppression_id
+from shared.governance.config import load_default_validators
+from shared.governance.messages import evaluation_id
+from shared.governance.model import GovernedObject
+from shared.governance.records import exception_id
+from shared.governance.service import Actor, GovernanceService
+from shared.governance.store import (
+    CosmosActivityStore,
+    CosmosAuditSink,
+    CosmosGovernanceStore,
+    TableUpdateClaims,
+)
 from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import partition_key
 from shared.platform.clients import AzureClients
 from shared.platform.clock import utc_iso
-from shared.platform.resources import BlobContainers, CosmosContainers
+from shared.platform.resources import BlobContainers, CosmosContainers, Tables
 from shared.rules.source import RULES_BLOB
 from tests.support.host_process import HostProcess, http_functions_only
 from tests.support.own_database import own_cosmos_database
@@ -60,6 +71,20 @@ VISIBLE_SUPPRESSION = suppression_id(TENANT, "test.rule", "g")
 HIDDEN_SUPPRESSION = suppression_id(TENANT, "test.hidden", "g")
 FOREIGN_SUPPRESSION = suppression_id(OTHER_TENANT, "test.rule", "g")
 SUPPRESS = {"reason": "checked", "expires_at": utc_iso(NOW + dt.timedelta(days=1))}
+# Governance (issue 18): a service principal of this tenant and one of the other tenant (named with the
+# foreign marker), each evaluated (failing notes-lists-owners) with an exception on that validator.
+VISIBLE_OBJECT = str(uuid.uuid4())
+FOREIGN_OBJECT = str(uuid.uuid4())
+NEVER_EVALUATED_OBJECT = str(uuid.uuid4())
+GOVERNED_VALIDATOR = "notes-lists-owners"
+VISIBLE_EXCEPTION = exception_id(TENANT, VISIBLE_OBJECT, GOVERNED_VALIDATOR)
+FOREIGN_EXCEPTION = exception_id(OTHER_TENANT, FOREIGN_OBJECT, GOVERNED_VALIDATOR)
+ACCEPT_RISK = {
+    "object_id": VISIBLE_OBJECT,
+    "validator_id": GOVERNED_VALIDATOR,
+    "reason": "checked",
+    "expires_at": utc_iso(NOW + dt.timedelta(days=1)),
+}
 
 ROLES = {
     "reader": {"x-ms-client-principal": swa_principal(["reader"], user="rita@contoso.com")},
@@ -109,6 +134,26 @@ OUT_OF_REACH_SUPPRESSIONS = [
     ("another tenant's suppression", FOREIGN_SUPPRESSION),
     ("a hidden suppression", HIDDEN_SUPPRESSION),
 ]
+OUT_OF_REACH_GOVERNED_OBJECTS = [
+    ("another tenant's service principal", FOREIGN_OBJECT),
+    ("a service principal never evaluated", NEVER_EVALUATED_OBJECT),
+]
+OUT_OF_REACH_EXCEPTIONS = [("another tenant's exception", FOREIGN_EXCEPTION)]
+# Near misses of the governance grammars (a GUID matched whole; exc- and 40 lower-case hex digits).
+HOSTILE_GOVERNANCE_SEGMENTS = {
+    "/governance/objects/": [
+        ("valid object id plus newline", urllib.parse.quote(VISIBLE_OBJECT + "\n", safe="")),
+        ("valid object id plus traversal", urllib.parse.quote(VISIBLE_OBJECT + "/..", safe="")),
+        ("object id in braces", urllib.parse.quote("{" + VISIBLE_OBJECT + "}", safe="")),
+        ("object id without hyphens", VISIBLE_OBJECT.replace("-", "")),
+    ],
+    "/governance/exceptions/": [
+        ("valid exception id plus newline", urllib.parse.quote(VISIBLE_EXCEPTION + "\n", safe="")),
+        ("upper-case exception id", VISIBLE_EXCEPTION.upper()),
+        ("exception id one digit short", VISIBLE_EXCEPTION[:-1]),
+        ("exception id plus traversal", urllib.parse.quote(VISIBLE_EXCEPTION + "/..", safe="")),
+    ],
+}
 
 RAW_RECORD = {"id": "raw-visible", "note": "the original record"}
 
@@ -137,6 +182,8 @@ ID_ROUTES = [
     IdRoute("DELETE", "/api/searches/{id}", "reader", None, 404),
     IdRoute("POST", "/api/alerts/{id}/suppress", "admin", SUPPRESS, 404),
     IdRoute("DELETE", "/api/suppressions/{id}", "admin", None, 404),
+    IdRoute("GET", "/api/governance/objects/{id}", "reader", None, 404),
+    IdRoute("DELETE", "/api/governance/exceptions/{id}", "admin", None, 404),
 ]
 
 
@@ -238,6 +285,7 @@ def _seed(clients: AzureClients) -> None:
         alerts.create_item(alert)
         expires = NOW + dt.timedelta(days=1)
         alerts.create_item(new_suppression(alert, reason, expires, "root@contoso.com", NOW, None))
+    _seed_governance(clients)
     searches = clients.cosmos_container(CosmosContainers.SEARCHES.name)
     searches.create_item(_search(VISIBLE_SEARCH, TENANT, "u1", "a visible search", "service=Directory"))
     searches.create_item(_search(OTHERS_SEARCH, TENANT, "someone-else", FOREIGN_MARKER, "q=x"))
@@ -254,6 +302,36 @@ def _seed(clients: AzureClients) -> None:
             role="AOC.Reader",
         )
     )
+
+
+def _seed_governance(clients: AzureClients) -> None:
+    """Each tenant's service principal evaluated (its notes name no owner: a finding) by the service,
+    with an exception accepted on that validator."""
+    container = clients.cosmos_container(CosmosContainers.GOVERNANCE.name)
+    service = GovernanceService(
+        CosmosGovernanceStore(container),
+        CosmosActivityStore(container),
+        CosmosAuditSink(clients.cosmos_container(CosmosContainers.AUDIT.name)),
+        TableUpdateClaims(clients.table(Tables.GOVERNANCE_UPDATES)),
+        None,
+        load_default_validators(),
+        mode="ReportOnly",
+        graph_base="https://graph.microsoft.com",
+    )
+    for tenant, object_id, name in (
+        (TENANT, VISIBLE_OBJECT, "a visible service principal"),
+        (OTHER_TENANT, FOREIGN_OBJECT, FOREIGN_MARKER),
+    ):
+        obj = GovernedObject.from_graph(
+            {"id": object_id, "displayName": name, "servicePrincipalType": "Application", "notes": name},
+            owners=[],
+        )
+        seen = NOW - dt.timedelta(minutes=5)
+        service.evaluate(tenant, obj, seen, evaluation_id=evaluation_id(tenant, object_id, "hostile"))
+        admin = Actor(name="root@contoso.com", id="u1", auth="swa")
+        service.accept_risk(
+            tenant, object_id, GOVERNED_VALIDATOR, name, NOW + dt.timedelta(days=1), admin, seen
+        )
 
 
 def _search(
@@ -349,6 +427,8 @@ def assert_nothing_out_of_reach(answer: Answer, context: str, sent: str | None =
         OTHERS_SEARCH,
         FOREIGN_SEARCH,
         HIDDEN_SEARCH,
+        FOREIGN_OBJECT,
+        FOREIGN_EXCEPTION,
     )
     for secret in (*secrets, *out_of_reach_ids):
         if secret != sent:
@@ -385,6 +465,10 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
             table += OUT_OF_REACH_SEARCHES
         if "/suppressions/" in route.template:
             table += [(label, urllib.parse.quote(i, safe="")) for label, i in OUT_OF_REACH_SUPPRESSIONS]
+        if "/governance/objects/" in route.template:
+            table += OUT_OF_REACH_GOVERNED_OBJECTS + HOSTILE_GOVERNANCE_SEGMENTS["/governance/objects/"]
+        if "/governance/exceptions/" in route.template:
+            table += OUT_OF_REACH_EXCEPTIONS + HOSTILE_GOVERNANCE_SEGMENTS["/governance/exceptions/"]
         for label, segment in table:
             path = route.template.replace("{id}", segment)
             context = f"{role} {route.method} {path} ({label})"
@@ -395,6 +479,8 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
                 + OUT_OF_REACH_ALERTS
                 + OUT_OF_REACH_SEARCHES
                 + OUT_OF_REACH_SUPPRESSIONS
+                + OUT_OF_REACH_GOVERNED_OBJECTS
+                + OUT_OF_REACH_EXCEPTIONS
             )
             expected = 403 if not granted else (404 if out_of_reach else route.refused)
             assert_problem(answer, expected, context)
@@ -406,6 +492,9 @@ def test_hostile_ids_on_every_id_route_are_refused_and_storage_is_unchanged(stac
         + 3 * len(OUT_OF_REACH_ALERTS)
         + 3 * len(OUT_OF_REACH_SEARCHES)
         + len(OUT_OF_REACH_SUPPRESSIONS)
+        + len(OUT_OF_REACH_GOVERNED_OBJECTS)
+        + len(OUT_OF_REACH_EXCEPTIONS)
+        + sum(len(segments) for segments in HOSTILE_GOVERNANCE_SEGMENTS.values())
     )
     assert stack.snapshot() == before
 
@@ -444,6 +533,12 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
         "/api/rules",
         "/api/suppressions",
         "/api/suppressions?rule=test.hidden",
+        "/api/governance/findings?state=open",
+        "/api/governance/findings",
+        "/api/governance/findings/summary",
+        "/api/governance/exceptions",
+        "/api/governance/activities",
+        f"/api/governance/objects/{VISIBLE_OBJECT}",
     ):
         answer = call(stack.host, "GET", path, headers)
         assert answer.status == 200, (path, answer.body[:300])
@@ -456,6 +551,14 @@ def test_valid_ids_are_answered_and_lists_show_nothing_out_of_reach(stack: Stack
     assert [s["id"] for s in searches] == [VISIBLE_SEARCH]
     suppressions = json.loads(call(stack.host, "GET", "/api/suppressions", headers).body)["items"]
     assert [s["id"] for s in suppressions] == [VISIBLE_SUPPRESSION]
+    findings = json.loads(call(stack.host, "GET", "/api/governance/findings", headers).body)["items"]
+    assert {f["object_id"] for f in findings} == {VISIBLE_OBJECT}
+    assert (GOVERNED_VALIDATOR, "accepted") in {(f["validator_id"], f["state"]) for f in findings}
+    exceptions = json.loads(call(stack.host, "GET", "/api/governance/exceptions", headers).body)["items"]
+    assert [e["id"] for e in exceptions] == [VISIBLE_EXCEPTION]
+    governed = call(stack.host, "GET", f"/api/governance/objects/{VISIBLE_OBJECT.upper()}", headers)
+    assert governed.status == 200, governed.body
+    assert json.loads(governed.body)["object"]["object_id"] == VISIBLE_OBJECT
     assert stack.snapshot() == before
 
 
@@ -536,6 +639,136 @@ def test_an_object_history_shows_only_what_the_caller_may_see(stack: Stack, role
         assert_nothing_out_of_reach(
             answer, f"{role} history of {segment}", sent=urllib.parse.unquote(segment)
         )
+    assert stack.snapshot() == before
+
+
+# -- query strings of the governance routes ----------------------------------------------------------
+
+FINDINGS = "/api/governance/findings"
+# (label, path and query string as sent on the wire, the field the 400 names)
+HOSTILE_GOVERNANCE_QUERIES = [
+    ("unknown validator", f"{FINDINGS}?validator=nope", "validator"),
+    ("validator with SQL", f"{FINDINGS}?validator=" + urllib.parse.quote("x' OR 1=1 --"), "validator"),
+    ("unknown severity", f"{FINDINGS}?severity=severe", "severity"),
+    ("object not a GUID", f"{FINDINGS}?object=not-a-guid", "object"),
+    ("object plus newline", f"{FINDINGS}?object={VISIBLE_OBJECT}%0A", "object"),
+    ("object invalid UTF-8", f"{FINDINGS}?object=%FF%FE", "object"),
+    ("object over-long", f"{FINDINGS}?object=" + "a" * 300, "object"),
+    ("unknown state", f"{FINDINGS}?state=closed", "state"),
+    ("state twice", f"{FINDINGS}?state=open&state=resolved", "state"),
+    ("no page", f"{FINDINGS}?limit=0", "limit"),
+    ("too big a page", f"{FINDINGS}?limit=201", "limit"),
+    ("exponent page", f"{FINDINGS}?limit=1e3", "limit"),
+    ("empty page", f"{FINDINGS}?limit=", "limit"),
+    ("5,000-digit page", f"{FINDINGS}?limit=" + "9" * 5000, "limit"),
+    ("forged continuation", f"{FINDINGS}?continuation=abc", "continuation"),
+    ("over-long continuation", f"{FINDINGS}?continuation=" + "a" * 2001, "continuation"),
+    ("the alerts' page size", f"{FINDINGS}?page_size=10", "page_size"),
+    ("SQL as a parameter name", f"{FINDINGS}?c.tenant_id=x", "c.tenant_id"),
+    ("a filter of the summary", f"{FINDINGS}/summary?state=open", "state"),
+    ("exceptions: object not a GUID", "/api/governance/exceptions?object=x", "object"),
+    ("exceptions: nul object", "/api/governance/exceptions?object=%00", "object"),
+    ("exceptions: a page", "/api/governance/exceptions?limit=1", "limit"),
+    ("activities: unknown kind", "/api/governance/activities?kind=sweep", "kind"),
+    ("activities: no page", "/api/governance/activities?limit=0", "limit"),
+    ("activities: too big a page", "/api/governance/activities?limit=101", "limit"),
+    ("activities: an object", f"/api/governance/activities?object={VISIBLE_OBJECT}", "object"),
+    ("object detail: a parameter", f"/api/governance/objects/{VISIBLE_OBJECT}?history=all", "history"),
+]
+# Filters of the grammar that name another tenant's data or nothing: each answers an empty 200.
+PROBING_GOVERNANCE_QUERIES = [
+    f"{FINDINGS}?object={FOREIGN_OBJECT}",
+    f"{FINDINGS}?object={FOREIGN_OBJECT}&state=accepted",
+    f"{FINDINGS}?object={NEVER_EVALUATED_OBJECT}&state=resolved",
+    f"/api/governance/exceptions?object={FOREIGN_OBJECT}",
+]
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_hostile_governance_queries_are_400_and_probes_find_nothing_out_of_reach(
+    stack: Stack, role: str
+) -> None:
+    before = stack.snapshot()
+    headers = ROLES[role]
+    for label, path, field in HOSTILE_GOVERNANCE_QUERIES:
+        context = f"{role} GET {path[:100]} ({label})"
+        answer = call(stack.host, "GET", path, headers)
+        assert_problem(answer, 400, context)
+        assert json.loads(answer.body)["errors"][0]["field"] == field, context
+        assert_nothing_out_of_reach(answer, context)
+    first = json.loads(call(stack.host, "GET", f"{FINDINGS}?limit=1", headers).body)
+    assert first["next"] is not None
+    token = urllib.parse.quote(first["next"])
+    other = call(stack.host, "GET", f"{FINDINGS}?limit=1&state=open&continuation={token}", headers)
+    assert_problem(other, 400, f"{role} a continuation from another query")
+    assert json.loads(other.body)["errors"][0]["field"] == "continuation"
+    for path in PROBING_GOVERNANCE_QUERIES:
+        answer = call(stack.host, "GET", path, headers)
+        assert answer.status == 200, (path, answer.body[:300])
+        assert json.loads(answer.body)["items"] == [], path
+        assert_nothing_out_of_reach(answer, f"{role} GET {path}", sent=FOREIGN_OBJECT)
+    for path in ("/api/governance/exceptions?full_seed=true", "/api/governance/discovery?full_seed=true"):
+        answer = call(stack.host, "POST", path, {**ROLES["admin"], **JSON_TYPE}, b"{}")
+        assert_problem(answer, 400, f"POST {path}")
+        assert json.loads(answer.body)["errors"][0]["field"] == "full_seed", path
+    for path in (FINDINGS, f"{FINDINGS}/summary", "/api/governance/activities"):
+        assert_problem(call(stack.host, "GET", path, {}), 401, f"anonymous GET {path}")
+    for path, body in (("/api/governance/exceptions", ACCEPT_RISK), ("/api/governance/discovery", {})):
+        answer = call(stack.host, "POST", path, {**ROLES["analyst"], **JSON_TYPE}, json.dumps(body).encode())
+        assert_problem(answer, 403, f"analyst POST {path}")
+    assert stack.snapshot() == before
+
+
+# (label, body, the field the 400 names): well-formed JSON that is not an exception to accept.
+HOSTILE_EXCEPTION_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("expired", {**ACCEPT_RISK, "expires_at": utc_iso(NOW - dt.timedelta(days=1))}, "expires_at"),
+    ("past 365 days", {**ACCEPT_RISK, "expires_at": utc_iso(NOW + dt.timedelta(days=400))}, "expires_at"),
+    ("year 1", {**ACCEPT_RISK, "expires_at": "0001-01-01T00:00:00Z"}, "expires_at"),
+    ("year 99999", {**ACCEPT_RISK, "expires_at": "99999-01-01T00:00:00Z"}, "expires_at"),
+    ("not a time", {**ACCEPT_RISK, "expires_at": "tomorrow"}, "expires_at"),
+    ("a number for a time", {**ACCEPT_RISK, "expires_at": 1e308}, "expires_at"),
+    ("unknown validator", {**ACCEPT_RISK, "validator_id": "../../audit"}, "validator_id"),
+    ("object not a GUID", {**ACCEPT_RISK, "object_id": "../../audit"}, "object_id"),
+    ("object plus newline", {**ACCEPT_RISK, "object_id": VISIBLE_OBJECT + "\n"}, "object_id"),
+    ("object a number", {**ACCEPT_RISK, "object_id": 7}, "object_id"),
+    ("object a list", {**ACCEPT_RISK, "object_id": [VISIBLE_OBJECT]}, "object_id"),
+    ("blank reason", {**ACCEPT_RISK, "reason": "   "}, "reason"),
+    ("reason over 1,000", {**ACCEPT_RISK, "reason": "x" * 1001}, "reason"),
+    ("reason with a nul", {**ACCEPT_RISK, "reason": "a\u0000b"}, "reason"),
+    ("no reason", {k: v for k, v in ACCEPT_RISK.items() if k != "reason"}, "reason"),
+    ("an extra field", {**ACCEPT_RISK, "created_by": "someone"}, "created_by"),
+    ("the discovery's field", {**ACCEPT_RISK, "full_seed": True}, "full_seed"),
+]
+HOSTILE_DISCOVERY_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("a string for a flag", {"full_seed": "true"}, "full_seed"),
+    ("a number for a flag", {"full_seed": 1}, "full_seed"),
+    ("null for a flag", {"full_seed": None}, "full_seed"),
+    ("a tenant", {"tenant_id": OTHER_TENANT}, "tenant_id"),
+    ("an activity id", {"activity_id": "act-discovery-" + "0" * 32}, "activity_id"),
+]
+
+
+def test_hostile_governance_bodies_are_400_naming_the_field(stack: Stack) -> None:
+    before = stack.snapshot()
+    admin = {**ROLES["admin"], **JSON_TYPE}
+    for path, table in (
+        ("/api/governance/exceptions", HOSTILE_EXCEPTION_BODIES),
+        ("/api/governance/discovery", HOSTILE_DISCOVERY_BODIES),
+    ):
+        for label, document, field in table:
+            context = f"POST {path} ({label})"
+            answer = call(stack.host, "POST", path, admin, json.dumps(document).encode())
+            assert_problem(answer, 400, context)
+            assert json.loads(answer.body)["errors"][0]["field"] == field, (context, answer.body[:300])
+            assert_nothing_out_of_reach(answer, context)
+    foreign = call(
+        stack.host,
+        "POST",
+        "/api/governance/exceptions",
+        admin,
+        json.dumps({**ACCEPT_RISK, "object_id": FOREIGN_OBJECT}).encode(),
+    )
+    assert_problem(foreign, 404, "an exception for another tenant's service principal")
     assert stack.snapshot() == before
 
 
@@ -643,6 +876,9 @@ BODY_ROUTES = [
     BodyRoute("POST", "/api/searches", 64 * 1024),
     BodyRoute("PUT", f"/api/searches/{VISIBLE_SEARCH}", 64 * 1024),
     BodyRoute("DELETE", f"/api/searches/{VISIBLE_SEARCH}", 64 * 1024),
+    BodyRoute("POST", "/api/governance/exceptions", 64 * 1024),
+    BodyRoute("DELETE", f"/api/governance/exceptions/{VISIBLE_EXCEPTION}", 1024),
+    BodyRoute("POST", "/api/governance/discovery", 1024),
 ]
 JSON_TYPE = {"Content-Type": "application/json"}
 FORM_TYPE = {"Content-Type": "application/x-www-form-urlencoded"}  # `curl -d`, urllib, an HTML form
@@ -754,6 +990,24 @@ def test_the_body_routes_accept_well_formed_bodies(stack: Stack) -> None:
     removed = call(stack.host, "DELETE", removal, fresh)
     assert (removed.status, removed.body) == (204, b"")
     assert_problem(call(stack.host, "DELETE", removal, ROLES["admin"]), 404, "DELETE again")
+    risk = json.dumps(ACCEPT_RISK).encode()
+    accepted = call(stack.host, "POST", "/api/governance/exceptions", admin, risk)
+    assert accepted.status == 200, accepted.body  # the seeded exception, replaced
+    assert json.loads(accepted.body)["id"] == VISIBLE_EXCEPTION
+    revoke = f"/api/governance/exceptions/{VISIBLE_EXCEPTION}"
+    stale = call(stack.host, "DELETE", revoke, {**ROLES["admin"], "If-Match": '"stale"'})
+    assert_problem(stale, 412, "DELETE an exception with a stale If-Match")
+    revoked = call(stack.host, "DELETE", revoke, {**ROLES["admin"], "If-Match": accepted.headers["etag"]})
+    assert (revoked.status, revoked.body) == (204, b"")
+    assert_problem(call(stack.host, "DELETE", revoke, ROLES["admin"]), 404, "DELETE an exception again")
+    restored = call(stack.host, "POST", "/api/governance/exceptions", admin, risk)
+    assert restored.status == 201, restored.body
+    for sent, full_seed in ((b"", False), (b'{"full_seed": true}', True)):
+        queued = call(
+            stack.host, "POST", "/api/governance/discovery", admin if sent else ROLES["admin"], sent
+        )
+        assert queued.status == 202, queued.body
+        assert json.loads(queued.body)["full_seed"] is full_seed
 
 
 def test_a_yaml_bomb_in_the_rules_blob_is_refused_without_expanding_it(stack: Stack) -> None:

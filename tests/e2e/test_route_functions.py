@@ -26,6 +26,8 @@ VALID_IDS = {
     "saved search": "srch-" + "a" * 32,
     "object": "00000000-0000-0000-0000-000000000001",
     "suppression": "sup-" + "a" * 40,
+    "service principal": "00000000-0000-4000-8000-000000000001",
+    "exception": "exc-" + "a" * 40,
 }
 # Routes whose id selects events rather than naming one thing: an id no event holds answers an empty 200.
 LISTS_BY_ID = {"object_history"}
