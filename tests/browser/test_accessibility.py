@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.helpers import (
+    ADMIN,
     READER,
     TID,
     UI_TIMEOUT_MS,
@@ -59,3 +60,32 @@ def test_the_sign_in_page_passes_axe(context: Any, console: Console) -> None:
     violations = run_axe(page)
     screenshot(page, "axe-sign-in-page")
     assert violations == []
+
+
+def test_the_governance_views_pass_axe(signed_in_page: Callable[..., SignedIn], console: Console) -> None:
+    """The Governance page (issue 18) as an Admin sees it: the findings with the summary and Run
+    discovery, a service principal with its accept-risk form open, the activities."""
+    from tests.browser.governance_data import seed_governance
+
+    seed = seed_governance(console)
+    signed = signed_in_page([ADMIN], "/governance")
+    page = signed.page
+    found: dict[str, list[dict[str, Any]]] = {}
+
+    expect(tid(page, "gv-finding").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(tid(page, "gv-run")).to_be_visible()
+    found["governance findings"] = run_axe(page)
+
+    page.goto(f"{console.base_url}/governance?id={seed.payroll}")
+    expect(tid(page, "gv-patch")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    tid(page, "gv-accept").first.click()
+    tid(page, "gv-accept-submit").click()
+    expect(tid(page, "gv-accept-reason-error")).to_be_visible()
+    found["governance object, accept form with its message"] = run_axe(page)
+    screenshot(page, "axe-governance-object")
+
+    page.goto(f"{console.base_url}/governance?view=activities")
+    expect(tid(page, "gv-activity").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    found["governance activities"] = run_axe(page)
+
+    assert found == {view: [] for view in found}

@@ -14,6 +14,8 @@ export const PAGES = [
   { id: "rules", label: "Rules", paths: ["/rules"], load: () => import("./pages/rules.js") },
   { id: "searches", label: "Saved searches", paths: ["/searches"], load: () => import("./pages/searches.js") },
   { id: "health", label: "Health", paths: ["/health"], load: () => import("./pages/health.js") },
+  // Governance (issue 18): service principal findings, accepted risks, discovery.
+  { id: "governance", label: "Governance", paths: ["/governance"], load: () => import("./pages/governance.js") },
   // Reached from an event's actor or target, not from the navigation.
   { id: "history", label: "Object history", paths: ["/history"], load: () => import("./pages/history.js"), hidden: true },
 ];
