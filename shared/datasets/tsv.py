@@ -38,8 +38,11 @@ def encode_line(values: Iterable[str | None]) -> str:
     return "\t".join("" if value is None else value.translate(_ESCAPES) for value in values)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _scrub_surrogates(text: str) -> str:
-    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def encode_tsv(columns: Sequence[str], rows: Iterable[Row]) -> bytes:
