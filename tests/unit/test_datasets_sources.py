@@ -365,3 +365,25 @@ def test_storage_trouble_keeps_the_sources_in_force() -> None:
 
     catalog = SourceCatalog(clock, override=unreachable)
     assert len(catalog.current()) == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("signin_failures", True),
+        ("a", True),
+        ("a" + "b" * 62, True),
+        ("a" + "b" * 63, False),
+        ("signin_failures\n", False),
+        ("Signin_failures", False),
+        ("1source", False),
+        ("_source", False),
+        ("signin-failures", False),
+        ("../locks", False),
+        ("", False),
+        (None, False),
+        (7, False),
+    ],
+)
+def test_the_dataset_source_id_grammar(value: object, expected: bool) -> None:
+    assert is_dataset_source_id(value) is expected
