@@ -4,13 +4,14 @@
 //
 // Only what htm's parser (node_modules/htm/src/build.mjs) provably ignores is changed:
 //   - text: htm drops the whitespace at either end of a text piece when it holds a line break
-//     (/^\s*\n\s*|\s*\n\s*$/): such a run becomes its line breaks alone, which htm drops the same way;
-//     whitespace inside a text (between words) is kept as written;
+//     (/^\s*\n\s*|\s*\n\s*$/), so such a run is removed; whitespace inside a text (between words) is kept
+//     as written;
 //   - inside a tag, outside quotes: a run of spaces, tabs and line breaks separates like one character,
-//     so it becomes its line breaks, or one space;
+//     so it becomes one space, or none before ">" and "/>";
 //   - a closing tag: htm closes the open element at "</" and skips to ">", so `</td>` becomes `</>`;
-//   - a quoted attribute value of letters, digits and `_ . : # -` (a single token) loses its quotes.
-// Line breaks are kept, so the source maps' lines still match web/src. A template with a backslash or an
+//   - a quoted attribute value without whitespace, quotes, "=", "<", ">" or "/" loses its quotes.
+// The source maps show the compacted templates (their lines shift where a template spanned several). A
+// template with a backslash or an
 // HTML comment is left as it is. Every changed template is parsed by htm itself before and after (fields
 // as placeholders): the build fails if the two trees differ in anything, so a change can never alter what a
 // page renders.
@@ -109,8 +110,9 @@ function scanTemplate(src, i, found, tagged) {
   throw new Error(`unterminated template at ${i}`);
 }
 
-const breaks = (ws) => ws.replace(/[^\n]/g, "");
-const TOKEN = /^[\w.:#-]+$/;
+// An attribute value htm reads the same without quotes: it ends at whitespace, ">" or "/>", and "=" or a
+// quote inside it would start something else.
+const TOKEN = /^[^\s"'`=<>/]+$/;
 
 /** The static parts of one template, compacted as the header says (htm's parser states, in short). */
 export function compactStatics(statics) {
@@ -120,7 +122,7 @@ export function compactStatics(statics) {
     let out = "";
     let text = "";
     const flushText = () => {
-      out += text.replace(/^\s*\n\s*/, breaks).replace(/\s*\n\s*$/, breaks);
+      out += text.replace(/^\s*\n\s*|\s*\n\s*$/g, "");
       text = "";
     };
     for (let j = 0; j < part.length; j += 1) {
@@ -154,7 +156,8 @@ export function compactStatics(statics) {
       } else if (c === " " || c === "\t" || c === "\n" || c === "\r") {
         let k = j;
         while (k < part.length && " \t\n\r".includes(part[k])) k += 1;
-        out += breaks(part.slice(j, k)) || " ";
+        // One space separates as well; before ">" or "/>" none is needed.
+        if (part[k] !== ">" && !(part[k] === "/" && part[k + 1] === ">")) out += " ";
         j = k - 1;
       } else {
         if (c === ">") inTag = false;

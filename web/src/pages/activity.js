@@ -47,10 +47,7 @@ let world = null;
 /** The world's outlines projected once: the sphere, the land, the borders and the projection. */
 function loadWorld() {
   world ||= fetch(worldUrl)
-    .then((r) => {
-      if (!r.ok) throw new Error(`${worldUrl} answered ${r.status}`);
-      return r.json();
-    })
+    .then((r) => r.json()) // a failed answer is not JSON either: the error banner says so
     .then((t) => {
       const projection = geoNaturalEarth1().fitSize([W, H], { type: "Sphere" });
       const path = geoPath(projection);
@@ -106,121 +103,90 @@ const placeName = (p) => [p.city, p.country].filter(Boolean).join(", ") || "Unkn
 export function Page() {
   const sp = queryParams();
   const [list, setList] = useState(null);
+  const [data, setData] = useState(null);
   const [tick, setTick] = useState(0);
+  const [said, setSaid] = useState(null); // the last refresh: [HTTP status, what it did]
+  const items = list || [];
+  const d =
+    items.find((x) => x.id === sp.get("dataset")) || items.find((x) => hasCoords(x) && x.metadata) || items.find(hasCoords) || items[0];
+  const id = d && d.id;
+  const failed = (what) => (e) => isAbort(e) || showError(e, `${what} could not be loaded`);
   useLayoutEffect(() => {
     const ctl = new AbortController();
-    api("/datasets", { signal: ctl.signal }).then(
-      (r) => setList(r.items || []),
-      (e) => isAbort(e) || (setList(false), showError(e, "The datasets could not be loaded")),
-    );
+    api("/datasets", { signal: ctl.signal }).then((r) => setList(r.items), failed("The datasets"));
     return () => ctl.abort();
   }, [tick]);
-  const items = list || [];
-  const chosen =
-    items.find((d) => d.id === sp.get("dataset")) ||
-    items.find((d) => hasCoords(d) && d.metadata) ||
-    items.find(hasCoords) ||
-    items[0];
-  const href = (patch) => pageHref("activity", { dataset: chosen && chosen.id, range: sp.get("range"), start: sp.get("start"), end: sp.get("end"), ...patch });
-  return html`
-    <main id="main" class="page alerts-page act-page" data-testid="activity">
-      <h1>Activity map</h1>
-      ${list === null && html`<p class="muted loading">Loading…</p>`}
-      ${list && !items.length && html`<p class="empty" data-testid="act-no-datasets">No dataset is configured.</p>`}
-      ${chosen &&
-      html`<nav class="al-tabs" aria-label="Datasets">
-          ${items.map(
-            (d) => html`<a href=${href({ dataset: d.id })} data-testid="act-dataset" data-dataset=${d.id}
-              aria-current=${d === chosen ? "page" : undefined}>${d.name}</a>`,
-          )}
-        </nav>
-        <${Dataset} key=${chosen.id} d=${chosen} sp=${sp} href=${href} onRefreshed=${() => setTick((n) => n + 1)} />`}
-    </main>
-  `;
-}
-
-function Dataset({ d, sp, href, onRefreshed }) {
-  const [data, setData] = useState(held.get(d.id) || null);
-  const [tick, setTick] = useState(0);
   useLayoutEffect(() => {
     let live = true;
-    loadTsv(d.id).then(
-      (v) => live && setData(v),
-      (e) => live && (setData((x) => x || { missing: true }), showError(e, `The dataset ${d.id} could not be loaded`)),
-    );
+    setData(held.get(id) || null);
+    if (id) loadTsv(id).then((v) => live && setData(v), failed(`The dataset ${id}`));
     return () => (live = false);
-  }, [tick]);
-  const win = windowOf(sp);
-  const rows = useMemo(() => (data && data.rows ? within(data, d.time_column, win) : []), [data, sp.toString()]);
-  const m = d.metadata;
-  return html`
-    <section class="act-meta" aria-label="About this dataset">
-      <p data-testid="act-meta" data-status=${m ? m.status : "never"}>
-        ${d.kind} · ${m ? `refreshed ${fmtTime(m.last_refresh_at)} UTC, ${fmtNumber(m.rows)} rows, ${m.status}` : "never refreshed"}
-      </p>
-      <${Refresh} id=${d.id} interval=${d.refresh_interval_seconds} onDone=${() => (setTick((n) => n + 1), onRefreshed())} />
-    </section>
-    <${TimeFilter} sp=${sp} href=${href} />
-    ${data === null && html`<p class="muted loading">Loading…</p>`}
-    ${data && data.missing && html`<p class="empty" data-testid="act-no-data">Not published yet: refresh it.</p>`}
-    ${data && data.rows &&
-    html`${hasCoords(d)
-        ? html`<${WorldMap} columns=${data.columns} rows=${rows} />`
-        : html`<p class="muted" data-testid="act-no-coords">No coordinates: no map.</p>`}
-      <${Table} key=${data.etag} columns=${data.columns} rows=${rows} total=${data.rows.length} timeColumn=${d.time_column} />`}
-  `;
-}
-
-function Refresh({ id, interval, onDone }) {
-  const [said, setSaid] = useState(null);
-  const [busy, setBusy] = useState(false);
-  const run = async () => {
-    setBusy(true);
-    let s;
+  }, [id, tick]);
+  const href = (patch) => pageHref("activity", { dataset: id, range: sp.get("range"), start: sp.get("start"), end: sp.get("end"), ...patch });
+  const refresh = async () => {
+    setSaid([0, "Refreshing…"]);
     try {
       const r = await api("/refresh", { method: "POST", params: { source: id }, as: "response" });
-      const o = r.status === 204 ? null : ((await r.json()).outcomes || [])[0];
-      s = [
+      const o = r.status === 204 || ((await r.json()).outcomes || [])[0];
+      setSaid([
         r.status,
         r.status === 200
           ? `Refreshed: ${fmtNumber(o.rows)} rows, ${fmtNumber(o.rows_added)} new.`
           : r.status === 202
             ? "In progress: another refresh holds the lock."
-            : `Nothing due: refreshed less than ${fmtSpan(interval)} ago.`,
-      ];
-      onDone();
+            : `Nothing due: refreshed less than ${fmtSpan(d.refresh_interval_seconds)} ago.`,
+      ]);
+      setTick((n) => n + 1);
     } catch (e) {
-      if (e.status === 429) {
-        const wait = Number((e.headers && e.headers.get("Retry-After")) || 0);
-        s = [429, `Too many refreshes: try again in ${fmtSpan(wait || 60)}.`];
-      } else {
-        s = [e.status || 0, e.message];
-        showError(e, "The refresh failed");
-      }
+      const wait = e.status === 429 && Number(e.headers.get("Retry-After"));
+      setSaid([e.status, wait ? `Too many refreshes: try again in ${fmtSpan(wait)}.` : e.message]);
+      if (!wait) showError(e, "The refresh failed");
     }
-    setSaid(s);
-    setBusy(false);
   };
-  return html`<p class="inline">
-    <button type="button" class="btn" data-testid="act-refresh" disabled=${busy} onClick=${run}>Refresh</button>
-    <span role="status" class="small" data-testid="act-refresh-result" data-status=${said ? said[0] : ""}>${busy ? "Refreshing…" : said && said[1]}</span>
-  </p>`;
+  const m = d && d.metadata;
+  const win = windowOf(sp);
+  const rows = useMemo(() => (data && data.rows ? within(data, d.time_column, win) : []), [data, sp.toString()]);
+  return html`
+    <main id="main" class="page alerts-page act-page" data-testid="activity">
+      <h1>Activity map</h1>
+      ${d &&
+      html`<nav class="al-tabs" aria-label="Datasets">
+          ${items.map(
+            (x) => html`<a href=${href({ dataset: x.id })} data-testid="act-dataset" data-dataset=${x.id}
+              aria-current=${x === d ? "page" : undefined}>${x.name}</a>`,
+          )}
+        </nav>
+        <p data-testid="act-meta" data-status=${m ? m.status : "never"}>
+          ${d.kind} · ${m ? `refreshed ${fmtTime(m.last_refresh_at)} UTC, ${fmtNumber(m.rows)} rows, ${m.status}` : "never refreshed"}
+        </p>
+        <p class="inline">
+          <button type="button" class="btn" data-testid="act-refresh" disabled=${said && !said[0]} onClick=${refresh}>Refresh</button>
+          <span role="status" data-testid="act-refresh-result" data-status=${said ? said[0] : ""}>${said && said[1]}</span>
+        </p>
+        <${TimeFilter} sp=${sp} href=${href} />
+        ${data && data.missing && html`<p class="empty" data-testid="act-no-data">Not published yet: refresh it.</p>`}
+        ${data && data.rows &&
+        html`${hasCoords(d) && html`<${WorldMap} columns=${data.columns} rows=${rows} />`}
+          <${Table} key=${id + data.etag} columns=${data.columns} rows=${rows} timeColumn=${d.time_column} />`}`}
+    </main>
+  `;
 }
 
 function TimeFilter({ sp, href }) {
   const range = RANGES[sp.get("range")] || sp.get("range") === "custom" ? sp.get("range") : "all";
-  const [start, setStart] = useState(toLocalInput(sp.get("start") || Date.now() - 86400000));
-  const [end, setEnd] = useState(toLocalInput(sp.get("end") || Date.now()));
   const [custom, setCustom] = useState(range === "custom");
   const apply = (e) => {
     e.preventDefault();
-    const s = fromLocalInput(start);
-    if (s) navigate(href({ range: "custom", start: s, end: fromLocalInput(end) }));
-    else showError({ title: "Choose a start time", detail: "The custom range needs a start (UTC)." });
+    const f = e.currentTarget.elements;
+    navigate(href({ range: "custom", start: fromLocalInput(f.start.value), end: fromLocalInput(f.end.value) }));
   };
   const seg = (key, label, onClick, more) => html`<button type="button" class="seg" data-testid=${`act-time-${key}`}
     aria-pressed=${String(key === "custom" ? custom : !custom && range === key)} onClick=${onClick} ...${more}>${label}</button>`;
   const pick = (r) => () => (setCustom(false), navigate(href({ range: r, start: "", end: "" })));
+  // Custom: datetime-local inputs read as UTC; the address's range, else the last 24 hours, to start from.
+  const input = (name, label, v) => html`<label><span>${label} (UTC)</span>
+    <input type="datetime-local" step="1" name=${name} required=${name === "start"} data-testid=${`act-time-${name}`}
+      defaultValue=${toLocalInput(sp.get(name) || v)} /></label>`;
   return html`<div class="timerange">
     <div class="segmented" role="group" aria-label="Rows of the last">
       ${seg("all", "All", pick(""))}
@@ -229,10 +195,7 @@ function TimeFilter({ sp, href }) {
     </div>
     ${custom &&
     html`<form id="act-custom" class="custom-range" onSubmit=${apply} aria-label="Custom time range">
-      <label><span>From (UTC)</span>
-        <input type="datetime-local" step="1" data-testid="act-time-start" value=${start} onInput=${(e) => setStart(e.currentTarget.value)} /></label>
-      <label><span>To (UTC)</span>
-        <input type="datetime-local" step="1" data-testid="act-time-end" value=${end} onInput=${(e) => setEnd(e.currentTarget.value)} /></label>
+      ${input("start", "From", Date.now() - 86400000)} ${input("end", "To", Date.now())}
       <button type="submit" class="btn" data-testid="act-time-apply">Apply</button>
     </form>`}
   </div>`;
@@ -252,7 +215,7 @@ function WorldMap({ columns, rows }) {
   return html`<section class="act-map-wrap" aria-labelledby="act-map-h">
     <h2 id="act-map-h">Sign-in failures</h2>
     <svg class="act-map" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${label} data-testid="act-map"
-      data-points=${w ? places.length : ""} aria-busy=${w ? "false" : "true"}>
+      data-points=${w ? places.length : ""}>
       ${w &&
       html`<path class="act-sphere" d=${w.sphere} /><path class="act-land" d=${w.land} /><path class="act-borders" d=${w.borders} />
         ${places.map((p) => {
@@ -275,47 +238,33 @@ function WorldMap({ columns, rows }) {
 }
 
 /** Numbers compare as numbers, everything else as text (ISO-8601 times sort as text). */
-function compare(a, b) {
-  const x = a === "" ? NaN : Number(a);
-  const y = b === "" ? NaN : Number(b);
-  if (!Number.isNaN(x) && !Number.isNaN(y)) return x - y;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
+const compare = (a, b) => (a && b && a - b) || (a > b) - (a < b);
 
-function Table({ columns, rows, total, timeColumn }) {
+function Table({ columns, rows, timeColumn }) {
   const [sort, setSort] = useState([Math.max(0, columns.indexOf(timeColumn)), -1]); // column index, 1 or -1
-  const [pageNo, setPage] = useState(0);
+  const [count, setCount] = useState(PAGE_SIZE); // rows shown: a page more on each "More"
   const [col, dir] = sort;
   const sorted = useMemo(() => [...rows].sort((a, b) => dir * compare(a[col], b[col])), [rows, col, dir]);
-  const pages = Math.max(1, Math.ceil(sorted.length / PAGE_SIZE));
-  const p = Math.min(pageNo, pages - 1);
-  const shown = sorted.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-  const by = (i) => () => (setSort([i, i === col ? -dir : 1]), setPage(0));
-  const move = (n) => () => setPage(p + n);
-  return html`<section aria-labelledby="act-rows-h">
-    <h2 id="act-rows-h">Rows</h2>
+  return html`
+    <h2>Rows</h2>
     <p role="status" class="muted" data-testid="act-count" data-count=${sorted.length}>
-      ${fmtNumber(sorted.length)} of ${fmtNumber(total)} rows
+      ${fmtNumber(Math.min(count, sorted.length))} of ${fmtNumber(sorted.length)} rows shown
     </p>
     <div class="results-wrap">
       <table class="results act-table" data-testid="act-table">
         <thead><tr>
           ${columns.map(
             (c, i) => html`<th scope="col" aria-sort=${i === col ? (dir > 0 ? "ascending" : "descending") : undefined}>
-              <button type="button" class="btn-link" data-testid="act-sort" data-column=${c} onClick=${by(i)}>${c}</button></th>`,
+              <button type="button" class="btn-link" data-testid="act-sort" data-column=${c}
+                onClick=${() => (setSort([i, i === col ? -dir : 1]), setCount(PAGE_SIZE))}>${c}</button></th>`,
           )}
         </tr></thead>
         <tbody>
-          ${shown.map((r, k) => html`<tr key=${p * PAGE_SIZE + k} data-testid="act-row">${r.map((v) => html`<td>${v}</td>`)}</tr>`)}
+          ${sorted.slice(0, count).map((r) => html`<tr data-testid="act-row">${r.map((v) => html`<td>${v}</td>`)}</tr>`)}
         </tbody>
       </table>
-      ${!sorted.length && html`<p class="empty" data-testid="act-empty">No rows.</p>`}
-      ${pages > 1 &&
-      html`<div class="more">
-        <button type="button" class="btn" data-testid="act-prev" disabled=${p === 0} onClick=${move(-1)}>Previous</button>
-        <span data-testid="act-page">Page ${p + 1} of ${pages}</span>
-        <button type="button" class="btn" data-testid="act-next" disabled=${p >= pages - 1} onClick=${move(1)}>Next</button>
-      </div>`}
+      ${count < sorted.length &&
+      html`<div class="more"><button type="button" class="btn" data-testid="act-more" onClick=${() => setCount(count + PAGE_SIZE)}>More</button></div>`}
     </div>
-  </section>`;
+  `;
 }
