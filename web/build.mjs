@@ -82,9 +82,9 @@ const common = {
   charset: "utf8",
   logLevel: "warning",
   define: { "process.env.NODE_ENV": '"production"' },
-  // A .json import is a static file (the Activity map's world, world-atlas's TopoJSON): its URL, under /assets.
+  // A .json import is a static file (the Activity map's world, world-atlas's TopoJSON): its URL, under
+  // /assets, relative to the importing chunk (new URL(url, import.meta.url) makes it absolute).
   loader: { ".svg": "file", ".png": "file", ".woff2": "file", ".json": "file" },
-  publicPath: "/",
   // The htm templates without the whitespace and closing-tag names htm ignores (htm-compact.mjs).
   plugins: [htmCompact(SRC)],
 };

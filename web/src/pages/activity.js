@@ -1,8 +1,9 @@
 // The Activity map page (/activity, issue 19): the activity datasets (GET /api/datasets), one at a time. The
 // chosen dataset's TSV (GET /api/datasets/{id}, kept with its ETag and asked for again with If-None-Match,
-// so an unchanged dataset is not downloaded twice), filtered by time on its time column; sign-in failures
-// on a world map when it has Latitude and Longitude (points sized by count, with the same places as a
-// table); the rows in a sortable table paged here; Refresh (POST /api/refresh?source=) and its outcome.
+// so an unchanged dataset is not downloaded twice), filtered by time on its time column; its rows on a
+// world map when it has Latitude and Longitude (sign-in failures; threat indicators placed by their IP
+// address): one point per place sized by its count, the same places as a table; the rows in a sortable
+// table shown a page at a time; Refresh (POST /api/refresh?source=) and its outcome.
 // The map libraries (d3-geo, topojson-client) load with this page's chunk only; the world (world-atlas's
 // countries-110m TopoJSON) is a static file under /assets, fetched when a map is first drawn.
 import { geoNaturalEarth1, geoPath } from "d3-geo";
@@ -46,7 +47,7 @@ async function loadTsv(id) {
 let world = null;
 /** The world's outlines projected once: the sphere, the land, the borders and the projection. */
 function loadWorld() {
-  world ||= fetch(worldUrl)
+  world ||= fetch(new URL(worldUrl, import.meta.url)) // the URL is relative to this chunk
     .then((r) => r.json()) // a failed answer is not JSON either: the error banner says so
     .then((t) => {
       const projection = geoNaturalEarth1().fitSize([W, H], { type: "Sphere" });
@@ -211,9 +212,9 @@ function WorldMap({ columns, rows }) {
   const places = useMemo(() => placesOf(columns, rows), [rows]);
   const max = places.length ? places[0].n : 1;
   const total = places.reduce((s, p) => s + p.n, 0);
-  const label = `${total} sign-in failures at ${places.length} places`;
+  const label = `${total} rows at ${places.length} places`;
   return html`<section class="act-map-wrap" aria-labelledby="act-map-h">
-    <h2 id="act-map-h">Sign-in failures</h2>
+    <h2 id="act-map-h">On the map</h2>
     <svg class="act-map" viewBox=${`0 0 ${W} ${H}`} role="img" aria-label=${label} data-testid="act-map"
       data-points=${w ? places.length : ""}>
       ${w &&
@@ -227,7 +228,7 @@ function WorldMap({ columns, rows }) {
     <details>
       <summary>As a table</summary>
       <table class="results" data-testid="act-places">
-        <thead><tr>${["Place", "Latitude", "Longitude", "Failures"].map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>
+        <thead><tr>${["Place", "Latitude", "Longitude", "Rows"].map((n) => html`<th scope="col">${n}</th>`)}</tr></thead>
         <tbody>
           ${places.map((p) => html`<tr key=${p.key} data-testid="act-place" data-count=${p.n}>
             <td>${placeName(p)}</td><td>${p.lat}</td><td>${p.lon}</td><td>${p.n}</td></tr>`)}
