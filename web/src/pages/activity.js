@@ -64,33 +64,30 @@ function loadWorld() {
   return world;
 }
 
-/** The time window the address asks for: [from, to] in ms (either may be missing), or null for all rows. */
+/** The time window the address asks for: [from, to] in ms, both included, or null for every row. */
 function windowOf(sp) {
   const range = sp.get("range");
-  if (RANGES[range]) return [Date.now() - RANGES[range] * 3600000, null];
-  if (range !== "custom") return null;
-  const t = (v) => (v && !Number.isNaN(Date.parse(v)) ? Date.parse(v) : null);
-  return [t(sp.get("start")), t(sp.get("end"))];
+  if (RANGES[range]) return [Date.now() - RANGES[range] * 3600000, Infinity];
+  return range === "custom" ? [Date.parse(sp.get("start")) || -Infinity, Date.parse(sp.get("end")) || Infinity] : null;
 }
 
-/** Rows whose time column falls in the window (all of them without one). */
+/** Rows whose time column falls in the window (all of them without one; a time that is no time: none). */
 function within(data, timeColumn, win) {
   const i = data.columns.indexOf(timeColumn);
   if (!win || i < 0) return data.rows;
-  const [from, to] = win;
   return data.rows.filter((r) => {
     const t = Date.parse(r[i]);
-    return !Number.isNaN(t) && (from === null || t >= from) && (to === null || t <= to);
+    return t >= win[0] && t <= win[1];
   });
 }
 
-/** The rows grouped by their coordinates, most failures first. */
+/** The rows grouped by their coordinates, most rows first. */
 function placesOf(columns, rows) {
   const [iLat, iLon, iCity, iCountry] = [...COORDS, "City", "Country"].map((c) => columns.indexOf(c));
   const found = new Map();
   for (const r of rows) {
-    const lat = r[iLat] === "" ? NaN : Number(r[iLat]);
-    const lon = r[iLon] === "" ? NaN : Number(r[iLon]);
+    const lat = parseFloat(r[iLat]); // "" is NaN: no place
+    const lon = parseFloat(r[iLon]);
     if (!(Math.abs(lat) <= 90 && Math.abs(lon) <= 180)) continue;
     const key = `${lat},${lon}`;
     if (!found.has(key)) found.set(key, { key, lat, lon, city: r[iCity] || "", country: r[iCountry] || "", n: 0 });
