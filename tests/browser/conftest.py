@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ CHROMIUM_ARGS = [
 TENANT_ID = "7d1c3f0a-16b2-4e5f-9a8b-c0d1e2f3a416"
 SPA_CLIENT_ID = "3f6d2a1b-9c8e-4b7a-a6f5-e4d3c2b1a016"
 SCOPE = f"{API_APP_ID_URI}/access_as_user"
+LOG_ANALYTICS_WORKSPACE_ID = "6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a19"  # the Activity map's (issue 19)
 EVENTS_PER_DAY = 400
 SENSITIVE_SERVICES = ("Exchange",)
 WEB = PROJECT_ROOT / "web"
@@ -192,6 +194,9 @@ def console(
         simulator.register_api(aoc_api(2))
         simulator.register_spa(SPA_CLIENT_ID, [f"{origin}/redirect.html", f"{origin}/"])
         documents = _seed(simulator)
+        # The simulated Log Analytics workspace keeps the host's time (SystemClock): its rows are those of
+        # the last hours as the app asks for them (the tenant's own clock starts a day back, for _seed).
+        simulator.app.log_analytics._now_us = lambda: int(time.time() * 1_000_000)
         ca_id, changed, unchanged = _ca_change(documents)
         authority = f"{simulator.base_url}/{TENANT_ID}/v2.0"
         host.environment = {
@@ -216,6 +221,9 @@ def console(
             "CONSOLE_CLIENT_ID": SPA_CLIENT_ID,
             "CONSOLE_AUTHORITY": authority,
             "CONSOLE_SCOPES": SCOPE,
+            # The Activity map's datasets (issue 19): the simulator's Log Analytics query API.
+            "LOG_ANALYTICS_WORKSPACE_ID": LOG_ANALYTICS_WORKSPACE_ID,
+            "LOG_ANALYTICS_ENDPOINT": f"{simulator.base_url}/v1",
             # Only the API: this host lives for the whole session, and its timers and queue listeners
             # would take the shared queues' messages from the hosts of the e2e tests that follow.
             **http_functions_only(),
