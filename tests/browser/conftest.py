@@ -36,6 +36,7 @@ from tests.support.ci import IN_CI
 from tests.support.drift import unique_drift_file
 from tests.support.host_process import HostProcess, http_functions_only, http_request, non_http_functions
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api
+from tests.support.simulated_tenant import CLIENT_ID as SIMULATED_APP_CLIENT_ID
 
 pytest.register_assert_rewrite("tests.browser.helpers")  # its assertions explain themselves too
 from tests.browser.helpers import Console, SignedIn, sign_in  # noqa: E402
@@ -221,9 +222,13 @@ def console(
             "CONSOLE_CLIENT_ID": SPA_CLIENT_ID,
             "CONSOLE_AUTHORITY": authority,
             "CONSOLE_SCOPES": SCOPE,
-            # The Activity map's datasets (issue 19): the simulator's Log Analytics query API.
+            # The Activity map's datasets (issue 19): the simulator's Log Analytics query API, called with the
+            # app's own identity (client credentials at the simulated tenant, as the e2e hosts have them).
             "LOG_ANALYTICS_WORKSPACE_ID": LOG_ANALYTICS_WORKSPACE_ID,
             "LOG_ANALYTICS_ENDPOINT": f"{simulator.base_url}/v1",
+            "M365_AUTH_MODE": "msal",
+            "M365_CLIENT_ID": SIMULATED_APP_CLIENT_ID,
+            "M365_CLIENT_SECRET": "simulator-secret",
             # Only the API: this host lives for the whole session, and its timers and queue listeners
             # would take the shared queues' messages from the hosts of the e2e tests that follow.
             **http_functions_only(),
