@@ -176,6 +176,7 @@ def test_the_log_analytics_failures_on_the_map_filtered_in_the_table_and_refresh
     radii = tid(page, "map-point").evaluate_all("ps => ps.map(p => [+p.dataset.count, +p.getAttribute('r')])")
     assert [r for _, r in sorted(radii)] == sorted(r for _, r in radii), "a point's size follows its count"
     axe_clean = run_axe(page)
+    tid(page, "act-map").scroll_into_view_if_needed()
     screenshot(page, "activity-map")
     assert axe_clean == []
 
