@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from shared.datasets.sources import DatasetSource, load_default_sources
 from shared.datasets.store import DatasetStore, dataset_blob_name, metadata_blob_name
@@ -25,7 +25,16 @@ from shared.datasets.tsv import decode_tsv
 from shared.ingestion.event_store import EventStore
 from shared.platform.clients import get_clients
 from shared.platform.resources import BlobContainers, CosmosContainers
-from tests.browser.helpers import READER, UI_TIMEOUT_MS, Console, SignedIn, run_axe, screenshot, tid
+from tests.browser.helpers import (
+    READER,
+    UI_TIMEOUT_MS,
+    Console,
+    SignedIn,
+    run_axe,
+    screenshot,
+    sign_in,
+    tid,
+)
 from tests.support.signin_events import signin_events
 
 pytestmark = pytest.mark.browser
@@ -273,3 +282,24 @@ def test_the_failed_sign_ins_this_app_stores_are_on_the_map(
     upn = columns.index("UserPrincipalName")
     assert {e["actor"]["upn"] for e in failed} <= {r[upn] for r in rows}
     assert run_axe(page) == []
+
+
+def test_too_many_refreshes_say_when_to_retry(context: BrowserContext, console: Console) -> None:
+    """Beyond DATASETS_REFRESH_PER_MINUTE (6) a minute, the API answers 429 with Retry-After and the page
+    says how long to wait. 13 presses span at most two of the rate's one-minute windows, so one of them
+    sees a seventh. A user of its own, so the other tests' refreshes do not count."""
+    signed = sign_in(context, console, [READER], f"/activity?dataset={EVENTS}", user=2)
+    page = signed.page
+    result = tid(page, "act-refresh-result")
+    expect(tid(page, "act-refresh")).to_be_enabled(timeout=UI_TIMEOUT_MS)
+    for _ in range(13):
+        with page.expect_response(lambda r: urllib.parse.urlsplit(r.url).path == "/api/refresh") as answer:
+            tid(page, "act-refresh").click()
+        expect(result).not_to_have_attribute("data-status", "0", timeout=60_000)
+        if answer.value.status == 429:
+            break
+    assert answer.value.status == 429
+    wait = int(answer.value.headers["retry-after"])
+    assert 1 <= wait <= 60
+    expect(result).to_have_attribute("data-status", "429")
+    expect(result).to_have_text(f"Too many refreshes: try again in {f'{wait} s' if wait < 60 else '1 min'}.")
