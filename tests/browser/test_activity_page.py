@@ -4,8 +4,8 @@ simulator's Log Analytics workspace and of the sign-ins this app stores, publish
 time filter narrows the map and the table, the table is the TSV the API serves (values with tabs, line
 breaks and non-ASCII text included), the columns sort from the keyboard, Refresh says 200, then 204 (nothing
 due) with the TSV asked for again with If-None-Match (304, not downloaded again), and 202 when it is due
-while another refresh holds the dataset's lease (held here, through the app's DatasetStore); axe finds
-nothing."""
+while another refresh holds the dataset's lease (held here, through the app's DatasetStore), and 429 with
+the wait beyond the caller's rate; axe finds nothing."""
 
 from __future__ import annotations
 
