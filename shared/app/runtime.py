@@ -39,6 +39,7 @@ from shared.governance.config import ValidatorSet, load_default_validators
 from shared.governance.delta_state import TableDeltaStateStore
 from shared.governance.discovery import GovernanceDiscovery, scope_filter
 from shared.governance.notes_writer import GraphNotesWriter
+from shared.governance.pipeline import FindingPublisher, GovernancePipeline
 from shared.governance.service import GovernanceService
 from shared.governance.store import (
     CosmosActivityStore,
@@ -588,6 +589,34 @@ def governance_discovery() -> GovernanceDiscovery:
     )
 
 
+class StorageQueueSender:
+    """pipeline.QueueSender over a storage queue, encoded as the Functions host reads it."""
+
+    def __init__(self, queue_name: str) -> None:
+        self._queue_name = queue_name
+
+    def send(self, text: str) -> None:
+        get_clients().queue(self._queue_name).send_message(text)
+
+
+def governance_publisher() -> FindingPublisher | None:
+    """Alerting on governance findings (shared.governance.alerting), None until it is wired."""
+    return None
+
+
+@cache
+def governance_pipeline() -> GovernancePipeline:
+    return GovernancePipeline(
+        governance_discovery(),
+        governance_service(),
+        governance_activities(),
+        StorageQueueSender(Queues.GOVERNANCE_EVALUATE),
+        StorageQueueSender(Queues.GOVERNANCE_UPDATE),
+        app_clock(),
+        publisher=governance_publisher(),
+    )
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -656,5 +685,6 @@ def reset_runtime() -> None:
         governance_activities,
         governance_service,
         governance_discovery,
+        governance_pipeline,
     ):
         factory.cache_clear()
