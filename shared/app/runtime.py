@@ -607,6 +607,7 @@ def governance_publisher() -> FindingPublisher | None:
 @cache
 def governance_pipeline() -> GovernancePipeline:
     return GovernancePipeline(
+        tenant_id(),
         governance_discovery(),
         governance_service(),
         governance_activities(),

@@ -82,6 +82,12 @@ class FindingPublisher(Protocol):
     def publish(self, outcome: EvaluationOutcome, obj: GovernedObject) -> list[str]: ...
 
 
+class ForeignTenant(ValueError):
+    """A message for a tenant this app does not serve: refused before any storage call or Graph read
+    (the app's Graph token is for its own tenant; a forged tenant id must not write state under
+    another partition). The message ends in the poison queue."""
+
+
 class ObjectUnreadable(RuntimeError):
     """An evaluation by id could not read its object (Graph kept failing): the message is tried again."""
 
@@ -153,11 +159,13 @@ def _error_text(error: BaseException) -> str:
 
 
 class GovernancePipeline:
-    """The three units of work (see the module docstring). `update_queue` receives UpdateNotes messages,
-    `evaluate_queue` EvaluateObject messages; `publisher` None: findings raise no alerts."""
+    """The three units of work (see the module docstring). `tenant_id` is the tenant the app serves (a
+    message naming another is refused); `update_queue` receives UpdateNotes messages, `evaluate_queue`
+    EvaluateObject messages; `publisher` None: findings raise no alerts."""
 
     def __init__(
         self,
+        tenant_id: str,
         discovery: GovernanceDiscovery,
         service: GovernanceService,
         activities: ActivityStore,
@@ -170,6 +178,7 @@ class GovernancePipeline:
         read_budget: dt.timedelta = READ_BUDGET,
         send_concurrency: int = SEND_CONCURRENCY,
     ) -> None:
+        self._tenant = tenant_id.lower()
         self._discovery = discovery
         self._service = service
         self._activities = activities
@@ -181,10 +190,15 @@ class GovernancePipeline:
         self._read_budget = read_budget
         self._send_concurrency = send_concurrency
 
+    def _served(self, tenant_id: str) -> str:
+        if tenant_id.lower() != self._tenant:
+            raise ForeignTenant(f"tenant {tenant_id!r} is not the tenant this app serves")
+        return tenant_id
+
     # -- discovery ----------------------------------------------------------------------------------
 
     def discover(self, request: DiscoveryRequest) -> DiscoveryResult:
-        tenant = request.tenant_id
+        tenant = self._served(request.tenant_id)
         started = self._clock.now()
         details: dict[str, JsonValue] = {
             "full_seed": request.full_seed,
@@ -281,7 +295,7 @@ class GovernancePipeline:
     # -- evaluation ---------------------------------------------------------------------------------
 
     def evaluate(self, message: EvaluateObject) -> tuple[EvaluationOutcome, list[str]]:
-        tenant = message.tenant_id
+        tenant = self._served(message.tenant_id)
         obj = message.snapshot
         observed = parse_utc(message.observed_at)
         if obj is None:
@@ -344,6 +358,7 @@ class GovernancePipeline:
     # -- update -------------------------------------------------------------------------------------
 
     def update(self, message: UpdateNotes) -> UpdateOutcome:
+        self._served(message.tenant_id)
         outcome = self._service.update(message, self._clock.now())
         logger.info("notes update of %s for %s: %s", message.object_id, message.evaluation_id, outcome.status)
         return outcome

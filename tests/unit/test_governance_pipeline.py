@@ -24,7 +24,7 @@ from shared.governance.messages import (
     evaluation_id,
 )
 from shared.governance.model import GovernedObject
-from shared.governance.pipeline import GovernancePipeline, ObjectUnreadable
+from shared.governance.pipeline import ForeignTenant, GovernancePipeline, ObjectUnreadable
 from shared.governance.records import UpdateMode
 from shared.governance.service import EvaluationOutcome, GovernanceService
 from shared.governance.store import FindingQuery
@@ -136,6 +136,7 @@ def stack_of(graph: FakeGraph, mode: UpdateMode = "ReportOnly", **options: Any) 
     )
     evaluate_queue, update_queue, publisher = ListQueue(), ListQueue(), RecordingPublisher()
     pipeline = GovernancePipeline(
+        TENANT,
         rig.discovery,
         service,
         activities,
@@ -581,3 +582,22 @@ def test_hostile_event_fields_never_become_a_message() -> None:
             tenant_id="../x", object_id=SP_ID, evaluation_id=evaluation_id(TENANT, SP_ID, "c"),
             trigger="event", observed_at="2026-12-07T00:00:00Z",
         )  # fmt: skip
+
+
+def test_a_message_for_another_tenant_is_refused_before_any_read_or_write() -> None:
+    stack = stack_of(tenant_of(3))
+    other = "0b7e2f64-1111-4c2d-9e3f-5a6b7c8d9e0f"
+    request = stack.request().model_copy(update={"tenant_id": other})
+    evaluate = by_id(stack, gid(1, 1)).model_copy(update={"tenant_id": other})
+    update = UpdateNotes(
+        tenant_id=other, object_id=gid(1, 1), evaluation_id=evaluation_id(other, gid(1, 1), "c"),
+        after="a@contoso.example", source="owners", planned_at="2026-12-07T00:00:00Z",
+    )  # fmt: skip
+    with pytest.raises(ForeignTenant):
+        stack.pipeline.discover(request)
+    with pytest.raises(ForeignTenant):
+        stack.pipeline.evaluate(evaluate)
+    with pytest.raises(ForeignTenant):
+        stack.pipeline.update(update)
+    assert (stack.graph.outer, stack.activities.activities, stack.store.documents) == ([], {}, {})
+    assert stack.rig.table.rows == {}
