@@ -37,8 +37,9 @@ class ChangedObject(BaseModel):
 
 
 class DirectoryChange(BaseModel):
-    """A stored directory audit event that touched a service principal or an application: what the
-    governance path (shared.app.governance_events) needs to queue an evaluation of the object."""
+    """A directory audit event stored for the first time that touched a service principal or an
+    application: what the governance path (shared.app.governance_events) needs to queue an evaluation
+    of the object."""
 
     event_id: str
     operation: str
@@ -192,5 +193,7 @@ class IngestService:
             quarantined=quarantined,
             enriched=enriched,
             alert_messages=alert_messages,
-            directory_changes=directory_changes(message.source, stored),
+            # Only events stored for the first time: a poll's overlap reads recent records again, and each
+            # would cost the governance path a Graph read to learn it had been evaluated already.
+            directory_changes=directory_changes(message.source, new),
         )
