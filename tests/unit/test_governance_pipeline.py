@@ -28,7 +28,14 @@ from shared.governance.pipeline import ForeignTenant, GovernancePipeline, Object
 from shared.governance.records import UpdateMode
 from shared.governance.service import EvaluationOutcome, GovernanceService
 from shared.governance.store import FindingQuery
-from shared.ingestion.ingest import ChangedObject, DirectoryChange, IngestReport, directory_changes
+from shared.ingestion.ingest import (
+    ChangedObject,
+    DirectoryChange,
+    IngestReport,
+    IngestService,
+    directory_changes,
+)
+from shared.ingestion.messages import IngestMessage
 from shared.ingestion.normalize import normalize_record
 from shared.platform.clock import utc_iso
 from tests.support.governance_memory import (
@@ -48,6 +55,10 @@ from tests.unit.test_governance_discovery import (
     make_rig,
     tenant_of,
 )
+from tests.unit.test_ingest_service import Archive as IngestArchive
+from tests.unit.test_ingest_service import Clock as IngestClock
+from tests.unit.test_ingest_service import Store as IngestStore
+from tests.unit.test_ingest_service import Watermarks as IngestWatermarks
 
 
 @dataclass
@@ -601,3 +612,36 @@ def test_a_message_for_another_tenant_is_refused_before_any_read_or_write() -> N
         stack.pipeline.update(update)
     assert (stack.graph.outer, stack.activities.activities, stack.store.documents) == ([], {}, {})
     assert stack.rig.table.rows == {}
+
+
+class DedupingStore(IngestStore):
+    """The event store's contract: write_events answers only the documents it had not stored yet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def write_events(self, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        new = [d for d in documents if d["id"] not in self.ids]
+        self.ids.update(d["id"] for d in documents)
+        return new
+
+
+def test_the_ingest_report_carries_directory_changes_of_newly_stored_events_only() -> None:
+    owner = raw_record("Remove owner from service principal", [
+        target("User", OWNER, {"ServicePrincipal.ObjectID": (SP_ID, None)}),
+        target("ServicePrincipal", SP_ID),
+    ])  # fmt: skip
+    user = raw_record("Update user", [target("User", OWNER, {"AccountEnabled": ([True], [False])})])
+    service = IngestService(
+        IngestArchive([json.dumps(owner), json.dumps(user)]), DedupingStore(), IngestWatermarks(), TENANT,
+        IngestClock(),
+    )  # fmt: skip
+    message = IngestMessage(source="entra_audit", blob="p1", count=2, run_id="r", tenant_id=TENANT)
+    first = service.process(message)
+    assert [(c.operation, changed_object_id(c)) for c in first.directory_changes] == [
+        ("Remove owner from service principal", SP_ID)
+    ]
+    again = service.process(message)  # the page again (a redelivery, or a poll's overlap)
+    assert again.stored == 2
+    assert again.directory_changes == []
