@@ -645,3 +645,28 @@ def test_the_ingest_report_carries_directory_changes_of_newly_stored_events_only
     again = service.process(message)  # the page again (a redelivery, or a poll's overlap)
     assert again.stored == 2
     assert again.directory_changes == []
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def set(self, value: Any) -> None:
+        self.value = value
+
+
+def test_the_timer_queues_one_discovery_request_of_the_apps_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance_worker import functions
+
+    now = dt.datetime(2026, 12, 7, 9, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(functions, "tenant_id", lambda: TENANT)
+    monkeypatch.setattr(functions, "app_clock", lambda: type("C", (), {"now": staticmethod(lambda: now)})())
+    timer = functions.discover_service_principals.build().get_user_function()
+    first, second = _Out(), _Out()
+    timer(None, first)
+    timer(None, second)
+    requests = [DiscoveryRequest.model_validate_json(out.value) for out in (first, second)]
+    assert [(r.tenant_id, r.trigger, r.full_seed, r.requested_at) for r in requests] == [
+        (TENANT, "timer", False, utc_iso(now))
+    ] * 2
+    assert requests[0].activity_id != requests[1].activity_id  # each firing is a discovery of its own
