@@ -652,6 +652,7 @@ def stack(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFact
                 # Nothing but the queue messages of this test may touch storage.
                 "AzureWebJobs.poll_audit_sources.Disabled": "true",
                 "AzureWebJobs.check_source_health.Disabled": "true",
+                "AzureWebJobs.discover_service_principals.Disabled": "true",
                 # Host.json overrides, as app settings are in Azure: retry at once, give up after two.
                 "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": str(MAX_DEQUEUE_COUNT),
                 "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
