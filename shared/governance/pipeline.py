@@ -244,7 +244,7 @@ class GovernancePipeline:
                 details={"failure": _error_text(error), "queued": sink.queued},
             )
             raise
-        retired = self._retire(request, result.removed_ids)
+        retired, retire_errors = self._retire(request, result.removed_ids)
         counts = result.counts
         finished_details: dict[str, JsonValue] = {
             **result.activity_details(),
@@ -261,12 +261,15 @@ class GovernancePipeline:
             counts=ActivityCounts(
                 discovered=counts.discovered,
                 skipped=counts.skipped_deleted + counts.out_of_scope,
-                errors=counts.errors,
+                errors=counts.errors + len(retire_errors),
             ),
             lock=result.lock,
             errors=[
-                ActivityError(at=e.at, message=e.message[:MAX_ERROR_TEXT], object_id=e.object_id)
-                for e in result.errors
+                *(
+                    ActivityError(at=e.at, message=e.message[:MAX_ERROR_TEXT], object_id=e.object_id)
+                    for e in result.errors
+                ),
+                *retire_errors,
             ],
             details=finished_details,
         )
@@ -278,19 +281,35 @@ class GovernancePipeline:
         )  # fmt: skip
         return result
 
-    def _retire(self, request: DiscoveryRequest, removed_ids: Sequence[str]) -> int:
-        """Resolve the findings of the service principals delta reported removed."""
+    def _retire(
+        self, request: DiscoveryRequest, removed_ids: Sequence[str]
+    ) -> tuple[int, list[ActivityError]]:
+        """Resolve the findings of the service principals delta reported removed. The deltaLinks moved
+        past them already, so one that fails is recorded on the activity (and found again by an
+        evaluation by id, which answers 404 and retires it), never raised."""
         retired = 0
+        errors: list[ActivityError] = []
         for object_id in removed_ids:
-            outcome = self._service.retire(
-                request.tenant_id,
-                object_id,
-                self._clock.now(),
-                evaluation_id=evaluation_id(request.tenant_id, object_id, f"removed:{request.activity_id}"),
-                trigger="discovery",
-            )
+            try:
+                outcome = self._service.retire(
+                    request.tenant_id,
+                    object_id,
+                    self._clock.now(),
+                    evaluation_id=evaluation_id(
+                        request.tenant_id, object_id, f"removed:{request.activity_id}"
+                    ),
+                    trigger="discovery",
+                )
+            except Exception as error:
+                logger.warning("discovery %s: %s could not be retired", request.activity_id, object_id)
+                errors.append(
+                    ActivityError(
+                        at=utc_iso(self._clock.now()), message=_error_text(error), object_id=object_id
+                    )
+                )
+                continue
             retired += 1 if outcome.resolved else 0
-        return retired
+        return retired, errors
 
     # -- evaluation ---------------------------------------------------------------------------------
 

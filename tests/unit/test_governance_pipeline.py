@@ -27,7 +27,7 @@ from shared.governance.model import GovernedObject
 from shared.governance.pipeline import ForeignTenant, GovernancePipeline, ObjectUnreadable
 from shared.governance.records import UpdateMode
 from shared.governance.service import EvaluationOutcome, GovernanceService
-from shared.governance.store import FindingQuery
+from shared.governance.store import FindingQuery, StaleWriteError
 from shared.ingestion.ingest import (
     ChangedObject,
     DirectoryChange,
@@ -670,3 +670,31 @@ def test_the_timer_queues_one_discovery_request_of_the_apps_tenant(monkeypatch: 
         (TENANT, "timer", False, utc_iso(now))
     ] * 2
     assert requests[0].activity_id != requests[1].activity_id  # each firing is a discovery of its own
+
+
+def test_a_removed_principal_that_cannot_be_retired_is_an_error_on_the_activity_not_a_failed_run() -> None:
+    stack = stack_of(with_bad_notes(tenant_of(6), 2))
+    stack.pipeline.discover(stack.request())
+    stack.drain_evaluations()
+    gone = gid(1, 2)
+    stack.graph.delete("servicePrincipals", gone)
+
+    def keeps_changing() -> None:
+        raise StaleWriteError("the object keeps changing")
+
+    original = stack.store.object_state
+
+    def racing(tenant_id: str, object_id: str) -> Any:
+        if object_id == gone:
+            keeps_changing()
+        return original(tenant_id, object_id)
+
+    stack.store.object_state = racing  # type: ignore[method-assign]
+    request = stack.request()
+    result = stack.pipeline.discover(request)
+    assert result.status == "succeeded"
+    activity = stack.activities.get(TENANT, request.activity_id)
+    assert activity is not None
+    assert activity.status == "succeeded"
+    assert [(e.object_id, "StaleWriteError" in e.message) for e in activity.errors] == [(gone, True)]
+    assert activity.counts.errors == 1
