@@ -10,7 +10,9 @@ GovernanceDiscovery, GovernanceService, the ActivityStore and the queues.
   the tenant, the seed's "Processor Locked"), counts discovered / skipped / errors, the errors, and the
   run's details (mode, resync reasons, requests, the evaluation batch it queued). A run that raised
   (the queue refused a message, the state store failed) is recorded as failed and raised again, so the
-  request is delivered again; its deltaLinks were not saved, so nothing is lost.
+  request is delivered again; its deltaLinks were not saved, so nothing is lost. Each delivery holds
+  the tenant's lease under its own name (`{activity id}.{token}`): a copy of the request delivered
+  while the first still runs finds the lease held by it and leaves the run and the activity to it.
   The run stops starting Graph retries after `discovery_budget` (under the host's functionTimeout).
 - `evaluate(EvaluateObject)`: without a snapshot (an audit event, a snapshot too big), reads the object
   first: the id may name a service principal or an application (an audit event about an app
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -224,10 +227,13 @@ class GovernancePipeline:
             self._evaluate_queue, self._activities, request, self._clock, self._send_concurrency
         )
         deadline = self._clock.monotonic() + self._discovery_budget.total_seconds()
+        # The lease's owner is this delivery of the request: a copy delivered while it still runs (its
+        # queue lease could not be renewed) finds the tenant locked by it, and leaves the run to it.
+        delivery = f"{request.activity_id}.{uuid.uuid4().hex[:12]}"
         try:
             result = self._discovery.run(
                 tenant,
-                run_id=request.activity_id,
+                run_id=delivery,
                 trigger=request.trigger,
                 sink=sink,
                 full_seed=request.full_seed,
@@ -244,6 +250,12 @@ class GovernancePipeline:
                 details={"failure": _error_text(error), "queued": sink.queued},
             )
             raise
+        if result.status == "locked" and (result.held_by or "").startswith(f"{request.activity_id}."):
+            logger.info(
+                "discovery %s of %s: another delivery of the request runs it (%s)",
+                request.activity_id, tenant, result.held_by,
+            )  # fmt: skip
+            return result  # its activity is that delivery's to finish
         retired, retire_errors = self._retire(request, result.removed_ids)
         counts = result.counts
         finished_details: dict[str, JsonValue] = {

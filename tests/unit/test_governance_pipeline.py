@@ -698,3 +698,33 @@ def test_a_removed_principal_that_cannot_be_retired_is_an_error_on_the_activity_
     assert activity.status == "succeeded"
     assert [(e.object_id, "StaleWriteError" in e.message) for e in activity.errors] == [(gone, True)]
     assert activity.counts.errors == 1
+
+
+def test_a_copy_of_a_request_delivered_while_it_runs_leaves_the_run_and_its_activity_to_it() -> None:
+    stack = stack_of(tenant_of(6))
+    request = stack.request()
+    copies: list[Any] = []
+
+    class CopyArrives(ListQueue):
+        """The queue lease of the first delivery lapsed: the copy arrives while the run sends."""
+
+        def send(self, text: str) -> None:
+            if not copies:
+                copies.append(stack.pipeline.discover(request))
+            super().send(text)
+
+    arriving = CopyArrives()
+    stack.pipeline._evaluate_queue = arriving  # the sink of the first delivery sends through it
+    result = stack.pipeline.discover(request)
+
+    [copy] = copies
+    assert (copy.status, copy.lock) == ("locked", "held")
+    assert copy.held_by is not None
+    assert copy.held_by.startswith(request.activity_id + ".")
+    assert result.status == "succeeded"
+    activity = stack.activities.get(TENANT, request.activity_id)
+    assert activity is not None
+    assert (activity.status, activity.lock) == ("succeeded", "acquired")  # the copy recorded nothing
+    assert sorted(EvaluateObject.model_validate_json(t).object_id for t in arriving.sent) == sorted(
+        stack.graph.live()
+    )  # queued once, by the first delivery
