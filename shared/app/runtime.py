@@ -46,6 +46,7 @@ from shared.governance.config import ValidatorSet, load_default_validators
 from shared.governance.delta_state import TableDeltaStateStore
 from shared.governance.discovery import GovernanceDiscovery, scope_filter
 from shared.governance.notes_writer import GraphNotesWriter
+from shared.governance.pipeline import FindingPublisher, GovernancePipeline
 from shared.governance.service import GovernanceService
 from shared.governance.store import (
     CosmosActivityStore,
@@ -629,6 +630,35 @@ def governance_api_status() -> GovernanceStatus:
     return governance_status(s.governance_update_mode, governance_activities(), _tenant_id(s))
 
 
+class StorageQueueSender:
+    """pipeline.QueueSender over a storage queue, encoded as the Functions host reads it."""
+
+    def __init__(self, queue_name: str) -> None:
+        self._queue_name = queue_name
+
+    def send(self, text: str) -> None:
+        get_clients().queue(self._queue_name).send_message(text)
+
+
+def governance_publisher() -> FindingPublisher:
+    """Findings opened by an evaluation become events, alerts and notifications."""
+    return governance_finding_alerts()
+
+
+@cache
+def governance_pipeline() -> GovernancePipeline:
+    return GovernancePipeline(
+        tenant_id(),
+        governance_discovery(),
+        governance_service(),
+        governance_activities(),
+        StorageQueueSender(Queues.GOVERNANCE_EVALUATE),
+        StorageQueueSender(Queues.GOVERNANCE_UPDATE),
+        app_clock(),
+        publisher=governance_publisher(),
+    )
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -700,5 +730,6 @@ def reset_runtime() -> None:
         governance_discovery,
         governance_finding_alerts,
         governance_api,
+        governance_pipeline,
     ):
         factory.cache_clear()
