@@ -295,6 +295,7 @@ def main() -> int:
             "API_CONTINUATION_SECRET": SIGNING_KEY,
             "PROBE_ENABLED": "false",
             "POLL_SCHEDULE": "0 0 0 1 1 *",  # bindings refer to it; never fires during the run
+            "GOVERNANCE_DISCOVERY_SCHEDULE": "0 0 0 1 1 *",
         }
         os.environ.update(settings)
 

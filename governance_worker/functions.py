@@ -11,13 +11,13 @@ from shared.platform.resources import Queues
 bp = func.Blueprint()
 logger = logging.getLogger(__name__)
 
-# The seed's schedule: every 30 minutes. The directory audit log queues evaluations in between
-# (shared.app.governance_events), and the Admin route queues a full seed.
-DISCOVERY_SCHEDULE = "0 */30 * * * *"
 
-
+# GOVERNANCE_DISCOVERY_SCHEDULE, by default the seed's every 30 minutes. The directory audit log queues
+# evaluations in between (shared.app.governance_events), and the Admin route queues a full seed.
 @bp.function_name("discover_service_principals")
-@bp.timer_trigger(arg_name="timer", schedule=DISCOVERY_SCHEDULE, run_on_startup=False, use_monitor=True)
+@bp.timer_trigger(
+    arg_name="timer", schedule="%GOVERNANCE_DISCOVERY_SCHEDULE%", run_on_startup=False, use_monitor=True
+)
 @bp.queue_output(
     arg_name="requests", queue_name=Queues.GOVERNANCE_DISCOVERY, connection="AzureWebJobsStorage"
 )

@@ -233,6 +233,8 @@ var appSettings = {
   MANAGEMENT_CONTENT_TYPES: 'Audit.AzureActiveDirectory,Audit.Exchange,Audit.SharePoint,Audit.General'
   MANAGEMENT_INCLUDE_DLP: managementIncludeDlp ? 'true' : 'false'
   POLL_SCHEDULE: '0 */5 * * * *'
+  GOVERNANCE_DISCOVERY_SCHEDULE: '0 */30 * * * *'
+  GOVERNANCE_FULL_SWEEP_HOURS: '24'
   POLL_INTERVAL_SECONDS: '300'
   GRAPH_OVERLAP_SECONDS: '900'
   MANAGEMENT_OVERLAP_SECONDS: '86400'

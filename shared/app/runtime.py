@@ -586,6 +586,7 @@ def governance_service() -> GovernanceService:
 
 @cache
 def governance_discovery() -> GovernanceDiscovery:
+    s = get_settings()
     cloud = endpoints()
     return GovernanceDiscovery(
         api_client(),
@@ -594,6 +595,9 @@ def governance_discovery() -> GovernanceDiscovery:
         TableDeltaStateStore(get_clients().table(Tables.GOVERNANCE_DELTA)),
         app_clock(),
         in_scope=scope_filter(governance_validators()),
+        full_sweep_every=dt.timedelta(hours=s.governance_full_sweep_hours)
+        if s.governance_full_sweep_hours
+        else None,
     )
 
 

@@ -128,6 +128,7 @@ class _EvaluateSink:
             cause=request.activity_id,
             observed_at=found.observed_at,
             snapshot=found.governed,
+            baseline=found.reason == "baseline",
         )
         return message.queue_text()
 
@@ -256,6 +257,8 @@ class GovernancePipeline:
                 request.activity_id, tenant, result.held_by,
             )  # fmt: skip
             return result  # its activity is that delivery's to finish
+        if sink.queued:
+            self._activities.expect(tenant, sink.batch_id, sink.queued)
         retired, retire_errors = self._retire(request, result.removed_ids)
         counts = result.counts
         finished_details: dict[str, JsonValue] = {
@@ -358,7 +361,12 @@ class GovernancePipeline:
         )
         if outcome.update is not None:
             self._update_queue.send(outcome.update.model_dump_json())
-        notify = self._publisher.publish(outcome, obj) if self._publisher is not None else []
+        notify: list[str] = []
+        if self._publisher is not None and not (message.baseline and outcome.first_evaluation):
+            # What a baseline finds was there before governance looked: the Governance page lists it,
+            # and alerts are for findings that open afterwards (changes, new apps, credentials nearing
+            # expiry found by the daily sweep).
+            notify = self._publisher.publish(outcome, obj)
         logger.info(
             "evaluation %s of %s (%s): %s %s, %d findings, %d opened, %d resolved, update %s, "
             "%d notifications",

@@ -116,6 +116,9 @@ class EvaluationOutcome(BaseModel):
     resolved: tuple[FindingRecord, ...] = ()
     remediation: Remediation | None = None
     update: UpdateNotes | None = None
+    first_evaluation: bool = False
+    """The object's first evaluation ever (also on its redelivery): what a baseline records without
+    alerting (shared.governance.pipeline)."""
 
 
 UpdateStatus = Literal["patched", "duplicate", "unchanged", "superseded", "skipped"]
@@ -294,6 +297,7 @@ class GovernanceService:
             resolved=tuple(resolved),
             remediation=remediation,
             update=update,
+            first_evaluation=previous is None,
         )
 
     def _write_found(
@@ -463,6 +467,7 @@ class GovernanceService:
             resolved=tuple(f for f in mine if f.state == "resolved"),
             remediation=remediation,
             update=update,
+            first_evaluation=record.evaluations == 1,
         )
 
     # -- retirement ---------------------------------------------------------------------------------

@@ -220,6 +220,15 @@ class AppSettings(BaseSettings):
     governance_update_mode: Literal["ReportOnly", "Update"] = Field(
         default="ReportOnly", validation_alias=_alias("GOVERNANCE_UPDATE_MODE")
     )
+    # The discovery timer (the binding reads %GOVERNANCE_DISCOVERY_SCHEDULE%: 6-field NCRONTAB), and how
+    # often a discovery lists every service principal instead of following delta (0: never), so that a
+    # credential nearing expiry or an owner disabled is found on an object that did not change.
+    governance_discovery_schedule: str = Field(
+        default="0 */30 * * * *", validation_alias=_alias("GOVERNANCE_DISCOVERY_SCHEDULE")
+    )
+    governance_full_sweep_hours: int = Field(
+        default=24, ge=0, le=24 * 30, validation_alias=_alias("GOVERNANCE_FULL_SWEEP_HOURS")
+    )
 
     # HTTP API: authentication, paging and privacy.
     api_auth_mode: Literal["keys", "entra", "swa"] = Field(

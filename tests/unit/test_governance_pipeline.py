@@ -225,9 +225,40 @@ def test_the_queued_evaluations_evaluate_every_principal_once_even_when_delivere
     assert batch is not None
     assert batch.counts.evaluated == len(live)
     assert batch.counts.passed + batch.counts.failed == len(live)
+    assert (batch.expected, batch.status) == (len(live), "succeeded")  # every queued unit settled
     assert stack.update_queue.sent == []  # ReportOnly: nothing for the update queue
+    # a baseline's first evaluations (and their redeliveries) record without alerting
+    assert all(o.first_evaluation for o in outcomes)
+    assert stack.publisher.seen == []
+
+
+def test_findings_after_the_baseline_are_published_on_every_delivery() -> None:
+    stack = stack_of(tenant_of(9))
+    stack.pipeline.discover(stack.request())
+    stack.drain_evaluations()
+    changed = [gid(1, 2), gid(1, 4)]
+    for object_id in changed:
+        stack.graph.set_notes(object_id, "someone@contoso.example")
+    stack.pipeline.discover(stack.request())
+    outcomes = stack.drain_evaluations(twice=True)
+
+    assert [o.status for o in outcomes] == ["evaluated", "duplicate"] * len(changed)
+    assert not any(o.first_evaluation for o in outcomes)
     # the publisher saw every delivery, with the object evaluated
     assert [(o, i) for o, i, _ in stack.publisher.seen] == [(o.object_id, o.object_id) for o in outcomes]
+
+
+def test_a_periodic_full_sweep_alerts_on_known_objects_only() -> None:
+    stack = stack_of(tenant_of(9))
+    stack.pipeline.discover(stack.request())
+    stack.drain_evaluations()
+    full = stack.request(full_seed=True)
+    stack.pipeline.discover(full)
+    outcomes = stack.drain_evaluations()
+    assert outcomes
+    assert {o.status for o in outcomes} == {"evaluated"}
+    assert not any(o.first_evaluation for o in outcomes)
+    assert len(stack.publisher.seen) == len(outcomes)  # known objects: what opens now is news
 
 
 def test_the_next_discovery_queues_only_what_changed() -> None:

@@ -187,6 +187,8 @@ def test_deployed_literal_values_parse_with_the_settings_model(monkeypatch: pyte
     assert settings.queue_message_encoding == "base64"
     assert settings.poll_interval_seconds == 300
     Schedule(literals["POLL_SCHEDULE"])  # a valid 6-field NCRONTAB, as the timer binding needs
+    Schedule(literals["GOVERNANCE_DISCOVERY_SCHEDULE"])
+    assert literals["GOVERNANCE_DISCOVERY_SCHEDULE"] == settings.governance_discovery_schedule
 
 
 def main_bicep_parameters() -> dict[str, bool]:
