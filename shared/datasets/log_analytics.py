@@ -63,7 +63,6 @@ DEFAULT_ENDPOINT = "https://api.loganalytics.io/v1"
 LOG_ANALYTICS_RESOURCE = "https://api.loganalytics.io"
 LOG_ANALYTICS_SCOPE = f"{LOG_ANALYTICS_RESOURCE}/.default"
 INGESTION_TIME = "IngestionTime"
-TIME_WINDOW_PLACEHOLDER = "{time_window}"
 # The query API's documented limits: 500,000 rows and 64 MB of data per answer, 10 minutes per query.
 ROW_LIMIT = 500_000
 BYTE_LIMIT = 64 * 1024 * 1024
@@ -71,6 +70,7 @@ MAX_SERVER_TIMEOUT_SECONDS = 600
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_CHARS = 500
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 class QueryFailedError(RuntimeError):
@@ -143,16 +143,10 @@ def kql_datetime(value: dt.datetime) -> str:
     return f"datetime({value.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')})"
 
 
-def time_window_literal(hours: int) -> str:
-    """The KQL timespan literal of a window of `hours` hours: 24h, 720h."""
-    return f"{int(hours)}h"
-
-
 def render_kql(source: DatasetSource, window: QueryWindow) -> str:
-    """The source's KQL with `{time_window}` replaced and, for an incremental window, the
-    IngestionTime bounds appended (ingested_after < IngestionTime <= end)."""
-    query: str = source.query
-    kql = query.replace(TIME_WINDOW_PLACEHOLDER, time_window_literal(source.query_time_window_hours))
+    """The source's KQL with `{time_window}` replaced (DatasetSource.render_query: `24h`) and, for an
+    incremental window, the IngestionTime bounds appended (ingested_after < IngestionTime <= end)."""
+    kql: str = source.render_query()
     if window.ingested_after is not None:
         kql = (
             f"{kql.rstrip()}\n| where {INGESTION_TIME} > {kql_datetime(window.ingested_after)}"
@@ -310,7 +304,8 @@ def _http_error_text(exc: AzureError) -> str:
         model = getattr(exc, "model", None)
         if model is not None and getattr(model, "code", None):
             return f"HTTP {status} {_error_text(model)}"
-        return f"HTTP {status}: {(exc.reason or type(exc).__name__)}"
+        text = str(exc.message or exc.reason or type(exc).__name__).splitlines()[0]
+        return f"HTTP {status}: {text[:300]}" if status else text[:300]
     return f"{type(exc).__name__}: {str(exc.message)[:200]}"
 
 
@@ -453,7 +448,7 @@ def render_rows(
     for position in positions:
         renderer = _column_renderer(kql_types[position]) if position < len(kql_types) else render_value
         values = [row[position] for row in raw]
-        if renderer is None and all(type(v) is str or v is None for v in values):
+        if renderer is None and set(map(type, values)) <= _TEXT_TYPES:
             columns.append(values)
         else:
             columns.append([render_value(v) for v in values])
