@@ -34,7 +34,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -287,9 +287,9 @@ def _error_text(error: Any) -> str:
     message = getattr(error, "message", None) or ""
     parts: list[str] = []
     for detail in getattr(error, "details", None) or []:
-        if isinstance(detail, dict):
+        if isinstance(detail, Mapping):  # a dict, or the SDK's generated model (a MutableMapping)
             inner = detail
-            while isinstance(inner.get("innererror"), dict):
+            while isinstance(inner.get("innererror"), Mapping):
                 inner = inner["innererror"]
             text = inner.get("message") or detail.get("message")
             if isinstance(text, str) and text and text not in parts:
