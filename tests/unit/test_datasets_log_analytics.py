@@ -179,10 +179,28 @@ def test_values_render_as_the_contract_says(value: Any, text: str | None) -> Non
 
 def test_render_rows_orders_columns_and_only_converts_what_is_not_text() -> None:
     raw: list[list[Any]] = [["a", 1, None], ["b\tc", None, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]]
-    rows = render_rows(raw, [2, 0, 1], ["string", "string", "long"])
+    rows = render_rows(raw, [2, 0, 1])
     assert rows == [[None, "a", "1"], ["2026-01-01T00:00:00.000Z", "b\tc", None]]
     # A string column that holds something else after all is rendered, not passed through.
-    assert render_rows([[5]], [0], ["string"]) == [["5"]]
+    assert render_rows([[5]], [0]) == [["5"]]
+    assert render_rows([], [0, 1]) == []
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        [dt.datetime(2026, 1, 1, 0, 0, 0, 999999, dt.UTC), dt.datetime(1999, 12, 31, 23, 59, tzinfo=dt.UTC)],
+        [dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5))), dt.datetime(2026, 1, 1)],
+        [dt.datetime(2026, 1, 1, tzinfo=dt.UTC), None, "2026-01-01T00:00:00Z"],
+        [1.5, -0.0, 1e300, None, 7],
+        [1, 2, 3],
+        [True, False, None],
+        [{"a": 1}, [], "x", None, 2.5],
+    ],
+)
+def test_a_column_rendered_whole_reads_like_its_values_rendered_one_by_one(column: list[Any]) -> None:
+    assert render_rows([[v] for v in column], [0]) == [[render_value(v)] for v in column]
+    assert render_rows([["x", v] for v in column], [1, 0]) == [[render_value(v), "x"] for v in column]
 
 
 # --- the runner -----------------------------------------------------------------------------------
@@ -382,7 +400,7 @@ def test_the_credential_asks_the_app_provider_for_each_request() -> None:
         ("https://api.loganalytics.us/v1", "https://api.loganalytics.us"),
         ("https://api.loganalytics.azure.cn/v1", "https://api.loganalytics.azure.cn"),
         ("https://127.0.0.1:7072/v1", LOG_ANALYTICS_RESOURCE),  # the simulator keeps the real resource
-        ("http://localhost:7072/v1", LOG_ANALYTICS_RESOURCE),
+        ("https://localhost:7072/v1", LOG_ANALYTICS_RESOURCE),
     ],
 )
 def test_the_token_audience_follows_the_endpoint(endpoint: str, audience: str) -> None:
@@ -390,9 +408,10 @@ def test_the_token_audience_follows_the_endpoint(endpoint: str, audience: str) -
     assert build_logs_client(endpoint, _Provider())._endpoint == endpoint.rsplit("/v1", 1)[0]
 
 
-def test_the_client_refuses_plain_http_off_the_loopback_and_relative_endpoints() -> None:
-    with pytest.raises(ValueError, match="https"):
-        build_logs_client("http://api.loganalytics.io/v1", _Provider())
+def test_the_client_refuses_plain_http_and_relative_endpoints() -> None:
+    for endpoint in ("http://api.loganalytics.io/v1", "http://127.0.0.1:7072/v1"):
+        with pytest.raises(ValueError, match="https"):
+            build_logs_client(endpoint, _Provider())
     with pytest.raises(ValueError, match="absolute"):
         default_audience("api.loganalytics.io/v1")
 
@@ -471,9 +490,7 @@ def test_the_simulator_honours_the_appended_ingestion_bounds(sim_app: SimulatorA
     assert all("2026-11-03T03:00:00.000Z" < t <= "2026-11-03T06:00:00.000Z" for t in ingested)
     full = call(sim_app, {"query": source().render_query(), "timespan": span(0, 6)})[1]["tables"][0]["rows"]
     assert sorted(ingested) == sorted(
-        r[1]
-        for r in full
-        if "2026-11-03T03:00:00.000Z" < r[1] <= "2026-11-03T06:00:00.000Z"
+        r[1] for r in full if "2026-11-03T03:00:00.000Z" < r[1] <= "2026-11-03T06:00:00.000Z"
     )
 
 
