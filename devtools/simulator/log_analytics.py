@@ -99,6 +99,8 @@ _FAILURES: tuple[tuple[str, str], ...] = (
         "Due to a configuration change made by your administrator, you must use multi-factor authentication.",
     ),
 )
+# How often each failure occurs: the two descriptions with a newline or a tab are rare, as in real logs.
+_FAILURE_WEIGHTS = (30, 10, 20, 2, 10, 2, 20)
 _APPS = (
     "Office 365 Exchange Online",
     "Microsoft Teams",
@@ -211,7 +213,7 @@ def _hour_rows(seed: int, table: str, hour: int, count: int, late_fraction: floa
         city, country, latitude, longitude = rng.choice(_LOCATIONS)
         if table == "SigninLogs":
             user = rng.choice(users)
-            code, description = rng.choice(_FAILURES)
+            code, description = rng.choices(_FAILURES, _FAILURE_WEIGHTS)[0]
             values: dict[str, Any] = {
                 "UserPrincipalName": user.upn,
                 "UserDisplayName": user.display_name,

@@ -29,6 +29,7 @@ from shared.datasets.log_analytics import (
     render_kql,
     render_rows,
     render_value,
+    table_rows,
 )
 from shared.datasets.querying import QueryWindow
 from shared.datasets.sources import DatasetSource
@@ -219,6 +220,24 @@ def test_a_complete_answer_is_rendered_in_the_source_column_order_with_the_newes
     assert [c["span"] for c in client.calls] == [(FULL.start, FULL.end)]
     assert client.calls[0]["workspace"] == WORKSPACE
     assert client.calls[0]["wait"] == 180
+
+
+def test_a_null_guid_or_timespan_is_a_null_although_the_sdk_made_it_text() -> None:
+    table = LogsTable(
+        name="PrimaryResult",
+        columns=["TimeGenerated", "UserPrincipalName", "City", "Latitude", "IngestionTime"],
+        columns_types=["datetime", "guid", "timespan", "real", "datetime"],
+        rows=[
+            [at(1), None, None, 1.5, at(2)],
+            [at(3), "0b9a3c1e-aaaa-4bbb-8ccc-0123456789ab", "01:00:00", None, at(4)],
+        ],
+    )
+    rows, newest = table_rows(source(), table)
+    assert rows == [
+        ["2026-12-06T12:01:00.000Z", None, None, "1.5"],
+        ["2026-12-06T12:03:00.000Z", "0b9a3c1e-aaaa-4bbb-8ccc-0123456789ab", "01:00:00", None],
+    ]
+    assert newest == at(4)
 
 
 def test_a_partial_answer_is_split_in_halves_until_every_part_is_complete() -> None:
@@ -574,11 +593,11 @@ def test_simulator_faults_partial_throttle_and_row_limit(sim_app: SimulatorApp) 
 
 
 def test_simulator_truth_is_what_a_query_of_every_column_sees(sim_app: SimulatorApp) -> None:
-    lo, hi = span(0, 6).split("/")
+    lo, hi = span(0, 24).split("/")
     truth = json.loads(
         sim_app.handle("GET", f"/_sim/loganalytics/truth?table=SigninLogs&start={lo}&end={hi}", {}, b"").body
     )
-    answer = call(sim_app, {"query": "SigninLogs", "timespan": span(0, 6)})[1]["tables"][0]
+    answer = call(sim_app, {"query": "SigninLogs", "timespan": span(0, 24)})[1]["tables"][0]
     assert truth["rows"] == answer["rows"]
     assert truth["columns"] == answer["columns"]
     texts = {value for row in truth["rows"] for value in row if isinstance(value, str)}
