@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from alert_worker import bp as alert_worker_bp
+from datasets_timer import bp as datasets_timer_bp
 from ingest_worker import bp as ingest_worker_bp
 from probe_timer import bp as probe_timer_bp
 from query_api import bp as query_api_bp
@@ -12,3 +13,4 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (probe_timer_bp, ingest_worker_bp, alert_worker_bp, queue_consumer_bp, query_api_bp):
     app.register_functions(blueprint)
+app.register_functions(datasets_timer_bp)  # issue 19; off unless AzureWebJobs.refresh_datasets.Disabled

@@ -478,6 +478,7 @@ def main() -> int:
             "API_CONTINUATION_SECRET": "bench-console-continuation-secret-0123456789",
             "PROBE_ENABLED": "false",
             "POLL_SCHEDULE": "0 0 0 1 1 *",
+            "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",  # the refresh_datasets timer's binding refers to it
         }
         os.environ.update(settings)
         now = dt.datetime.now(dt.UTC)

@@ -295,6 +295,7 @@ def main() -> int:
             "API_CONTINUATION_SECRET": SIGNING_KEY,
             "PROBE_ENABLED": "false",
             "POLL_SCHEDULE": "0 0 0 1 1 *",  # bindings refer to it; never fires during the run
+            "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",  # the refresh_datasets timer's binding, likewise
         }
         os.environ.update(settings)
 
