@@ -64,6 +64,11 @@ GOVERNANCE_ACTIVITY_ID = re.compile(r"act-(?:discovery|evaluation|update)-[0-9a-
 FINDING_ID = re.compile(r"fnd-[0-9a-f]{40}")
 GOVERNANCE_EXCEPTION_ID = re.compile(r"exc-[0-9a-f]{40}")
 
+# Activity datasets (shared.datasets.sources.DatasetSource.id): a lower-case letter, then up to 62 lower-case
+# letters, digits or '_'. It names the source's lock and metadata blobs (`locks/{id}.lock`,
+# `locks/{id}-metadata.json`) and is what `POST /api/refresh?source=` takes.
+DATASET_SOURCE_ID = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
 # Cosmos DB forbids these in ids; '%' would be read as an escape by a layer that decodes twice.
 FORBIDDEN_STORAGE_ID_CHARACTERS = frozenset("/\\?#%")
 MAX_STORAGE_ID_LENGTH = 255  # characters; Cosmos DB's own limit is 1,023 bytes
@@ -142,6 +147,11 @@ def is_finding_id(value: object) -> bool:
 
 def is_governance_exception_id(value: object) -> bool:
     return isinstance(value, str) and GOVERNANCE_EXCEPTION_ID.fullmatch(value) is not None
+
+
+def is_dataset_source_id(value: object) -> bool:
+    """A dataset source id (DATASET_SOURCE_ID), matched whole: no trailing newline."""
+    return isinstance(value, str) and DATASET_SOURCE_ID.fullmatch(value) is not None
 
 
 def _has_control_character(value: str) -> bool:

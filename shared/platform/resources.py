@@ -53,6 +53,10 @@ class BlobContainers:
     RAW = "raw"
     QUARANTINE = "quarantine"
     CONFIG = "config"
+    # Activity datasets (shared.datasets.store): the published TSV files, and per source its lease blob
+    # (`{id}.lock`) and metadata (`{id}-metadata.json`).
+    DATASETS = "datasets"
+    LOCKS = "locks"
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["blobContainers"])
 
