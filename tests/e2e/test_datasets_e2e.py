@@ -371,8 +371,11 @@ def test_tabs_newlines_and_non_ascii_read_back_exactly_and_the_etag_answers_304(
     assert any("\n" in v for v in values), "no value with a newline"
     assert any(not v.isascii() for v in values), "no non-ASCII value"
     etag = hdr(answer, "ETag")
+    assert etag is not None
     unchanged = accelerated.dataset(source.id, {"If-None-Match": etag})
     assert (unchanged.status, unchanged.body) == (304, b"")
     assert hdr(unchanged, "ETag") == etag
-    since = accelerated.dataset(source.id, {"If-Modified-Since": hdr(answer, "Last-Modified")})
+    modified = hdr(answer, "Last-Modified")
+    assert modified is not None
+    since = accelerated.dataset(source.id, {"If-Modified-Since": modified})
     assert since.status == 304

@@ -548,7 +548,9 @@ def dataset_settings(settings_file: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return settings_file
 
 
-def test_dataset_settings_default_to_no_workspace_and_the_clouds_query_api(dataset_settings: Path) -> None:
+def test_dataset_settings_default_to_no_workspace_and_the_clouds_query_api(
+    dataset_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = AppSettings()
     assert settings.log_analytics_workspace is None
     assert settings.log_analytics_query_endpoint == "https://api.loganalytics.io/v1"
@@ -560,7 +562,8 @@ def test_dataset_settings_default_to_no_workspace_and_the_clouds_query_api(datas
         ("dod", "https://api.loganalytics.us/v1"),
         ("china", "https://api.loganalytics.azure.cn/v1"),
     ):
-        assert AppSettings(cloud=cloud).log_analytics_query_endpoint == endpoint
+        monkeypatch.setenv("M365_CLOUD", cloud)
+        assert AppSettings().log_analytics_query_endpoint == endpoint
 
 
 def test_dataset_settings_read_their_azure_names(
