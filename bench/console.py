@@ -477,8 +477,8 @@ def main() -> int:
             "M365_TENANT_ID": TENANT_ID,
             "API_CONTINUATION_SECRET": "bench-console-continuation-secret-0123456789",
             "PROBE_ENABLED": "false",
-            "POLL_SCHEDULE": "0 0 0 1 1 *",
             "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",  # the refresh_datasets timer's binding refers to it
+            "POLL_SCHEDULE": "0 0 0 1 1 *",
         }
         os.environ.update(settings)
         now = dt.datetime.now(dt.UTC)

@@ -611,33 +611,6 @@ def governance_finding_alerts() -> FindingAlerts:
     return FindingAlerts(event_store(), alert_service(), app_clock())
 
 
-# -- governance API (issue 18) ------------------------------------------------------------------------
-
-
-@cache
-def governance_api() -> GovernanceApi:
-    clients = get_clients()
-    return GovernanceApi(
-        api_guard(),
-        governance_service(),
-        governance_store(),
-        governance_activities(),
-        CosmosObjectAuditTrail(clients.cosmos_container(CosmosContainers.AUDIT.name)),
-        clients.queue(Queues.GOVERNANCE_DISCOVERY),
-        audit_log(),
-        continuation_signer(),
-        _tenant_id(get_settings()),
-        app_clock(),
-    )
-
-
-def governance_api_status() -> GovernanceStatus:
-    """GET /api/status's governance block: the mode from the settings, the activities from the store
-    (no GovernanceService built, so the status never needs Graph credentials)."""
-    s = get_settings()
-    return governance_status(s.governance_update_mode, governance_activities(), _tenant_id(s))
-
-
 # -- activity datasets (issue 19) ---------------------------------------------------------------------
 
 
@@ -705,6 +678,33 @@ def datasets_api() -> DatasetsApi:
     )
 
 
+# -- governance API (issue 18) ------------------------------------------------------------------------
+
+
+@cache
+def governance_api() -> GovernanceApi:
+    clients = get_clients()
+    return GovernanceApi(
+        api_guard(),
+        governance_service(),
+        governance_store(),
+        governance_activities(),
+        CosmosObjectAuditTrail(clients.cosmos_container(CosmosContainers.AUDIT.name)),
+        clients.queue(Queues.GOVERNANCE_DISCOVERY),
+        audit_log(),
+        continuation_signer(),
+        _tenant_id(get_settings()),
+        app_clock(),
+    )
+
+
+def governance_api_status() -> GovernanceStatus:
+    """GET /api/status's governance block: the mode from the settings, the activities from the store
+    (no GovernanceService built, so the status never needs Graph credentials)."""
+    s = get_settings()
+    return governance_status(s.governance_update_mode, governance_activities(), _tenant_id(s))
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -769,6 +769,11 @@ def reset_runtime() -> None:
         event_store,
         queues_api,
         searches_api,
+        dataset_sources,
+        dataset_store,
+        refresh_service,
+        refresh_rate_limit,
+        datasets_api,
         objects_api,
         governance_validators,
         governance_store,
@@ -777,10 +782,5 @@ def reset_runtime() -> None:
         governance_discovery,
         governance_finding_alerts,
         governance_api,
-        dataset_sources,
-        dataset_store,
-        refresh_service,
-        refresh_rate_limit,
-        datasets_api,
     ):
         factory.cache_clear()
