@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from functools import cache
@@ -22,6 +23,7 @@ from shared.api.alerts_api import AlertsApi, AlertSearch
 from shared.api.audit import AuditApi, AuditLog
 from shared.api.auth import ApiAudience, Authenticator, EntraTokenVerifier, JwksCache, effective_roles
 from shared.api.cors import CorsPolicy
+from shared.api.datasets_api import DatasetsApi
 from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.governance_api import (
@@ -35,12 +37,19 @@ from shared.api.history_api import ObjectHistory, ObjectsApi
 from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.queues_api import QueuesApi
+from shared.api.refresh_limits import CallerRateLimit
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
 from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
+from shared.datasets.events_runner import EventsRunner
+from shared.datasets.log_analytics import LogAnalyticsRunner, build_logs_client
+from shared.datasets.querying import QueryRunner
+from shared.datasets.refresh import RefreshService
+from shared.datasets.sources import SourceCatalog, SourceKind, sources_blob_reader
+from shared.datasets.store import DatasetStore
 from shared.governance.alerting import FindingAlerts
 from shared.governance.config import ValidatorSet, load_default_validators
 from shared.governance.delta_state import TableDeltaStateStore
@@ -607,6 +616,73 @@ def governance_finding_alerts() -> FindingAlerts:
     return FindingAlerts(event_store(), alert_service(), app_clock())
 
 
+# -- activity datasets (issue 19) ---------------------------------------------------------------------
+
+
+@cache
+def dataset_sources() -> SourceCatalog:
+    """The dataset sources in force: the shipped sources.yaml, or the blob config/sources.yaml."""
+    config = get_clients().blob_service.get_container_client(BlobContainers.CONFIG)
+    return SourceCatalog(app_clock(), override=sources_blob_reader(config))
+
+
+@cache
+def dataset_store() -> DatasetStore:
+    blobs = get_clients().blob_service
+    return DatasetStore(
+        blobs.get_container_client(BlobContainers.DATASETS),
+        blobs.get_container_client(BlobContainers.LOCKS),
+    )
+
+
+def dataset_runners() -> dict[SourceKind, QueryRunner]:
+    """events sources always; log_analytics sources once LOG_ANALYTICS_WORKSPACE_ID is set (without it
+    the refresh service reports them failed, "not configured")."""
+    s = get_settings()
+    clock = app_clock()
+    runners: dict[SourceKind, QueryRunner] = {
+        "events": EventsRunner(
+            get_clients().cosmos_container(CosmosContainers.EVENTS.name), _tenant_id(s), clock
+        )
+    }
+    workspace = s.log_analytics_workspace
+    if workspace is not None:
+        # azure-core's transport (requests) does not read SSL_CERT_FILE, which the rest of the app's
+        # HTTP honours (make run points it at the local CA for the simulator over TLS): pass it on.
+        client = build_logs_client(
+            s.log_analytics_query_endpoint,
+            token_provider(),
+            os.environ.get("SSL_CERT_FILE") or None,
+            connection_timeout=s.http_connect_timeout_seconds,
+        )
+        runners["log_analytics"] = LogAnalyticsRunner(
+            client, workspace, s.log_analytics_server_timeout_seconds, clock
+        )
+    return runners
+
+
+@cache
+def refresh_service() -> RefreshService:
+    return RefreshService(dataset_sources().current, dataset_store(), dataset_runners(), app_clock())
+
+
+@cache
+def refresh_rate_limit() -> CallerRateLimit:
+    table = get_clients().table(Tables.REFRESH_RATE_LIMITS)
+    return CallerRateLimit(table, app_clock(), get_settings().datasets_refresh_per_minute)
+
+
+@cache
+def datasets_api() -> DatasetsApi:
+    return DatasetsApi(
+        api_guard(),
+        dataset_sources().current,
+        dataset_store(),
+        lambda source_id: refresh_service().refresh(source_id),
+        refresh_rate_limit(),
+    )
+
+
 # -- governance API (issue 18) ------------------------------------------------------------------------
 
 
@@ -676,6 +752,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         SearchesApi: searches_api,
         ObjectsApi: objects_api,
         GovernanceApi: governance_api,
+        DatasetsApi: datasets_api,
     }
     return factories[kind]()
 
@@ -726,6 +803,11 @@ def reset_runtime() -> None:
         event_store,
         queues_api,
         searches_api,
+        dataset_sources,
+        dataset_store,
+        refresh_service,
+        refresh_rate_limit,
+        datasets_api,
         objects_api,
         governance_validators,
         governance_store,
