@@ -477,7 +477,9 @@ def main() -> int:
             "M365_TENANT_ID": TENANT_ID,
             "API_CONTINUATION_SECRET": "bench-console-continuation-secret-0123456789",
             "PROBE_ENABLED": "false",
+            "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",  # the refresh_datasets timer's binding refers to it
             "POLL_SCHEDULE": "0 0 0 1 1 *",
+            "GOVERNANCE_DISCOVERY_SCHEDULE": "0 0 0 1 1 *",
         }
         os.environ.update(settings)
         now = dt.datetime.now(dt.UTC)

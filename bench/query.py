@@ -294,7 +294,9 @@ def main() -> int:
             "API_AUTH_MODE": "keys",
             "API_CONTINUATION_SECRET": SIGNING_KEY,
             "PROBE_ENABLED": "false",
+            "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",  # the refresh_datasets timer's binding refers to it
             "POLL_SCHEDULE": "0 0 0 1 1 *",  # bindings refer to it; never fires during the run
+            "GOVERNANCE_DISCOVERY_SCHEDULE": "0 0 0 1 1 *",
         }
         os.environ.update(settings)
 

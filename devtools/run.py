@@ -186,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         # local.settings.json into the environment now (the environment wins, as under func start), so
         # that what follows sees the app's settings before the host loads the app.
         apply_local_settings(load_local_settings(settings_file).values, os.environ)
+        # A local.settings.json made before the activity datasets (issue 19) lacks these: the timer's
+        # binding needs its schedule to load, and the timer stays off as in Azure.
+        os.environ.setdefault("DATASETS_REFRESH_SCHEDULE", "0 */5 * * * *")
+        os.environ.setdefault("AzureWebJobs.refresh_datasets.Disabled", "true")
         if ports != DEFAULT_PORTS or args.state_dir != LOCAL_STATE_DIR:
             # Non-default ports: point the app at them. The environment wins over local.settings.json.
             os.environ.update(services.app_environment())

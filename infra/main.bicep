@@ -7,7 +7,8 @@
 //   ├─ cosmos-…  Cosmos DB for NoSQL (serverless by default), database 'aoc' and its containers
 //   ├─ kv-…      Key Vault (RBAC) for m365-client-secret, m365-certificate-pem, devops-pat
 //   ├─ log-… / appi-…  Log Analytics + Application Insights (Entra ID ingestion only)
-//   └─ role assignments for the identity (and, with grantDeployingUser, for you)
+//   └─ role assignments for the identity (and, with grantDeployingUser, for you); with
+//      logAnalyticsWorkspaceResourceId, Log Analytics Reader on that workspace (wherever it lives)
 //
 // Queue, table, blob and Cosmos container names are read from shared/platform/resources.json by the modules.
 // The Microsoft 365 API permissions are app role assignments in Entra ID, not Azure resources: grant
@@ -213,6 +214,33 @@ param apiCorsOrigins string = ''
 @maxLength(100)
 param aocCommit string = ''
 
+// --- Activity datasets (issue 19) --------------------------------------------------------------------
+
+@description('Resource id of the Log Analytics workspace (Microsoft Sentinel\'s) the log_analytics dataset sources query: the app\'s identity gets Log Analytics Reader on it, and its GUID becomes LOG_ANALYTICS_WORKSPACE_ID. Empty: no role assignment.')
+param logAnalyticsWorkspaceResourceId string = ''
+
+@description('LOG_ANALYTICS_WORKSPACE_ID: the workspace\'s GUID (Workspace ID); empty: read from logAnalyticsWorkspaceResourceId (none: log_analytics sources report "not configured").')
+param logAnalyticsWorkspaceId string = ''
+
+@description('LOG_ANALYTICS_ENDPOINT: the query API; empty: the one of M365_CLOUD\'s Azure cloud.')
+param logAnalyticsEndpoint string = ''
+
+@description('LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS: server timeout of one query (at most 600).')
+@minValue(1)
+@maxValue(600)
+param logAnalyticsServerTimeoutSeconds int = 180
+
+@description('DATASETS_REFRESH_PER_MINUTE: POST /api/refresh calls per caller per minute.')
+@minValue(1)
+@maxValue(600)
+param datasetsRefreshPerMinute int = 6
+
+@description('DATASETS_REFRESH_SCHEDULE: NCRONTAB schedule (6 fields, UTC) of the refresh_datasets timer.')
+param datasetsRefreshSchedule string = '0 */5 * * * *'
+
+@description('Run the refresh_datasets timer; off by default (refreshes happen on demand).')
+param datasetsRefreshTimerEnabled bool = false
+
 // --- The admin console (web/) on a Static Web App ----------------------------------------------------
 
 @description('Static Web App plan: Free (the console needs no SWA authentication, linked backend or private endpoint: see app/staticwebapp.bicep) or Standard (SLA, more custom domains, SWA authentication in front of the files).')
@@ -354,6 +382,21 @@ module staticWebApp 'app/staticwebapp.bicep' = {
   }
 }
 
+// Log Analytics Reader on the workspace, deployed into the workspace's own subscription and resource group
+// (split from its resource id; a placeholder id when none is given keeps the expressions valid).
+var workspaceResourceIdParts = split(empty(logAnalyticsWorkspaceResourceId) ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${names.resourceGroup}/providers/Microsoft.OperationalInsights/workspaces/none' : logAnalyticsWorkspaceResourceId, '/')
+
+module logAnalyticsReader 'app/log-analytics-reader.bicep' = if (!empty(logAnalyticsWorkspaceResourceId)) {
+  name: 'log-analytics-reader'
+  scope: resourceGroup(workspaceResourceIdParts[2], workspaceResourceIdParts[4])
+  params: {
+    workspaceName: last(workspaceResourceIdParts)
+    identityPrincipalId: appIdentity.outputs.principalId
+  }
+}
+
+var effectiveLogAnalyticsWorkspaceId = !empty(logAnalyticsWorkspaceId) ? logAnalyticsWorkspaceId : (empty(logAnalyticsWorkspaceResourceId) ? '' : logAnalyticsReader.outputs.customerId)
+
 // The console calls the API from its own origin with a bearer token: that origin is always in the API's
 // CORS allow-list (API_CORS_ORIGINS, which the app enforces itself; the platform CORS list stays empty).
 var corsOrigins = empty(apiCorsOrigins) ? staticWebApp.outputs.origin : '${staticWebApp.outputs.origin},${apiCorsOrigins}'
@@ -407,6 +450,12 @@ module functionApp 'app/function.bicep' = {
     apiSensitiveOperations: apiSensitiveOperations
     apiCorsOrigins: corsOrigins
     aocCommit: aocCommit
+    logAnalyticsWorkspaceId: effectiveLogAnalyticsWorkspaceId
+    logAnalyticsEndpoint: logAnalyticsEndpoint
+    logAnalyticsServerTimeoutSeconds: logAnalyticsServerTimeoutSeconds
+    datasetsRefreshPerMinute: datasetsRefreshPerMinute
+    datasetsRefreshSchedule: datasetsRefreshSchedule
+    datasetsRefreshTimerEnabled: datasetsRefreshTimerEnabled
   }
   // The identity's storage, Key Vault and App Insights roles exist before the app first starts, so the
   // deployment container, the host storage and the Key Vault references work from the first start.

@@ -37,8 +37,11 @@ def app_environment(
     environment = {
         **local_services.app_environment(),
         "AOC_LOCAL_SETTINGS_FILE": str(tmp_path_factory.mktemp("settings") / "absent.json"),
+        # The refresh_datasets timer (issue 19) refers to %DATASETS_REFRESH_SCHEDULE%: hosts need it too.
+        "DATASETS_REFRESH_SCHEDULE": "0 0 0 1 1 *",
         # Bindings refer to %POLL_SCHEDULE%; hosts fail to start without it, as under func start.
         "POLL_SCHEDULE": "0 0 0 1 1 *",
+        "GOVERNANCE_DISCOVERY_SCHEDULE": "0 0 0 1 1 *",
     }
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():

@@ -9,6 +9,7 @@ control ones, then hands it to the router mounted at the path's first segment; o
 | `/manage/...` | `ManagementApi`: Office 365 Management Activity API | `management.py` |
 | `/devops/...` | `DevOpsService`: Azure DevOps "Runs - Run Pipeline" | `devops.py` |
 | `/webhooks/{name}` | `WebhookSink`: the alert notifier's webhooks | `webhooks.py` |
+| `/v1/workspaces/{id}/query` | `LogAnalyticsApi`: Log Analytics queries | `log_analytics.py` |
 | `/_sim/...` | `ControlApi`: control endpoints, not logged (`apps/...`: `AppsApi`) | `control.py` |
 | anything else | `IdentityApi`: Entra token endpoint, JWKS, discovery; else 404 | `identity.py` |
 
@@ -33,6 +34,7 @@ from devtools.simulator.faults import ContentFaults, FaultPlan
 from devtools.simulator.generator import Tenant
 from devtools.simulator.graph import GraphApi
 from devtools.simulator.identity import GRAPH_AUDIENCE, IdentityApi
+from devtools.simulator.log_analytics import LogAnalyticsApi
 from devtools.simulator.management import ManagementApi
 from devtools.simulator.odata import PageTokens
 from devtools.simulator.responses import Response, json_response
@@ -62,6 +64,8 @@ class SimulatorApp:
         self.devops = DevOpsService(config, self.identity.bearer_identity)
         self.webhooks = WebhookSink()
         self._request_log = RequestLog()
+        # The Log Analytics query API (issue 19): /v1/workspaces/{id}/query and /_sim/loganalytics/...
+        self.log_analytics = LogAnalyticsApi(config, self.identity, lambda: self.now_us())
         self.control = ControlApi(
             config=config,
             tenant=tenant,
@@ -78,6 +82,7 @@ class SimulatorApp:
             "manage": ("management", self.management),
             "devops": ("devops", self.devops),
             "webhooks": ("webhook", self.webhooks),
+            "v1": ("loganalytics", self.log_analytics),
         }
 
     # ------------------------------------------------------------------------------------------
@@ -132,6 +137,8 @@ class SimulatorApp:
         path = unquote(parts.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         segments = [s for s in path.split("/") if s]
+        if segments[:2] == ["_sim", "loganalytics"]:
+            return self.log_analytics.control(method, segments[2:], query, body)
         if segments and segments[0] == "_sim":
             return self.control.route(method, segments[1:], body, self.base_url)
         entry: dict[str, Any] = {

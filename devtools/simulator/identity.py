@@ -76,6 +76,9 @@ GRAPH_AUDIENCE = "https://graph.microsoft.com"
 MANAGEMENT_AUDIENCE = "https://manage.office.com"
 # Resource -> the API its opaque tokens work for.
 AUDIENCES = {GRAPH_AUDIENCE: "graph", MANAGEMENT_AUDIENCE: "manage", DEVOPS_RESOURCE: "devops"}
+# The Log Analytics query API (devtools/simulator/log_analytics.py): scope https://api.loganalytics.io/.default.
+LOG_ANALYTICS_AUDIENCE = "https://api.loganalytics.io"
+AUDIENCES[LOG_ANALYTICS_AUDIENCE] = "loganalytics"
 OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
 PROMPTS = ("none", "login", "select_account", "consent", "create")
 MAX_FORM_BYTES = 16 * 1024

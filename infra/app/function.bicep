@@ -182,6 +182,29 @@ param apiCorsOrigins string = ''
 @maxLength(100)
 param aocCommit string = ''
 
+// Activity datasets (issue 19).
+@description('LOG_ANALYTICS_WORKSPACE_ID: the GUID (Workspace ID) of the workspace log_analytics dataset sources query; empty: those sources report "not configured".')
+param logAnalyticsWorkspaceId string = ''
+
+@description('LOG_ANALYTICS_ENDPOINT: the Log Analytics query API; empty: the one of M365_CLOUD\'s Azure cloud.')
+param logAnalyticsEndpoint string = ''
+
+@description('LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS: how long the service may run one query (the API allows 600).')
+@minValue(1)
+@maxValue(600)
+param logAnalyticsServerTimeoutSeconds int = 180
+
+@description('DATASETS_REFRESH_PER_MINUTE: POST /api/refresh calls each caller may make per minute.')
+@minValue(1)
+@maxValue(600)
+param datasetsRefreshPerMinute int = 6
+
+@description('DATASETS_REFRESH_SCHEDULE: NCRONTAB schedule of the refresh_datasets timer (6 fields, UTC).')
+param datasetsRefreshSchedule string = '0 */5 * * * *'
+
+@description('Run the refresh_datasets timer (AzureWebJobs.refresh_datasets.Disabled = false); off by default: the console and POST /api/refresh refresh on demand.')
+param datasetsRefreshTimerEnabled bool = false
+
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
 }
@@ -233,6 +256,8 @@ var appSettings = {
   MANAGEMENT_CONTENT_TYPES: 'Audit.AzureActiveDirectory,Audit.Exchange,Audit.SharePoint,Audit.General'
   MANAGEMENT_INCLUDE_DLP: managementIncludeDlp ? 'true' : 'false'
   POLL_SCHEDULE: '0 */5 * * * *'
+  GOVERNANCE_DISCOVERY_SCHEDULE: '0 */30 * * * *'
+  GOVERNANCE_FULL_SWEEP_HOURS: '24'
   POLL_INTERVAL_SECONDS: '300'
   GRAPH_OVERLAP_SECONDS: '900'
   MANAGEMENT_OVERLAP_SECONDS: '86400'
@@ -289,6 +314,14 @@ var appSettings = {
   API_CORS_ORIGINS: apiCorsOrigins
   API_EXPORT_MAX_EVENTS: '50000'
   API_BULK_TAG_MAX_EVENTS: '1000'
+
+  // Activity datasets (issue 19). The refresh_datasets timer is off unless asked for.
+  LOG_ANALYTICS_WORKSPACE_ID: logAnalyticsWorkspaceId
+  LOG_ANALYTICS_ENDPOINT: logAnalyticsEndpoint
+  LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS: string(logAnalyticsServerTimeoutSeconds)
+  DATASETS_REFRESH_PER_MINUTE: string(datasetsRefreshPerMinute)
+  DATASETS_REFRESH_SCHEDULE: datasetsRefreshSchedule
+  'AzureWebJobs.refresh_datasets.Disabled': datasetsRefreshTimerEnabled ? 'false' : 'true'
 
   // Which build answers (GET /api/version). Provisioning replaces every app setting, so it is set here.
   AOC_COMMIT: aocCommit

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.api.alerts_api import AlertsApi
 from shared.api.audit import AuditApi
+from shared.api.datasets_api import DatasetsApi
 from shared.api.events_api import EventsApi
 from shared.api.governance_api import GovernanceApi
 from shared.api.history_api import ObjectsApi
@@ -36,6 +37,7 @@ API_RESOURCES: tuple[type[Resource], ...] = (
     SearchesApi,
     ObjectsApi,
     GovernanceApi,
+    DatasetsApi,
 )
 
 

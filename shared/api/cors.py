@@ -13,6 +13,8 @@ ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, x-functions-key"
 EXPOSED_HEADERS = (
     "Content-Disposition, ETag, Retry-After, X-AOC-Export-Count, X-AOC-Export-Truncated, X-AOC-Export-Cap"
+    # The activity datasets (issue 19): the console's refresh and conditional dataset downloads.
+    ", Last-Modified, X-Correlation-ID, X-Refreshed-Count"
 )
 PREFLIGHT_MAX_AGE_SECONDS = 600
 

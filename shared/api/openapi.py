@@ -156,6 +156,8 @@ def openapi_document(routes: Iterable[Route], *, title: str, version: str) -> di
         responses: dict[str, Any] = {str(route.status): success}
         for status in route.extra_statuses:
             responses[str(status)] = {**success, "description": "See the body"}
+        for status, meaning in sorted(route.empty_statuses.items()):
+            responses[str(status)] = {"description": meaning}
         responses["400"] = _problem("Invalid input: the problem names the field")
         if route.role is not None:
             responses["401"] = _problem("Not authenticated")

@@ -115,6 +115,8 @@ class Route:
     problems: Mapping[int, str] = field(default_factory=dict, compare=False)
     # The handler honours an If-Match header (an ETag) when one is sent: documented, with its 412.
     if_match: bool = False
+    # Statuses answered without a body (e.g. 204 nothing to do, 304 not modified): status -> meaning.
+    empty_statuses: Mapping[int, str] = field(default_factory=dict, compare=False)
 
     @property
     def repeatable(self) -> tuple[str, ...]:
@@ -144,6 +146,11 @@ class Resource:
     """
 
     guard: ApiGuard | None = None
+
+    def finish(self, request: ApiRequest, response: ApiResponse) -> ApiResponse:
+        """Every answer of this resource's routes, refusals included, passes here last (e.g. to add a
+        header); by default it is left as it is."""
+        return response
 
     @classmethod
     def routes(cls) -> list[Route]:
@@ -228,6 +235,7 @@ def route(
     raw_body: bool = False,
     problems: Mapping[int, str] | None = None,
     if_match: bool = False,
+    empty_statuses: Mapping[int, str] | None = None,
 ) -> Callable[[Callable[[R, Call[Any, Any]], Reply]], Endpoint[R]]:
     """Declare the route a handler method serves. `operation_id` defaults to `name`, `tag` to the
     path's first segment; everything else a route needs has no default and must be written."""
@@ -255,6 +263,7 @@ def route(
                 raw_body=raw_body,
                 problems=dict(problems or {}),
                 if_match=if_match,
+                empty_statuses=dict(empty_statuses or {}),
             )
         )
 
@@ -275,7 +284,7 @@ def serve(route: Route, resource: Resource, request: ApiRequest) -> ApiResponse:
         call: Call[Any, Any] = Call(principal, hide, params, query, body, request.headers, key)
         return _response(route, route.handler(resource, call))
 
-    return answer(instance, handle)
+    return resource.finish(request, answer(instance, handle))
 
 
 def _authenticate(route: Route, guard: ApiGuard | None, headers: Mapping[str, str]) -> Principal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from functools import cache
@@ -22,6 +23,7 @@ from shared.api.alerts_api import AlertsApi, AlertSearch
 from shared.api.audit import AuditApi, AuditLog
 from shared.api.auth import ApiAudience, Authenticator, EntraTokenVerifier, JwksCache, effective_roles
 from shared.api.cors import CorsPolicy
+from shared.api.datasets_api import DatasetsApi
 from shared.api.events_api import EventsApi
 from shared.api.events_query import EventSearch, SensitivityPolicy
 from shared.api.governance_api import (
@@ -35,17 +37,25 @@ from shared.api.history_api import ObjectHistory, ObjectsApi
 from shared.api.operations_api import OperationsApi
 from shared.api.paging import ContinuationSigner
 from shared.api.queues_api import QueuesApi
+from shared.api.refresh_limits import CallerRateLimit
 from shared.api.responses import ApiGuard
 from shared.api.routing import Resource
 from shared.api.rule_activity import RuleActivity
 from shared.api.rules_api import RulesApi
 from shared.api.searches_api import SearchesApi
 from shared.api.status_api import StatusApi
+from shared.datasets.events_runner import EventsRunner
+from shared.datasets.log_analytics import LogAnalyticsRunner, build_logs_client
+from shared.datasets.querying import QueryRunner
+from shared.datasets.refresh import RefreshService
+from shared.datasets.sources import SourceCatalog, SourceKind, sources_blob_reader
+from shared.datasets.store import DatasetStore
 from shared.governance.alerting import FindingAlerts
 from shared.governance.config import ValidatorSet, load_default_validators
 from shared.governance.delta_state import TableDeltaStateStore
 from shared.governance.discovery import GovernanceDiscovery, scope_filter
 from shared.governance.notes_writer import GraphNotesWriter
+from shared.governance.pipeline import FindingPublisher, GovernancePipeline
 from shared.governance.service import GovernanceService
 from shared.governance.store import (
     CosmosActivityStore,
@@ -585,6 +595,7 @@ def governance_service() -> GovernanceService:
 
 @cache
 def governance_discovery() -> GovernanceDiscovery:
+    s = get_settings()
     cloud = endpoints()
     return GovernanceDiscovery(
         api_client(),
@@ -593,6 +604,9 @@ def governance_discovery() -> GovernanceDiscovery:
         TableDeltaStateStore(get_clients().table(Tables.GOVERNANCE_DELTA)),
         app_clock(),
         in_scope=scope_filter(governance_validators()),
+        full_sweep_every=dt.timedelta(hours=s.governance_full_sweep_hours)
+        if s.governance_full_sweep_hours
+        else None,
     )
 
 
@@ -600,6 +614,73 @@ def governance_discovery() -> GovernanceDiscovery:
 def governance_finding_alerts() -> FindingAlerts:
     """Findings opened by an evaluation become events and alerts (shared.governance.alerting)."""
     return FindingAlerts(event_store(), alert_service(), app_clock())
+
+
+# -- activity datasets (issue 19) ---------------------------------------------------------------------
+
+
+@cache
+def dataset_sources() -> SourceCatalog:
+    """The dataset sources in force: the shipped sources.yaml, or the blob config/sources.yaml."""
+    config = get_clients().blob_service.get_container_client(BlobContainers.CONFIG)
+    return SourceCatalog(app_clock(), override=sources_blob_reader(config))
+
+
+@cache
+def dataset_store() -> DatasetStore:
+    blobs = get_clients().blob_service
+    return DatasetStore(
+        blobs.get_container_client(BlobContainers.DATASETS),
+        blobs.get_container_client(BlobContainers.LOCKS),
+    )
+
+
+def dataset_runners() -> dict[SourceKind, QueryRunner]:
+    """events sources always; log_analytics sources once LOG_ANALYTICS_WORKSPACE_ID is set (without it
+    the refresh service reports them failed, "not configured")."""
+    s = get_settings()
+    clock = app_clock()
+    runners: dict[SourceKind, QueryRunner] = {
+        "events": EventsRunner(
+            get_clients().cosmos_container(CosmosContainers.EVENTS.name), _tenant_id(s), clock
+        )
+    }
+    workspace = s.log_analytics_workspace
+    if workspace is not None:
+        # azure-core's transport (requests) does not read SSL_CERT_FILE, which the rest of the app's
+        # HTTP honours (make run points it at the local CA for the simulator over TLS): pass it on.
+        client = build_logs_client(
+            s.log_analytics_query_endpoint,
+            token_provider(),
+            os.environ.get("SSL_CERT_FILE") or None,
+            connection_timeout=s.http_connect_timeout_seconds,
+        )
+        runners["log_analytics"] = LogAnalyticsRunner(
+            client, workspace, s.log_analytics_server_timeout_seconds, clock
+        )
+    return runners
+
+
+@cache
+def refresh_service() -> RefreshService:
+    return RefreshService(dataset_sources().current, dataset_store(), dataset_runners(), app_clock())
+
+
+@cache
+def refresh_rate_limit() -> CallerRateLimit:
+    table = get_clients().table(Tables.REFRESH_RATE_LIMITS)
+    return CallerRateLimit(table, app_clock(), get_settings().datasets_refresh_per_minute)
+
+
+@cache
+def datasets_api() -> DatasetsApi:
+    return DatasetsApi(
+        api_guard(),
+        dataset_sources().current,
+        dataset_store(),
+        lambda source_id: refresh_service().refresh(source_id),
+        refresh_rate_limit(),
+    )
 
 
 # -- governance API (issue 18) ------------------------------------------------------------------------
@@ -629,6 +710,35 @@ def governance_api_status() -> GovernanceStatus:
     return governance_status(s.governance_update_mode, governance_activities(), _tenant_id(s))
 
 
+class StorageQueueSender:
+    """pipeline.QueueSender over a storage queue, encoded as the Functions host reads it."""
+
+    def __init__(self, queue_name: str) -> None:
+        self._queue_name = queue_name
+
+    def send(self, text: str) -> None:
+        get_clients().queue(self._queue_name).send_message(text)
+
+
+def governance_publisher() -> FindingPublisher:
+    """Findings opened by an evaluation become events, alerts and notifications."""
+    return governance_finding_alerts()
+
+
+@cache
+def governance_pipeline() -> GovernancePipeline:
+    return GovernancePipeline(
+        tenant_id(),
+        governance_discovery(),
+        governance_service(),
+        governance_activities(),
+        StorageQueueSender(Queues.GOVERNANCE_EVALUATE),
+        StorageQueueSender(Queues.GOVERNANCE_UPDATE),
+        app_clock(),
+        publisher=governance_publisher(),
+    )
+
+
 def api_resource(kind: type[Resource]) -> Resource:
     """The one instance of an API resource class (shared.api.catalog.API_RESOURCES)."""
     factories: dict[type[Resource], Callable[[], Resource]] = {
@@ -642,6 +752,7 @@ def api_resource(kind: type[Resource]) -> Resource:
         SearchesApi: searches_api,
         ObjectsApi: objects_api,
         GovernanceApi: governance_api,
+        DatasetsApi: datasets_api,
     }
     return factories[kind]()
 
@@ -692,6 +803,11 @@ def reset_runtime() -> None:
         event_store,
         queues_api,
         searches_api,
+        dataset_sources,
+        dataset_store,
+        refresh_service,
+        refresh_rate_limit,
+        datasets_api,
         objects_api,
         governance_validators,
         governance_store,
@@ -700,5 +816,6 @@ def reset_runtime() -> None:
         governance_discovery,
         governance_finding_alerts,
         governance_api,
+        governance_pipeline,
     ):
         factory.cache_clear()

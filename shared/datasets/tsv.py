@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from itertools import compress, count, repeat
+from typing import cast
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
@@ -35,8 +37,13 @@ def escape_cell(value: str | None) -> str:
 def encode_line(values: Iterable[str | None]) -> str:
     """One line (without its LF): the escaped values joined by tabs. Two rows encode alike exactly when
     they read back alike, so the refresh service deduplicates rows by this text."""
-    cells = ["" if value is None else value for value in values]
-    line = "\t".join(cells)
+    items: Sequence[str | None] = values if isinstance(values, (list, tuple)) else list(values)
+    try:  # most rows hold no None: joined as they are, without a copy
+        line = "\t".join(cast("Sequence[str]", items))
+        cells = cast("Sequence[str]", items)
+    except TypeError:
+        cells = ["" if value is None else value if isinstance(value, str) else str(value) for value in items]
+        line = "\t".join(cells)
     # The common case, checked in C: no value holds a character to escape, so the line is the join.
     if line.count("\t") == len(cells) - 1 and "\\" not in line and "\n" not in line and "\r" not in line:
         return line
@@ -55,17 +62,39 @@ def encode_tsv(columns: Sequence[str], rows: Iterable[Row]) -> bytes:
     width = len(columns)
     if width == 0:
         raise ValueError("a TSV file has at least one column")
-    lines = [encode_line(columns)]
-    for index, row in enumerate(rows):
-        if len(row) != width:
-            raise ValueError(f"row {index} has {len(row)} values for {width} columns")
-        lines.append(encode_line(row))
-    lines.append("")
-    text = "\n".join(lines)
+    rows = rows if isinstance(rows, list) else list(rows)
+    if set(map(len, rows)) - {width}:
+        index, row = next((i, r) for i, r in enumerate(rows) if len(r) != width)
+        raise ValueError(f"row {index} has {len(row)} values for {width} columns")
+    text = "\n".join([encode_line(columns), *_encoded_lines(rows, width), ""])
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return _scrub_surrogates(text).encode("utf-8")
+
+
+def _encoded_lines(rows: list[Row], width: int) -> list[str]:
+    """`encode_line` of each row, with the per-row work in C: every row is joined as it is, and only the
+    lines that hold a None or a character to escape (a tab count off, a backslash, CR or LF) are encoded
+    again value by value. The same text as `map(encode_line, rows)`, several times faster."""
+    try:
+        lines = list(map("\t".join, rows))  # type: ignore[arg-type]  # a None raises TypeError
+    except TypeError:
+        lines = ["\t".join(row) if None not in row else "" for row in rows]  # type: ignore[arg-type]
+        dirty = set(compress(count(), map(_has_none, rows)))
+    else:
+        dirty = set()
+    positions = range(len(lines))
+    dirty.update(compress(positions, map((width - 1).__ne__, map(str.count, lines, repeat("\t")))))
+    for special in ("\\", "\n", "\r"):
+        dirty.update(compress(positions, map(str.__contains__, lines, repeat(special))))
+    for index in dirty:
+        lines[index] = encode_line(rows[index])
+    return lines
+
+
+def _has_none(row: Row) -> bool:
+    return None in row
 
 
 def _unescape_match(match: re.Match[str]) -> str:

@@ -84,7 +84,7 @@ from shared.governance.graph_reader import (
 )
 from shared.governance.model import MICROSOFT_GRAPH_APP_ID, GovernedObject, ServicePrincipal
 from shared.m365.http_client import ApiClient, ApiError
-from shared.platform.clock import Clock, utc_iso
+from shared.platform.clock import Clock, parse_utc, utc_iso
 from shared.platform.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -531,6 +531,7 @@ class GovernanceDiscovery:
         concurrency: int = 4,
         renew_every: dt.timedelta = dt.timedelta(minutes=3),
         sink_chunk: int = SINK_CHUNK,
+        full_sweep_every: dt.timedelta | None = None,
     ) -> None:
         self._api = api
         self._graph_base = graph_base
@@ -541,6 +542,7 @@ class GovernanceDiscovery:
         self._concurrency = concurrency
         self._renew_every = renew_every
         self._sink_chunk = max(1, sink_chunk)
+        self._full_sweep_every = full_sweep_every
 
     def reader(self, deadline: float | None = None) -> GraphReader:
         """A GraphReader for one sweep (its own request counters)."""
@@ -709,8 +711,17 @@ class _Run:
         reasons: list[str] = []
         links: dict[DeltaResource, str] = {}
         first_run = not full_seed and all(state.cursor(r) is None for r in DELTA_RESOURCES)
+        sweep_every = self.owner._full_sweep_every
+        if not full_seed and not first_run and sweep_every is not None:
+            last = parse_utc(state.last_baseline_at) if state.last_baseline_at else None
+            if last is None or self.clock.now() - last >= sweep_every:
+                # Delta reports changes only: a credential nearing its expiry, or an owner disabled,
+                # changes nothing on the service principal. A periodic full listing finds them.
+                full_seed = True
+                reasons.append(f"the periodic full sweep is due (every {sweep_every})")
         if full_seed:
-            reasons.append("a full seed was requested")
+            if not reasons:
+                reasons.append("a full seed was requested")
         elif first_run:
             reasons.append("no stored deltaLink (first run)")
         else:

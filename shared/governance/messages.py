@@ -134,6 +134,9 @@ class EvaluateObject(_Message):
     cause: Annotated[str, StringConstraints(max_length=200)] | None = None
     observed_at: UtcTime
     snapshot: GovernedObject | None = None
+    baseline: bool = False
+    """Read by a full listing (a baseline, a resync or the daily sweep): an object evaluated for the
+    first time then was already there, so its findings are recorded without alerting."""
 
     def queue_text(self, limit: int = MAX_QUEUE_MESSAGE_TEXT) -> str:
         """The message as queue text; without its snapshot when that would pass `limit` characters (the

@@ -109,13 +109,16 @@ class EvaluationOutcome(BaseModel):
     tenant_id: str
     object_id: str
     evaluation_id: str
-    status: Literal["evaluated", "duplicate", "stale"]
+    status: Literal["evaluated", "duplicate", "stale", "retired"]
     result: EvaluationResult | None = None
     findings: tuple[FindingRecord, ...] = ()
     opened: tuple[FindingRecord, ...] = ()
     resolved: tuple[FindingRecord, ...] = ()
     remediation: Remediation | None = None
     update: UpdateNotes | None = None
+    first_evaluation: bool = False
+    """The object's first evaluation ever (also on its redelivery): what a baseline records without
+    alerting (shared.governance.pipeline)."""
 
 
 UpdateStatus = Literal["patched", "duplicate", "unchanged", "superseded", "skipped"]
@@ -294,6 +297,7 @@ class GovernanceService:
             resolved=tuple(resolved),
             remediation=remediation,
             update=update,
+            first_evaluation=previous is None,
         )
 
     def _write_found(
@@ -463,7 +467,82 @@ class GovernanceService:
             resolved=tuple(f for f in mine if f.state == "resolved"),
             remediation=remediation,
             update=update,
+            first_evaluation=record.evaluations == 1,
         )
+
+    # -- retirement ---------------------------------------------------------------------------------
+
+    def retire(
+        self,
+        tenant_id: str,
+        object_id: str,
+        now: dt.datetime,
+        *,
+        evaluation_id: str | None = None,
+        batch_id: str | None = None,
+        trigger: Trigger = "discovery",
+    ) -> EvaluationOutcome:
+        """The service principal is gone from the directory (delta reported it removed, or a read by id
+        answered 404): its open and accepted findings are resolved, so a deleted app stops alerting,
+        and its record says so (no open findings, `last_observed_at` now, so a snapshot read before the
+        deletion and delivered late is skipped as stale). Nothing stored about it: nothing to do. A
+        redelivery (same `evaluation_id`) changes nothing. Raises StaleWriteError when the object kept
+        changing under it."""
+        evaluation = evaluation_id or _adhoc_evaluation(tenant_id, object_id, now)
+        for _ in range(MAX_WRITE_ROUNDS):
+            state = self._store.object_state(tenant_id, object_id)
+            stored = state.record
+            if stored is not None and stored.value.last_evaluation_id == evaluation:
+                return EvaluationOutcome(
+                    tenant_id=tenant_id, object_id=object_id, evaluation_id=evaluation, status="retired"
+                )
+            try:
+                resolved = self._write_resolved(tenant_id, now, evaluation, set(), state)
+                if stored is not None:
+                    previous = stored.value
+                    record = previous.model_copy(
+                        update={
+                            "last_evaluation_id": evaluation,
+                            "last_evaluated_at": utc_iso(now),
+                            "last_observed_at": max(previous.last_observed_at, utc_iso(now)),
+                            "last_batch_id": batch_id,
+                            "last_trigger": trigger,
+                            "open_findings": 0,
+                            "accepted_findings": 0,
+                        }
+                    )
+                    self._audit.record(
+                        self._entry(
+                            self._actor,
+                            "governance.retire",
+                            object_id,
+                            evaluation,
+                            now,
+                            tenant_id,
+                            before={
+                                "result": previous.last_result,
+                                "open_findings": previous.open_findings,
+                                "accepted_findings": previous.accepted_findings,
+                            },
+                            after={
+                                "reason": "the service principal is no longer in the directory",
+                                "evaluation_id": evaluation,
+                                "resolved": [f.validator_id for f in resolved],
+                            },
+                        )
+                    )
+                    self._store.write_object(record, stored.etag)
+            except StaleWriteError:
+                continue
+            self._count(tenant_id, batch_id, object_id, now, trigger, "evaluation", ActivityCounts(skipped=1))
+            return EvaluationOutcome(
+                tenant_id=tenant_id,
+                object_id=object_id,
+                evaluation_id=evaluation,
+                status="retired",
+                resolved=tuple(resolved),
+            )
+        raise StaleWriteError(f"service principal {object_id}: its documents kept changing while retired")
 
     # -- update -------------------------------------------------------------------------------------
 

@@ -172,6 +172,11 @@ class ActivityStore(Protocol):
         """Add a worker's counts to a batch (started here when nobody started it)."""
         ...
 
+    def expect(self, tenant_id: str, activity_id: str, expected: int) -> None:
+        """Set how many units a batch is to settle (known only once its discovery has queued them):
+        the batch reads `succeeded` when that many have settled."""
+        ...
+
     def get(self, tenant_id: str, activity_id: str) -> ActivityRecord | None: ...
 
     def recent(
@@ -456,6 +461,14 @@ class CosmosActivityStore:
         if self._update(tenant_id, activity_id, change) is None:
             return None
         return self.get(tenant_id, activity_id)
+
+    def expect(self, tenant_id: str, activity_id: str, expected: int) -> None:
+        def change(document: dict[str, Any] | None) -> dict[str, Any] | None:
+            if document is None or document.get("expected") == expected:
+                return None
+            return {**document, "expected": expected}
+
+        self._update(tenant_id, activity_id, change)
 
     def add(
         self,

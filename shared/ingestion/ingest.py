@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.ingestion.events import RawRef
 from shared.ingestion.messages import MAX_REFS_PER_ALERT_MESSAGE, AlertWorkMessage, EventRef, IngestMessage
@@ -21,6 +21,33 @@ from shared.platform.clock import Clock, utc_iso
 logger = logging.getLogger(__name__)
 
 
+DIRECTORY_SOURCE = "entra_audit"
+DIRECTORY_OBJECT_TYPES = frozenset({"serviceprincipal", "application"})
+_OBJECT_ID_PROPERTY = ".objectid"
+
+
+class ChangedObject(BaseModel):
+    """One target of a directory audit event: its type and id as Graph gave them, and the object ids its
+    modified properties name (`ServicePrincipal.ObjectID`, `Application.ObjectID`: the object an owner
+    or an app role assignment was added to), new value else old."""
+
+    type: str | None = None
+    id: str | None = None
+    object_ids: dict[str, str] = Field(default_factory=dict)
+
+
+class DirectoryChange(BaseModel):
+    """A directory audit event stored for the first time that touched a service principal or an
+    application: what the governance path (shared.app.governance_events) needs to queue an evaluation
+    of the object."""
+
+    event_id: str
+    operation: str
+    result: str
+    timestamp: str | None = None
+    targets: list[ChangedObject]
+
+
 class IngestReport(BaseModel):
     source: str
     blob: str
@@ -30,6 +57,46 @@ class IngestReport(BaseModel):
     quarantined: int
     enriched: int
     alert_messages: list[str]
+    directory_changes: list[DirectoryChange] = Field(default_factory=list)
+
+
+def _changed_object(target: dict[str, Any]) -> ChangedObject:
+    object_ids: dict[str, str] = {}
+    for prop in target.get("modified_properties") or ():
+        name = prop.get("name")
+        if isinstance(name, str) and name.casefold().endswith(_OBJECT_ID_PROPERTY):
+            value = prop.get("new") or prop.get("old")
+            if isinstance(value, str) and value:
+                object_ids[name] = value
+    kind, ident = target.get("type"), target.get("id")
+    return ChangedObject(
+        type=kind if isinstance(kind, str) else None,
+        id=ident if isinstance(ident, str) else None,
+        object_ids=object_ids,
+    )
+
+
+def directory_changes(source: str, documents: list[dict[str, Any]]) -> list[DirectoryChange]:
+    """The directory audit events among `documents` with a service principal or application target."""
+    if source != DIRECTORY_SOURCE:
+        return []
+    changes: list[DirectoryChange] = []
+    for document in documents:
+        targets = [t for t in document.get("targets") or () if isinstance(t, dict)]
+        kinds = {str(t.get("type") or "").casefold() for t in targets}
+        operation = document.get("operation")
+        if not kinds & DIRECTORY_OBJECT_TYPES or not isinstance(operation, str):
+            continue
+        changes.append(
+            DirectoryChange(
+                event_id=document["id"],
+                operation=operation,
+                result=str(document.get("result") or "unknown"),
+                timestamp=document.get("timestamp"),
+                targets=[_changed_object(t) for t in targets],
+            )
+        )
+    return changes
 
 
 def _state_key(message: IngestMessage) -> str:
@@ -126,4 +193,7 @@ class IngestService:
             quarantined=quarantined,
             enriched=enriched,
             alert_messages=alert_messages,
+            # Only events stored for the first time: a poll's overlap reads recent records again, and each
+            # would cost the governance path a Graph read to learn it had been evaluated already.
+            directory_changes=directory_changes(message.source, new),
         )

@@ -44,6 +44,7 @@ class Tables:
     DELIVERY_LOG = "DeliveryLog"
     GOVERNANCE_UPDATES = "GovernanceUpdates"  # one claim per service principal notes PATCH and evaluation
     GOVERNANCE_DELTA = "GovernanceDelta"  # discovery: deltaLinks per tenant, ids to read again, lease
+    REFRESH_RATE_LIMITS = "RefreshRateLimits"  # POST /api/refresh: one fixed-window counter per caller
 
     ALL: tuple[str, ...] = tuple(_DEFINITIONS["tables"])
 

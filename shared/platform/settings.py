@@ -55,6 +55,13 @@ def _alias(*names: str) -> AliasChoices:
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _API_GUID_URI = re.compile(rf"api://({_GUID.pattern})")
+# The Log Analytics query API of each cloud (M365_CLOUD): GCC High and DoD tenants use Azure Government.
+_LOG_ANALYTICS_ENDPOINTS = {
+    "global": "https://api.loganalytics.io/v1",
+    "usgov": "https://api.loganalytics.us/v1",
+    "dod": "https://api.loganalytics.us/v1",
+    "china": "https://api.loganalytics.azure.cn/v1",
+}
 
 
 class AppSettings(BaseSettings):
@@ -220,6 +227,38 @@ class AppSettings(BaseSettings):
     governance_update_mode: Literal["ReportOnly", "Update"] = Field(
         default="ReportOnly", validation_alias=_alias("GOVERNANCE_UPDATE_MODE")
     )
+    # The discovery timer (the binding reads %GOVERNANCE_DISCOVERY_SCHEDULE%: 6-field NCRONTAB), and how
+    # often a discovery lists every service principal instead of following delta (0: never), so that a
+    # credential nearing expiry or an owner disabled is found on an object that did not change.
+    governance_discovery_schedule: str = Field(
+        default="0 */30 * * * *", validation_alias=_alias("GOVERNANCE_DISCOVERY_SCHEDULE")
+    )
+    governance_full_sweep_hours: int = Field(
+        default=24, ge=0, le=24 * 30, validation_alias=_alias("GOVERNANCE_FULL_SWEEP_HOURS")
+    )
+
+    # Activity datasets (issue 19, shared.datasets): Log Analytics / Sentinel queries and this app's own
+    # events exported as TSV. Without LOG_ANALYTICS_WORKSPACE_ID (the workspace's GUID, its "Workspace
+    # ID"), log_analytics sources report failed "not configured" and events sources still work.
+    # LOG_ANALYTICS_ENDPOINT: the query API's base URL; unset, the cloud's (log_analytics_query_endpoint).
+    log_analytics_workspace_id: str | None = Field(
+        default=None, validation_alias=_alias("LOG_ANALYTICS_WORKSPACE_ID")
+    )
+    log_analytics_endpoint: str | None = Field(
+        default=None, validation_alias=_alias("LOG_ANALYTICS_ENDPOINT")
+    )
+    log_analytics_server_timeout_seconds: int = Field(
+        default=180, ge=1, le=600, validation_alias=_alias("LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS")
+    )
+    # POST /api/refresh calls per caller (object id) per minute, counted in the RefreshRateLimits table.
+    datasets_refresh_per_minute: int = Field(
+        default=6, ge=1, le=600, validation_alias=_alias("DATASETS_REFRESH_PER_MINUTE")
+    )
+    # The refresh_datasets timer's schedule (6-field NCRONTAB); the timer is off unless
+    # AzureWebJobs.refresh_datasets.Disabled is false.
+    datasets_refresh_schedule: str = Field(
+        default="0 */5 * * * *", validation_alias=_alias("DATASETS_REFRESH_SCHEDULE")
+    )
 
     # HTTP API: authentication, paging and privacy.
     api_auth_mode: Literal["keys", "entra", "swa"] = Field(
@@ -323,6 +362,37 @@ class AppSettings(BaseSettings):
                     "https://login.microsoftonline.com/<tenant id>/v2.0 (MSAL.js rejects http authorities)"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _log_analytics_is_sound(self) -> AppSettings:
+        workspace = (self.log_analytics_workspace_id or "").strip()
+        if workspace and not _GUID.fullmatch(workspace):
+            raise ValueError(
+                "LOG_ANALYTICS_WORKSPACE_ID must be the workspace's GUID (its Workspace ID), not its name "
+                "or resource id"
+            )
+        endpoint = (self.log_analytics_endpoint or "").strip()
+        if endpoint:
+            parts = urlsplit(endpoint)
+            loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError(
+                    "LOG_ANALYTICS_ENDPOINT must be an absolute URL such as https://api.loganalytics.io/v1"
+                )
+            if parts.scheme != "https" and not loopback:
+                raise ValueError("LOG_ANALYTICS_ENDPOINT must use https (http only for a local simulator)")
+        return self
+
+    @property
+    def log_analytics_workspace(self) -> str | None:
+        """LOG_ANALYTICS_WORKSPACE_ID, or None when it is unset or blank."""
+        return (self.log_analytics_workspace_id or "").strip().lower() or None
+
+    @property
+    def log_analytics_query_endpoint(self) -> str:
+        """LOG_ANALYTICS_ENDPOINT, or the query API of M365_CLOUD's Azure cloud."""
+        explicit = (self.log_analytics_endpoint or "").strip().rstrip("/")
+        return explicit or _LOG_ANALYTICS_ENDPOINTS[self.cloud]
 
     @property
     def console_scope_list(self) -> list[str]:

@@ -35,8 +35,10 @@ from tests.support.own_database import own_cosmos_database
 
 MIN_REQUESTS = 500
 EXAMPLES_PER_OPERATION = 40
-# Runs a real polling cycle against Microsoft's endpoints: proved by its own test, not fuzzed.
-NOT_FUZZED = ("runProbe",)
+# Runs a real polling cycle against Microsoft's endpoints: proved by its own test, not fuzzed. Likewise
+# refreshDatasets, which runs real Log Analytics queries and answers 503 when every source asked for failed
+# (here: no workspace is configured): tests/e2e/test_datasets_e2e.py and the hostile-input tables prove it.
+NOT_FUZZED = ("runProbe", "refreshDatasets")
 REQUESTS: list[int] = []
 BASE_URL: list[str] = []
 
@@ -95,10 +97,11 @@ def api_schema(fuzz_host: HostProcess) -> Any:
         {"generation": {"with-security-parameters": False}, "headers": {"x-functions-key": FUNCTION_KEY}}
     )
     loaded = schemathesis.openapi.from_url(f"{fuzz_host.base_url}/api/openapi.json", config=config)
-    return loaded.exclude(operation_id=list(NOT_FUZZED))
+    return loaded
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# The exclusion goes on the lazy schema: one on the fixture's schema is not applied to the parametrization.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(operation_id=list(NOT_FUZZED))
 
 
 @schema.parametrize()

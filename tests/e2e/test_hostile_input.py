@@ -184,6 +184,7 @@ ID_ROUTES = [
     IdRoute("DELETE", "/api/suppressions/{id}", "admin", None, 404),
     IdRoute("GET", "/api/governance/objects/{id}", "reader", None, 404),
     IdRoute("DELETE", "/api/governance/exceptions/{id}", "admin", None, 404),
+    IdRoute("GET", "/api/datasets/{id}", "reader", None, 400),  # issue 19: a grammar, refused with a 400
 ]
 
 
@@ -1123,3 +1124,124 @@ def test_a_rule_read_then_saved_with_its_version_and_as_yaml(stack: Stack) -> No
             rules.delete_blob()
         else:
             rules.upload_blob(saved, overwrite=True)
+
+
+# -- activity datasets (issue 19): POST /api/refresh, GET /api/datasets/{id} ---------------------------
+
+REFRESH = "/api/refresh"
+# (label, query string as sent on the wire, the field the 400 names)
+HOSTILE_REFRESH_QUERIES = [
+    ("upper case", "source=Signin_failures", "source"),
+    ("a leading digit", "source=1signin", "source"),
+    ("a hyphen", "source=signin-failures", "source"),
+    ("over-long", "source=" + "a" * 64, "source"),
+    ("empty", "source=", "source"),
+    ("a trailing newline", "source=signin_failures%0A", "source"),
+    ("a NUL", "source=signin%00failures", "source"),
+    ("traversal", "source=..%2Fsignin_failures", "source"),
+    ("non-ASCII", "source=signin_f%C3%A4ilures", "source"),
+    ("invalid UTF-8", "source=%FF%FE", "source"),
+    ("given twice", "source=signin_failures&source=threat_intel_indicators", "source"),
+    ("an unknown parameter", "sources=signin_failures", "sources"),
+    ("a 10 KB value", "source=" + "a" * 10_000, "source"),
+]
+# (label, body, headers, status): POST /api/refresh takes no body, or `{}`.
+HOSTILE_REFRESH_BODIES = [
+    ("a field", b'{"source": "signin_failures"}', JSON_TYPE, 400),
+    ("a list", b"[]", JSON_TYPE, 400),
+    ("not JSON", b"{", JSON_TYPE, 400),
+    ("JSON null", b"null", JSON_TYPE, 400),
+    ("a form", b"source=signin_failures", FORM_TYPE, 415),
+    ("text", b"refresh", {"Content-Type": "text/plain"}, 415),
+    ("no Content-Type", b"{}", {}, 415),
+    ("JSON in another charset", b"{}", {"Content-Type": "application/json; charset=latin-1"}, 415),
+    ("over 64 KB", b'{"a": "' + b"x" * (70 * 1024) + b'"}', JSON_TYPE, 413),
+]
+# (label, If-None-Match as sent): malformed entity tags are a 400 naming the header.
+HOSTILE_IF_NONE_MATCH = [
+    ("unquoted", "abc"),
+    ("unterminated", '"abc'),
+    ("two tags without a comma", '"a" "b"'),
+    ("a lone comma", ","),
+    ("a trailing comma", '"a",'),
+    ("a control character", '"a\x01"'),
+    ("over-long", '"' + "a" * 3000 + '"'),
+]
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_hostile_refresh_queries_and_bodies_are_refused_before_any_refresh(stack: Stack, role: str) -> None:
+    """Each is refused with its 4xx problem naming the field or header, with an X-Correlation-ID, and no
+    refresh runs (no dataset metadata appears in the locks container, no rate-limit row is written)."""
+    locks = stack.clients.blob_service.get_container_client(BlobContainers.LOCKS)
+    limits = stack.clients.table(Tables.REFRESH_RATE_LIMITS)
+    before = (sorted(b.name for b in locks.list_blobs()), len(list(limits.list_entities())))
+    headers = ROLES[role]
+    calls = 0
+    for label, query, field in HOSTILE_REFRESH_QUERIES:
+        answer = call(stack.host, "POST", f"{REFRESH}?{query}", headers)
+        context = f"{role} POST {REFRESH}?{query[:60]} ({label})"
+        assert_problem(answer, 400, context)
+        assert json.loads(answer.body)["errors"][0]["field"] == field, context
+        assert answer.headers.get("x-correlation-id"), context
+        calls += 1
+    for label, body, content_type, status in HOSTILE_REFRESH_BODIES:
+        answer = call(stack.host, "POST", REFRESH, {**headers, **content_type}, body)
+        context = f"{role} POST {REFRESH} body ({label})"
+        assert_problem(answer, status, context)
+        assert answer.headers.get("x-correlation-id"), context
+        calls += 1
+    # Hostile correlation ids are never echoed: a new one replaces them.
+    for hostile in ("a" * 101, "x;y=1", "-dash-first", "<script>"):
+        answer = call(stack.host, "POST", f"{REFRESH}?source=a-b", {**headers, "X-Correlation-ID": hostile})
+        assert_problem(answer, 400, f"correlation id {hostile[:20]}")
+        assert answer.headers["x-correlation-id"] != hostile
+        assert uuid.UUID(answer.headers["x-correlation-id"])
+        calls += 1
+    valid = call(stack.host, "POST", f"{REFRESH}?source=a-b", {**headers, "X-Correlation-ID": "req-1:a.b_c"})
+    assert valid.headers["x-correlation-id"] == "req-1:a.b_c"
+    unknown = call(stack.host, "POST", f"{REFRESH}?source=no_such_source", headers)
+    assert_problem(unknown, 404, "an unknown source")
+    assert calls == len(HOSTILE_REFRESH_QUERIES) + len(HOSTILE_REFRESH_BODIES) + 4
+    assert (sorted(b.name for b in locks.list_blobs()), len(list(limits.list_entities()))) == before
+
+
+def test_hostile_conditional_headers_on_a_published_dataset(stack: Stack) -> None:
+    """A dataset published for a shipped source: malformed If-None-Match is a 400 naming it, an invalid
+    If-Modified-Since is ignored (200), hostile ids are 400 (the id table above) and the file is intact."""
+    from shared.datasets.sources import load_default_sources
+    from shared.datasets.store import DatasetStore
+
+    source = load_default_sources().get("signin_failures_events")
+    assert source is not None
+    store = DatasetStore(
+        stack.clients.blob_service.get_container_client(BlobContainers.DATASETS),
+        stack.clients.blob_service.get_container_client(BlobContainers.LOCKS),
+    )
+    data = ("\t".join(source.columns) + "\n").encode()
+    version = store.publish(source, data)
+    path = f"/api/datasets/{source.id}"
+    reader = ROLES["reader"]
+    try:
+        plain = call(stack.host, "GET", path, reader)
+        assert (plain.status, plain.body) == (200, data)
+        assert plain.headers["etag"] == version.etag
+        for label, value in HOSTILE_IF_NONE_MATCH:
+            answer = call(stack.host, "GET", path, {**reader, "If-None-Match": value})
+            assert_problem(answer, 400, f"If-None-Match {label}")
+            assert json.loads(answer.body)["errors"][0]["field"] == "If-None-Match", label
+        for value in (
+            "yesterday",
+            "Mon, 32 Dec 2026 10:00:00 GMT",
+            "9" * 90,
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+        ):
+            answer = call(stack.host, "GET", path, {**reader, "If-Modified-Since": value})
+            assert (answer.status, answer.body) == (200, data), value
+        matched = call(stack.host, "GET", path, {**reader, "If-None-Match": version.etag})
+        assert (matched.status, matched.body) == (304, b"")
+        assert store.read(source) == (data, version)
+    finally:
+        stack.clients.blob_service.get_container_client(BlobContainers.DATASETS).delete_blob(
+            source.output_filename
+        )

@@ -36,6 +36,7 @@ from azure.storage.queue import QueueClient
 from devtools.services import PROJECT_ROOT
 from devtools.simulator import TenantSimulator
 from shared.alerts.model import Alert, NotifyMessage, alert_fingerprint
+from shared.governance.messages import DiscoveryRequest, UpdateNotes, activity_id
 from shared.ingestion.archive import RawArchive
 from shared.ingestion.event_store import EventStore
 from shared.ingestion.events import partition_key
@@ -63,7 +64,15 @@ MISSING_PAGE = f"entra_audit/{NOW:%Y/%m/%d/%H}/missing{NONCE}-00001.jsonl.gz"
 SINK_CHANNEL = "sink"  # the one configured notification channel
 SEEDED_ALERT = alert_fingerprint(TENANT, "test.hostile-queue", "g", 1)
 INVOCATION = re.compile(r" devtools\.host\.invocations (\{.*\})$")
-QUEUES = (Queues.INGEST, Queues.ALERTS, Queues.NOTIFY, Queues.BACKUP_TRIGGER)
+QUEUES = (
+    Queues.INGEST,
+    Queues.ALERTS,
+    Queues.NOTIFY,
+    Queues.BACKUP_TRIGGER,
+    Queues.GOVERNANCE_DISCOVERY,
+    Queues.GOVERNANCE_EVALUATE,
+    Queues.GOVERNANCE_UPDATE,
+)
 
 
 def b64(body: bytes | str) -> str:
@@ -448,6 +457,123 @@ def backup_cases(scope: str) -> list[Hostile]:
     return cases
 
 
+# -- governance (issue 18): discovery, evaluate, update ------------------------------------------------
+
+GOVERNANCE_SP = str(uuid.uuid4())
+GOVERNANCE_ACTIVITY = "act-discovery-" + uuid.uuid4().hex
+GOVERNANCE_EVALUATION = "ev-" + uuid.uuid4().hex
+FOREIGN_TENANT_REFUSAL = "is not the tenant this app serves"
+HOSTILE_GOVERNANCE_IDS = [
+    ("dot-dot", ".."),
+    ("slash", "/"),
+    ("percent-encoded slash", "%2F"),
+    ("traversal", "../../dbs/aoc"),
+    ("a table key", "x',RowKey='y"),
+    ("NUL", "\x00"),
+    ("newline", "id\nINFO forged log line"),
+    ("over-long", "a" * 300),
+    ("empty", ""),
+]
+
+
+def _governance_cases(
+    queue: str, model: str, base: dict[str, Any], fields: list[tuple[str, str, Any]], numeric_field: str
+) -> list[Hostile]:
+    """The generic cases, with a base message for a tenant the app does not serve (refused before any
+    read or write, so every one is poison), then a hostile value in each named field of the same
+    message for the app's own tenant."""
+    foreign = {**base, "tenant_id": OTHER_TENANT}
+
+    def base_for(case: str) -> tuple[dict[str, Any], str]:
+        # The governance messages forbid unknown fields: the extra ones (and the padding) are refused.
+        return foreign, "extra_forbidden" if case in ("unknown", "limit") else FOREIGN_TENANT_REFUSAL
+
+    cases = _generic(queue, base_for, "poison", numeric_field)
+    own = {**base, "tenant_id": TENANT}
+    cases += [
+        Hostile(queue, f"{name}: {label}", as_json({**own, name: value}), "poison", refused(model, name))
+        for name, label, value in fields
+    ]
+    cases += [
+        Hostile(queue, f"tenant: {label}", as_json({**own, "tenant_id": value}), "poison",
+                refused(model, "tenant_id"))
+        for label, value in HOSTILE_GOVERNANCE_IDS
+    ]  # fmt: skip
+    cases.append(
+        Hostile(queue, "version 2", as_json({**own, "version": 2}), "poison", refused(model, "version"))
+    )
+    return cases
+
+
+def governance_discovery_cases() -> list[Hostile]:
+    base = {
+        "tenant_id": TENANT, "activity_id": GOVERNANCE_ACTIVITY, "trigger": "request", "full_seed": True,
+        "requested_at": utc_iso(NOW), "requested_by": "hostile",
+    }  # fmt: skip
+    fields: list[tuple[str, str, Any]] = [
+        ("activity_id", label, value) for label, value in HOSTILE_GOVERNANCE_IDS
+    ]
+    fields += [
+        ("trigger", "unknown", "cron"),
+        ("full_seed", "text", "yes please"),
+        ("requested_at", "not a time", "yesterday"),
+        ("requested_by", "over-long", "x" * 300),
+    ]
+    return _governance_cases(Queues.GOVERNANCE_DISCOVERY, "DiscoveryRequest", base, fields, "full_seed")
+
+
+def governance_evaluate_cases() -> list[Hostile]:
+    base = {
+        "tenant_id": TENANT, "object_id": GOVERNANCE_SP, "evaluation_id": GOVERNANCE_EVALUATION,
+        "trigger": "event", "cause": "hostile", "observed_at": utc_iso(NOW),
+    }  # fmt: skip
+    fields: list[tuple[str, str, Any]] = [
+        (name, label, value)
+        for name in ("object_id", "evaluation_id")
+        for label, value in HOSTILE_GOVERNANCE_IDS
+    ]
+    fields += [
+        ("object_id", "not a GUID", "not-a-guid"),
+        ("object_id", "a GUID plus traversal", GOVERNANCE_SP + "/.."),
+        ("batch_id", "traversal", "../act-evaluation"),
+        ("trigger", "unknown", "webhook"),
+        ("cause", "over-long", "c" * 300),
+        ("observed_at", "not a time", "now"),
+        ("snapshot", "a list", [GOVERNANCE_SP]),
+    ]
+    cases = _governance_cases(Queues.GOVERNANCE_EVALUATE, "EvaluateObject", base, fields, "version")
+    shape = {**base, "snapshot": {"id": GOVERNANCE_SP, "notes": 42}}
+    cases.append(Hostile(Queues.GOVERNANCE_EVALUATE, "snapshot: another shape", as_json(shape), "poison",
+                         "for EvaluateObject\nsnapshot"))  # fmt: skip
+    other = {"id": str(uuid.uuid4()), "appId": str(uuid.uuid4()), "displayName": "Another"}
+    mismatch = {**base, "snapshot": {"service_principal": other}}
+    cases.append(Hostile(Queues.GOVERNANCE_EVALUATE, "snapshot of another principal", as_json(mismatch),
+                         "poison", "the snapshot is service principal"))  # fmt: skip
+    return cases
+
+
+def governance_update_cases() -> list[Hostile]:
+    base = {
+        "tenant_id": TENANT, "object_id": GOVERNANCE_SP, "evaluation_id": GOVERNANCE_EVALUATION,
+        "trigger": "discovery", "before": None, "after": "owner@contoso.com", "source": "owners",
+        "planned_at": utc_iso(NOW), "reason": "hostile",
+    }  # fmt: skip
+    fields: list[tuple[str, str, Any]] = [
+        (name, label, value)
+        for name in ("object_id", "evaluation_id")
+        for label, value in HOSTILE_GOVERNANCE_IDS
+    ]
+    fields += [
+        ("after", "over Graph's 1,024 characters", "a@contoso.com;" * 80),
+        ("after", "empty", ""),
+        ("after", "not text", ["a@contoso.com"]),
+        ("source", "unknown", "attacker"),
+        ("planned_at", "not a time", "soon"),
+        ("reason", "over-long", "r" * 600),
+    ]
+    return _governance_cases(Queues.GOVERNANCE_UPDATE, "UpdateNotes", base, fields, "version")
+
+
 # -- the stack ---------------------------------------------------------------------------------------
 
 
@@ -526,6 +652,7 @@ def stack(app_environment: dict[str, str], tmp_path_factory: pytest.TempPathFact
                 # Nothing but the queue messages of this test may touch storage.
                 "AzureWebJobs.poll_audit_sources.Disabled": "true",
                 "AzureWebJobs.check_source_health.Disabled": "true",
+                "AzureWebJobs.discover_service_principals.Disabled": "true",
                 # Host.json overrides, as app settings are in Azure: retry at once, give up after two.
                 "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": str(MAX_DEQUEUE_COUNT),
                 "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "00:00:00",
@@ -608,7 +735,15 @@ def host_alive(host: HostProcess) -> bool:
 
 
 def all_cases(scope: str) -> list[Hostile]:
-    return ingest_cases() + alerts_cases() + notify_cases() + backup_cases(scope)
+    return (
+        ingest_cases()
+        + alerts_cases()
+        + notify_cases()
+        + backup_cases(scope)
+        + governance_discovery_cases()
+        + governance_evaluate_cases()
+        + governance_update_cases()
+    )
 
 
 def _matches(reason: str, text: str) -> bool:
@@ -675,7 +810,7 @@ def test_hostile_messages_on_every_queue_poison_or_drop_without_side_effects(sta
         )
     # No function raised anything but the refusals expected above: no crash of another kind.
     errors = Counter(t["error"].split(":", 1)[0] for t in invocations(stack.host) if t["outcome"] == "failed")
-    assert set(errors) <= {"ValueError", "ValidationError", "UnsafeStorageIdError"}, errors
+    assert set(errors) <= {"ValueError", "ValidationError", "UnsafeStorageIdError", "ForeignTenant"}, errors
 
     # Nothing was stored, moved or deleted, and nothing left the app.
     assert storage_snapshot(stack) == before
@@ -714,6 +849,20 @@ def _good_messages_are_still_processed(stack: Stack, counts: dict[str, dict[str,
         checked_at=utc_iso(NOW),
     )  # fmt: skip
     queues[Queues.BACKUP_TRIGGER].send_message(good_trigger.model_dump_json())
+    # Governance: a discovery of the simulator's tenant (it queues the evaluations), and a notes update
+    # that ReportOnly records as skipped.
+    queues[Queues.GOVERNANCE_DISCOVERY].send_message(
+        DiscoveryRequest(
+            tenant_id=TENANT, activity_id=activity_id("discovery", TENANT, NONCE), trigger="request",
+            requested_at=utc_iso(NOW),
+        ).model_dump_json()
+    )  # fmt: skip
+    queues[Queues.GOVERNANCE_UPDATE].send_message(
+        UpdateNotes(
+            tenant_id=TENANT, object_id=GOVERNANCE_SP, evaluation_id=GOVERNANCE_EVALUATION,
+            after="owner@contoso.com", source="owners", planned_at=utc_iso(NOW),
+        ).model_dump_json()
+    )  # fmt: skip
 
     events = stack.clients.cosmos_container(CosmosContainers.EVENTS.name)
     page_pks = {partition_key(TENANT, utc_iso(NOW - dt.timedelta(minutes=m))) for m in (3, 2)}

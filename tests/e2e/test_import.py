@@ -10,7 +10,14 @@ import azure.functions as func
 
 from devtools.services import PROJECT_ROOT
 
-BLUEPRINT_PACKAGES = ("probe_timer", "ingest_worker", "alert_worker", "queue_consumer", "query_api")
+BLUEPRINT_PACKAGES = (
+    "probe_timer",
+    "ingest_worker",
+    "alert_worker",
+    "queue_consumer",
+    "query_api",
+    "datasets_timer",
+)
 
 
 def test_import_function_app_needs_no_services() -> None:

@@ -28,6 +28,7 @@ VALID_IDS = {
     "suppression": "sup-" + "a" * 40,
     "service principal": "00000000-0000-4000-8000-000000000001",
     "exception": "exc-" + "a" * 40,
+    "dataset": "no_such_dataset",  # of the grammar, no source of that id: 404
 }
 # Routes whose id selects events rather than naming one thing: an id no event holds answers an empty 200.
 LISTS_BY_ID = {"object_history"}

@@ -263,7 +263,6 @@ def test_activities_start_once_add_through_shards_finish_and_list_newest_first(s
             trigger="discovery",
             parent_id=discovery.id,
             started_at=utc_iso(T0 + dt.timedelta(minutes=1)),
-            expected=40,
         )
     )
     for n in range(40):
@@ -274,8 +273,13 @@ def test_activities_start_once_add_through_shards_finish_and_list_newest_first(s
             stores.tenant, batch, object_id, counts, T0 + dt.timedelta(minutes=2, seconds=n),
             kind="evaluation", trigger="discovery", error=error,
         )  # fmt: skip
+    running = stores.activities.get(stores.tenant, batch)
+    assert running is not None
+    assert (running.status, running.expected) == ("running", None)  # its size is not known yet
+    stores.activities.expect(stores.tenant, batch, 40)  # the discovery has queued 40
     merged = stores.activities.get(stores.tenant, batch)
     assert merged is not None
+    assert merged.expected == 40
     assert (merged.counts.evaluated, merged.counts.passed, merged.counts.failed) == (40, 20, 20)
     assert (merged.status, merged.ended_at) == (
         "succeeded",

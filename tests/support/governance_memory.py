@@ -134,6 +134,7 @@ class MemoryActivityStore:
     def __init__(self) -> None:
         self.activities: dict[tuple[str, str], ActivityRecord] = {}
         self.additions: list[tuple[str, str, ActivityCounts]] = []
+        self.last_at: dict[tuple[str, str], str] = {}
 
     def start(self, activity: ActivityRecord) -> ActivityRecord:
         return self.activities.setdefault((activity.pk, activity.id), activity)
@@ -181,6 +182,7 @@ class MemoryActivityStore:
         error: ActivityError | None = None,
     ) -> None:
         self.additions.append((activity_id, shard_key, counts))
+        self.last_at[(tenant_id, activity_id)] = utc_iso(at)
         activity = self.start(
             ActivityRecord(id=activity_id, pk=tenant_id, kind=kind, trigger=trigger, started_at=utc_iso(at))
         )
@@ -189,13 +191,33 @@ class MemoryActivityStore:
             update={"counts": activity.counts.plus(counts), "errors": errors}
         )
 
+    def expect(self, tenant_id: str, activity_id: str, expected: int) -> None:
+        activity = self.activities.get((tenant_id, activity_id))
+        if activity is not None:
+            self.activities[(tenant_id, activity_id)] = activity.model_copy(update={"expected": expected})
+
     def get(self, tenant_id: str, activity_id: str) -> ActivityRecord | None:
-        return self.activities.get((tenant_id, activity_id))
+        """As the Cosmos store reads it: a running batch that settled its expected units succeeded."""
+        activity = self.activities.get((tenant_id, activity_id))
+        last = self.last_at.get((tenant_id, activity_id))
+        if (
+            activity is not None
+            and activity.status == "running"
+            and activity.expected is not None
+            and activity.counts.settled >= activity.expected
+            and last is not None
+        ):
+            return activity.model_copy(update={"status": "succeeded", "ended_at": last})
+        return activity
 
     def recent(
         self, tenant_id: str, kind: ActivityKind | None = None, limit: int = 50
     ) -> list[ActivityRecord]:
-        found = [a for (pk, _), a in self.activities.items() if pk == tenant_id and kind in (None, a.kind)]
+        found = [
+            self.get(pk, a.id) or a
+            for (pk, _), a in self.activities.items()
+            if pk == tenant_id and kind in (None, a.kind)
+        ]
         return sorted(found, key=lambda a: (a.started_at, a.id), reverse=True)[:limit]
 
 

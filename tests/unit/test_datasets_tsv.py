@@ -108,3 +108,19 @@ def test_any_rows_round_trip_with_none_read_as_empty(table: tuple[list[str], lis
     assert data.count(b"\n") == len(rows) + 1
     assert b"\r" not in data
     assert data.count(b"\t") == (len(columns) - 1) * (len(rows) + 1)
+
+
+@given(
+    st.integers(min_value=1, max_value=4).flatmap(
+        lambda width: st.lists(
+            st.lists(st.one_of(st.none(), cell_text), min_size=width, max_size=width), max_size=20
+        ).map(lambda rows: (width, rows))
+    )
+)
+def test_the_whole_file_is_the_rows_encoded_line_by_line(table: tuple[int, list[list[str | None]]]) -> None:
+    """encode_tsv joins the clean rows at once and encodes only the others value by value: the text
+    must be what encode_line gives each row."""
+    width, rows = table
+    columns = [f"c{n}" for n in range(width)]
+    expected = "\n".join([encode_line(columns), *map(encode_line, rows), ""])
+    assert encode_tsv(columns, rows) == expected.encode("utf-8")  # cell_text has no lone surrogates

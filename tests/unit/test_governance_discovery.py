@@ -1337,3 +1337,28 @@ def test_retries_falling_due_at_the_end_of_a_sweep_share_one_batch() -> None:
     assert set(paths) <= {urlsplit(u).path for u in graph.batches[-1]}
     assert result.counts.inner_server_errors == 3
     assert result.counts.batches == math.ceil((result.counts.reads + 3) / MAX_BATCH_REQUESTS)
+
+
+def test_a_periodic_full_sweep_lists_everything_again_once_due() -> None:
+    graph = tenant_of(20)
+    rig = make_rig(graph, full_sweep_every=dt.timedelta(hours=24))
+    baseline, first = rig.run()
+    assert baseline.mode == "baseline"
+
+    rig.clock.t += 23 * 3600  # not due yet: delta is followed, and nothing changed
+    quiet, none = rig.run()
+    assert (quiet.mode, len(none)) == ("incremental", 0)
+
+    first_baseline_at = rig.state().last_baseline_at
+    rig.clock.t += 3600  # 24 hours after the baseline: every object is read again
+    swept, again = rig.run()
+    assert swept.mode == "baseline"
+    assert any("periodic full sweep" in reason for reason in swept.resync_reasons)
+    assert set(by_id(again)) == set(by_id(first))
+    assert {found.reason for found in again} == {"baseline"}
+    assert first_baseline_at is not None
+    assert (rig.state().last_baseline_at or "") > first_baseline_at  # the next sweep counts from here
+
+    rig.clock.t += 3600
+    after, nothing = rig.run()
+    assert (after.mode, len(nothing)) == ("incremental", 0)

@@ -20,6 +20,8 @@ PLATFORM_SETTINGS = {
     # Read by the Functions host, not by the app's settings model.
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # The host's switch of one function (issue 19: the dataset refresh timer, off by default).
+    "AzureWebJobs.refresh_datasets.Disabled",
 }
 PARSER = Parser(Language(tree_sitter_bicep.language()))
 
@@ -187,6 +189,8 @@ def test_deployed_literal_values_parse_with_the_settings_model(monkeypatch: pyte
     assert settings.queue_message_encoding == "base64"
     assert settings.poll_interval_seconds == 300
     Schedule(literals["POLL_SCHEDULE"])  # a valid 6-field NCRONTAB, as the timer binding needs
+    Schedule(literals["GOVERNANCE_DISCOVERY_SCHEDULE"])
+    assert literals["GOVERNANCE_DISCOVERY_SCHEDULE"] == settings.governance_discovery_schedule
 
 
 def main_bicep_parameters() -> dict[str, bool]:
@@ -600,3 +604,97 @@ def test_azd_records_the_commit_before_every_provision() -> None:
         assert "azd env set AOC_COMMIT" in run
         assert hook[platform]["continueOnError"] is False
         assert hook[platform]["interactive"] is False
+
+
+# --- Activity datasets: settings, the refresh timer, Log Analytics Reader (issue 19) ------------------
+
+DATASET_SETTINGS = {
+    "LOG_ANALYTICS_WORKSPACE_ID": "logAnalyticsWorkspaceId",
+    "LOG_ANALYTICS_ENDPOINT": "logAnalyticsEndpoint",
+    "LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS": "string(logAnalyticsServerTimeoutSeconds)",
+    "DATASETS_REFRESH_PER_MINUTE": "string(datasetsRefreshPerMinute)",
+    "DATASETS_REFRESH_SCHEDULE": "datasetsRefreshSchedule",
+}
+LOG_ANALYTICS_READER_ROLE = "73c42c96-874c-492b-b04d-ab87d138a893"  # built-in "Log Analytics Reader"
+
+
+def test_the_dataset_settings_reach_the_app_from_azd_parameters() -> None:
+    ((_, obj),) = app_settings_objects()
+    entries = object_entries(obj)
+    function_params = _declarations(INFRA / "app" / "function.bicep", "parameter_declaration")
+    passed = _module_params(INFRA / "main.bicep", "functionApp")
+    main_params = _declarations(INFRA / "main.bicep", "parameter_declaration")
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    for setting, expression in DATASET_SETTINGS.items():
+        assert text(entries[setting]) == expression, setting
+        parameter = expression.removeprefix("string(").removesuffix(")")
+        assert parameter in function_params, setting
+        assert parameter in passed, setting
+        assert parameter in main_params, setting
+        assert mapped[parameter]["value"].startswith(f"${{{setting}"), setting
+    # The workspace GUID is the one given, else the one read from the workspace the role is granted on.
+    assert text(passed["logAnalyticsWorkspaceId"]) == "effectiveLogAnalyticsWorkspaceId"
+    assert "logAnalyticsReader.outputs.customerId" in text(
+        _declarations(INFRA / "main.bicep", "variable_declaration")["effectiveLogAnalyticsWorkspaceId"]
+    )
+
+
+def test_the_dataset_refresh_timer_is_off_by_default_and_its_schedule_is_valid() -> None:
+    from devtools.host.timers import Schedule
+
+    ((_, obj),) = app_settings_objects()
+    switch = object_entries(obj)["AzureWebJobs.refresh_datasets.Disabled"]
+    assert text(switch) == "datasetsRefreshTimerEnabled ? 'false' : 'true'"
+    for path in (INFRA / "main.bicep", INFRA / "app" / "function.bicep"):
+        params = _declarations(path, "parameter_declaration")
+        assert text(params["datasetsRefreshTimerEnabled"].children[-1]) == "false", path.name
+        Schedule(string_value(params["datasetsRefreshSchedule"].children[-1]))
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["datasetsRefreshTimerEnabled"]["value"] == "${DATASETS_REFRESH_TIMER_ENABLED=false}"
+    # The function the switch names, on the schedule the setting holds; local settings keep it off too.
+    timer = (ROOT / "datasets_timer" / "functions.py").read_text()
+    assert '@bp.function_name("refresh_datasets")' in timer
+    assert 'schedule="%DATASETS_REFRESH_SCHEDULE%"' in timer
+    local = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    assert local["AzureWebJobs.refresh_datasets.Disabled"] == "true"
+    Schedule(local["DATASETS_REFRESH_SCHEDULE"])
+
+
+def test_log_analytics_reader_is_granted_to_the_app_identity_only_on_a_given_workspace() -> None:
+    module = INFRA / "app" / "log-analytics-reader.bicep"
+    source = module.read_text()
+    assert f"logAnalyticsReaderRoleId = '{LOG_ANALYTICS_READER_ROLE}'" in source
+    assert "scope: workspace" in source
+    assert "principalType: 'ServicePrincipal'" in source
+    assert "principalId: identityPrincipalId" in source
+    assert "'Microsoft.OperationalInsights/workspaces@2023-09-01' existing" in source
+    assert "customerId" in _outputs(module)
+    declaration = next(
+        node
+        for node in walk(parse(INFRA / "main.bicep"))
+        if node.type == "module_declaration" and text(node.children[1]) == "logAnalyticsReader"
+    )
+    assert "'app/log-analytics-reader.bicep'" in text(declaration)
+    assert "if (!empty(logAnalyticsWorkspaceResourceId))" in text(declaration)
+    assert "scope: resourceGroup(workspaceResourceIdParts[2], workspaceResourceIdParts[4])" in text(
+        declaration
+    )
+    body = next(c for c in walk(declaration) if c.type == "object")  # inside `= if (...) { ... }`
+    params = object_entries(object_entries(body)["params"])
+    assert text(params["identityPrincipalId"]) == "appIdentity.outputs.principalId"
+    assert text(params["workspaceName"]) == "last(workspaceResourceIdParts)"
+    # No other template assigns that role.
+    assert [p for p in BICEP_FILES if LOG_ANALYTICS_READER_ROLE in p.read_text()] == [module]
+
+
+def test_the_dataset_containers_and_the_rate_limit_table_are_created_from_the_resource_file() -> None:
+    assert {BlobContainers.DATASETS, BlobContainers.LOCKS} <= set(BlobContainers.ALL)
+    assert Tables.REFRESH_RATE_LIMITS in Tables.ALL
+    storage = INFRA / "app" / "storage.bicep"
+    variables = _declarations(storage, "variable_declaration")
+    assert text(variables["blobContainerNames"].children[-1]) == (
+        "concat([deploymentContainerName], resources.blobContainers)"
+    )
+    source = storage.read_text()
+    assert "for containerName in blobContainerNames:" in source
+    assert "for tableName in resources.tables:" in source

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from alert_worker import functions as alert_functions
+from governance_worker import functions as governance_functions
 from ingest_worker import functions as ingest_functions
 from queue_consumer import functions as queue_functions
 from shared.alerts.model import NotifyMessage, alert_fingerprint
@@ -257,11 +258,18 @@ def _alone(body: bytes) -> tuple[Any, ...]:
     return (QueueMessage(body=body),)
 
 
+def _with_two_outputs(body: bytes) -> tuple[Any, ...]:
+    return QueueMessage(body=body), Out(), Out()
+
+
 BLUEPRINTS: list[tuple[str, Any, str, Callable[[bytes], tuple[Any, ...]]]] = [
-    ("ingest_page", ingest_functions, "ingest_service", _with_output),
+    ("ingest_page", ingest_functions, "ingest_service", _with_two_outputs),
     ("evaluate_alerts", alert_functions, "alert_service", _with_output),
     ("deliver_notification", alert_functions, "notification_service", _alone),
     ("run_backup_pipeline", queue_functions, "pipeline_trigger_service", _alone),
+    ("run_governance_discovery", governance_functions, "governance_pipeline", _alone),
+    ("evaluate_service_principal", governance_functions, "governance_pipeline", _with_output),
+    ("update_service_principal_notes", governance_functions, "governance_pipeline", _alone),
 ]
 
 
@@ -278,6 +286,15 @@ def test_each_queue_function_refuses_a_hostile_message_before_any_service(
                                        "events": [{"id": "..", "pk": "t"}]}),
         "deliver_notification": _notify(alert_id=".."),
         "run_backup_pipeline": _trigger("tenant-config", ".."),
+        "run_governance_discovery": json.dumps({"tenant_id": TENANT, "activity_id": "../act",
+                                                "trigger": "timer", "requested_at": "2026-11-20T13:00:00Z"}),
+        "evaluate_service_principal": json.dumps({"tenant_id": TENANT, "object_id": "../x",
+                                                  "evaluation_id": "ev-" + "0" * 32, "trigger": "event",
+                                                  "observed_at": "2026-11-20T13:00:00Z"}),
+        "update_service_principal_notes": json.dumps({"tenant_id": "..", "object_id": TENANT,
+                                                      "evaluation_id": "ev-" + "0" * 32, "after": "a@b.co",
+                                                      "source": "owners",
+                                                      "planned_at": "2026-11-20T13:00:00Z"}),
     }  # fmt: skip
     function = getattr(module, name).build().get_user_function()
     for body in (bodies[name].encode(), b"[" * 3000 + b"]" * 3000, b'{"x": "\xff"}'):

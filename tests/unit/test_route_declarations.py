@@ -50,6 +50,7 @@ VALID_IDS = {
     "suppression": "sup-" + "a" * 40,
     "service principal": "00000000-0000-4000-8000-000000000001",
     "exception": "exc-" + "a" * 40,
+    "dataset": "signin_failures",
 }
 GUARD = ApiGuard(Authenticator(verifier=None, swa_enabled=True, key_roles=frozenset()), SensitivityPolicy())
 ADMIN = {"x-ms-client-principal": swa_principal(["admin"], user="root@contoso.com")}

@@ -527,3 +527,75 @@ def test_the_commit_is_read_from_aoc_commit_and_bounded(
     monkeypatch.setenv("AOC_COMMIT", "f" * 101)
     with pytest.raises(ValidationError):
         AppSettings()
+
+
+# --- Activity datasets (issue 19) ----------------------------------------------------------------------
+
+DATASET_SETTING_NAMES = (
+    "LOG_ANALYTICS_WORKSPACE_ID",
+    "LOG_ANALYTICS_ENDPOINT",
+    "LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS",
+    "DATASETS_REFRESH_PER_MINUTE",
+    "DATASETS_REFRESH_SCHEDULE",
+    "M365_CLOUD",
+)
+
+
+@pytest.fixture
+def dataset_settings(settings_file: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in DATASET_SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return settings_file
+
+
+def test_dataset_settings_default_to_no_workspace_and_the_clouds_query_api(
+    dataset_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = AppSettings()
+    assert settings.log_analytics_workspace is None
+    assert settings.log_analytics_query_endpoint == "https://api.loganalytics.io/v1"
+    assert settings.log_analytics_server_timeout_seconds == 180
+    assert settings.datasets_refresh_per_minute == 6
+    assert settings.datasets_refresh_schedule == "0 */5 * * * *"
+    for cloud, endpoint in (
+        ("usgov", "https://api.loganalytics.us/v1"),
+        ("dod", "https://api.loganalytics.us/v1"),
+        ("china", "https://api.loganalytics.azure.cn/v1"),
+    ):
+        monkeypatch.setenv("M365_CLOUD", cloud)
+        assert AppSettings().log_analytics_query_endpoint == endpoint
+
+
+def test_dataset_settings_read_their_azure_names(
+    dataset_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_ANALYTICS_WORKSPACE_ID", " 9F3C1B2A-4D5E-4F60-8A7B-0C1D2E3F4A5B ")
+    monkeypatch.setenv("LOG_ANALYTICS_ENDPOINT", "http://127.0.0.1:7072/v1/")
+    monkeypatch.setenv("LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS", "600")
+    monkeypatch.setenv("DATASETS_REFRESH_PER_MINUTE", "30")
+    settings = AppSettings()
+    assert settings.log_analytics_workspace == "9f3c1b2a-4d5e-4f60-8a7b-0c1d2e3f4a5b"
+    assert settings.log_analytics_query_endpoint == "http://127.0.0.1:7072/v1"  # a local simulator
+    assert settings.log_analytics_server_timeout_seconds == 600
+    assert settings.datasets_refresh_per_minute == 30
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("LOG_ANALYTICS_WORKSPACE_ID", "my-workspace", "Workspace ID"),
+        ("LOG_ANALYTICS_WORKSPACE_ID", "/subscriptions/x/resourceGroups/y/providers/z", "Workspace ID"),
+        ("LOG_ANALYTICS_ENDPOINT", "http://api.loganalytics.io/v1", "https"),
+        ("LOG_ANALYTICS_ENDPOINT", "api.loganalytics.io/v1", "absolute URL"),
+        ("LOG_ANALYTICS_ENDPOINT", "https://api.loganalytics.io/v1?x=1", "absolute URL"),
+        ("LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS", "601", "less than or equal to 600"),
+        ("LOG_ANALYTICS_SERVER_TIMEOUT_SECONDS", "0", "greater than or equal to 1"),
+        ("DATASETS_REFRESH_PER_MINUTE", "0", "greater than or equal to 1"),
+    ],
+)
+def test_dataset_settings_refuse_values_that_cannot_work(
+    dataset_settings: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        AppSettings()
