@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from tests.support.ci import IN_CI
 from tests.support.drift import unique_drift_file
 from tests.support.host_process import HostProcess, http_functions_only, http_request, non_http_functions
 from tests.support.principals import API_APP_ID_URI, API_CLIENT_ID, aoc_api
+from tests.support.simulated_tenant import CLIENT_ID as SIMULATED_APP_CLIENT_ID
 
 pytest.register_assert_rewrite("tests.browser.helpers")  # its assertions explain themselves too
 from tests.browser.helpers import Console, SignedIn, sign_in  # noqa: E402
@@ -52,6 +54,7 @@ CHROMIUM_ARGS = [
 TENANT_ID = "7d1c3f0a-16b2-4e5f-9a8b-c0d1e2f3a416"
 SPA_CLIENT_ID = "3f6d2a1b-9c8e-4b7a-a6f5-e4d3c2b1a016"
 SCOPE = f"{API_APP_ID_URI}/access_as_user"
+LOG_ANALYTICS_WORKSPACE_ID = "6a1f0c2e-3b4d-4e5f-8a9b-0c1d2e3f4a19"  # the Activity map's (issue 19)
 EVENTS_PER_DAY = 400
 SENSITIVE_SERVICES = ("Exchange",)
 WEB = PROJECT_ROOT / "web"
@@ -192,6 +195,9 @@ def console(
         simulator.register_api(aoc_api(2))
         simulator.register_spa(SPA_CLIENT_ID, [f"{origin}/redirect.html", f"{origin}/"])
         documents = _seed(simulator)
+        # The simulated Log Analytics workspace keeps the host's time (SystemClock): its rows are those of
+        # the last hours as the app asks for them (the tenant's own clock starts a day back, for _seed).
+        simulator.app.log_analytics._now_us = lambda: int(time.time() * 1_000_000)
         ca_id, changed, unchanged = _ca_change(documents)
         authority = f"{simulator.base_url}/{TENANT_ID}/v2.0"
         host.environment = {
@@ -216,6 +222,13 @@ def console(
             "CONSOLE_CLIENT_ID": SPA_CLIENT_ID,
             "CONSOLE_AUTHORITY": authority,
             "CONSOLE_SCOPES": SCOPE,
+            # The Activity map's datasets (issue 19): the simulator's Log Analytics query API, called with the
+            # app's own identity (client credentials at the simulated tenant, as the e2e hosts have them).
+            "LOG_ANALYTICS_WORKSPACE_ID": LOG_ANALYTICS_WORKSPACE_ID,
+            "LOG_ANALYTICS_ENDPOINT": f"{simulator.base_url}/v1",
+            "M365_AUTH_MODE": "msal",
+            "M365_CLIENT_ID": SIMULATED_APP_CLIENT_ID,
+            "M365_CLIENT_SECRET": "simulator-secret",
             # Only the API: this host lives for the whole session, and its timers and queue listeners
             # would take the shared queues' messages from the hosts of the e2e tests that follow.
             **http_functions_only(),

@@ -89,3 +89,27 @@ def test_the_governance_views_pass_axe(signed_in_page: Callable[..., SignedIn], 
     found["governance activities"] = run_axe(page)
 
     assert found == {view: [] for view in found}
+
+
+def test_the_activity_map_passes_axe(context: Any, console: Console) -> None:
+    """The Activity map page (issue 19) with a published dataset: the map, its places table open, the
+    rows, and the custom time range form. Signed in as another user than the page's own tests, so their
+    refreshes and this one count against different per-caller rates."""
+    from tests.browser.helpers import sign_in
+
+    signed = sign_in(context, console, [READER], "/activity?dataset=signin_failures", user=1)
+    page = signed.page
+    expect(tid(page, "act-refresh")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    refreshed = signed.api("POST", "/api/refresh", params={"source": "signin_failures"})
+    assert refreshed.status_code in (200, 204), refreshed.text  # published now, or within its interval
+    page.reload()
+    expect(tid(page, "map-point").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.locator("summary", has_text="As a table").click()  # the map's places as a table
+    expect(tid(page, "act-place").first).to_be_visible()
+    found: dict[str, list[dict[str, Any]]] = {"activity map": run_axe(page)}
+    screenshot(page, "axe-activity")
+
+    tid(page, "act-time-custom").click()
+    expect(tid(page, "act-time-start")).to_be_visible()
+    found["activity custom range"] = run_axe(page)
+    assert found == {view: [] for view in found}

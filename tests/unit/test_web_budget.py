@@ -1,10 +1,13 @@
 """The console's JavaScript budget: at most 60 KB gzipped of the app's own code plus Preact, htm and
-signals, MSAL excluded (issue 16).
+signals, MSAL excluded (issue 16), and the Activity map's map libraries excluded (issue 19).
 
 web/build.mjs builds the console into a temporary folder, as `make` builds web/dist, and measures the
-budget with a second esbuild pass that leaves @azure/msal-browser out (external), so the figure is what a
-browser downloads of everything but MSAL. MSAL itself must stay out of the first load: only the chunks
-the app imports on demand may hold it.
+budget with a second esbuild pass that leaves @azure/msal-browser, d3-geo (with d3-array) and
+topojson-client out (external), so the figure is what a browser downloads of everything but those
+third-party libraries; the app's own code, the Activity page included, counts. Each excluded library must
+stay out of the first load: MSAL only in chunks the app imports on demand, the map libraries only in the
+Activity page's chunk (or chunks only it imports), and the world map (world-atlas's TopoJSON) a static
+file under /assets, fetched by that page, in no JavaScript at all.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ WEB = PROJECT_ROOT / "web"
 BUDGET_GZIP_BYTES = 60 * 1024
 MSAL_PACKAGES = {"@azure/msal-browser", "@azure/msal-common"}
 OWN_LIBRARIES = {"preact", "htm", "@preact/signals"}
+MAP_PACKAGES = {"d3-geo", "d3-array", "topojson-client"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +65,9 @@ def test_the_app_and_preact_fit_in_60_kb_gzipped_without_msal(build_info: dict[s
     for library in OWN_LIBRARIES:
         assert f"node_modules/{library}/" in inputs, f"{library} is not measured"
     assert "node_modules/@azure/msal" not in inputs
+    for library in MAP_PACKAGES:
+        assert f"node_modules/{library}/" not in inputs, f"{library} is measured"
+    assert "src/pages/activity.js" in inputs, "the Activity page's own code is measured"
     assert "src/main.js" in inputs
     assert budget["gzip_bytes"] == sum(budget["files"].values())
     assert budget["gzip_bytes"] <= BUDGET_GZIP_BYTES, (
@@ -136,3 +143,43 @@ def test_index_preloads_every_start_up_chunk_and_the_config(build_info: dict[str
     assert not early, f"the pages' chunks load on a page's first visit, not at start-up: {early}"
     assert '<link rel="preload" href="/config.json" as="fetch" crossorigin="anonymous">' in html
     assert html.index("modulepreload") < html.index('<script type="module" src="/app.js">')
+
+
+def _static_closure(outdir: Path, file: str) -> set[str]:
+    """`file` and every built module it imports statically, directly or not (site paths)."""
+    seen = {"/" + file}
+    todo = [file]
+    while todo:
+        for path in _static_imports(outdir, todo.pop()):
+            if path not in seen:
+                seen.add(path)
+                todo.append(path.lstrip("/"))
+    return seen
+
+
+def test_the_map_libraries_load_with_the_activity_page_only(build_info: dict[str, Any]) -> None:
+    """d3-geo and topojson-client (left out of the budget) are in the Activity page's chunk or chunks only
+    it imports, never in app.js, its static imports or the preloads; the world is a static asset."""
+    outdir: Path = build_info["outdir"]
+    files = build_info["files"]
+    holding = {"/" + name for name, f in files.items() if MAP_PACKAGES & set(f.get("packages", []))}
+    assert holding, "the map libraries are in none of the built files"
+    first_load = _static_closure(outdir, "app.js")
+    assert not holding & first_load, f"the map libraries load at start-up: {holding & first_load}"
+    html = (outdir / "index.html").read_text()
+    assert not [p for p in holding if f'href="{p}"' in html], "a map library chunk is preloaded"
+    activity = [name for name in files if re.fullmatch(r"chunks/activity-\w+\.js", name)]
+    assert len(activity) == 1, activity
+    assert holding <= _static_closure(outdir, activity[0]) - first_load, (holding, activity)
+    others = [n for n in files if n.endswith(".js") and "/" + n not in holding and n != activity[0]]
+    for name in others:
+        assert not holding & _static_imports(outdir, name), f"{name} imports a map library chunk"
+    worlds = [n for n in files if re.fullmatch(r"assets/countries-110m-\w+\.json", n)]
+    assert len(worlds) == 1, "the world map is one static file under /assets"
+    topology = json.loads((outdir / worlds[0]).read_text())
+    assert topology["type"] == "Topology"
+    assert "countries" in topology["objects"]
+    assert f'"../{worlds[0]}"' in (outdir / activity[0]).read_text(), "the Activity page fetches the world"
+    for name in files:
+        if name.endswith(".js"):
+            assert '"Topology"' not in (outdir / name).read_text(), f"{name} embeds the world map"

@@ -62,7 +62,8 @@ async function problemOf(response) {
 
 /**
  * Calls the API. Options: method, params (query), body (JSON), headers, signal, as ("json" | "text" | "response").
- * Resolves with the parsed body; rejects with an ApiError (or an AbortError when `signal` aborts).
+ * Resolves with the parsed body; rejects with an ApiError (or an AbortError when `signal` aborts); any answer
+ * but 2xx is an ApiError, a 304 to a conditional GET included.
  */
 export async function api(path, options = {}) {
   const { method = "GET", params, body, headers = {}, signal, as = "json" } = options;
@@ -97,7 +98,8 @@ export async function api(path, options = {}) {
     if (error && (error.name === "AbortError" || error instanceof ApiError)) throw error;
     throw new ApiError(0, "The API could not be reached", String((error && error.message) || error));
   }
-  if (!response.ok) throw await problemOf(response);
+  // The error keeps the answer's headers: a 429's Retry-After, a 304's ETag.
+  if (!response.ok) throw Object.assign(await problemOf(response), { headers: response.headers });
   if (as === "response") return response;
   if (as === "text") return response.text();
   if (response.status === 204) return null;

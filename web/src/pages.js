@@ -16,6 +16,8 @@ export const PAGES = [
   { id: "health", label: "Health", paths: ["/health"], load: () => import("./pages/health.js") },
   // Governance (issue 18): service principal findings, accepted risks, discovery.
   { id: "governance", label: "Governance", paths: ["/governance"], load: () => import("./pages/governance.js") },
+  // Activity map (issue 19): the activity datasets, sign-in failures on a world map, refresh.
+  { id: "activity", label: "Activity map", paths: ["/activity"], load: () => import("./pages/activity.js") },
   // Reached from an event's actor or target, not from the navigation.
   { id: "history", label: "Object history", paths: ["/history"], load: () => import("./pages/history.js"), hidden: true },
 ];
