@@ -17,6 +17,7 @@ BLUEPRINT_PACKAGES = (
     "queue_consumer",
     "query_api",
     "datasets_timer",
+    "governance_worker",
 )
 
 
