@@ -11,7 +11,15 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-BLUEPRINTS = ("probe_timer", "ingest_worker", "alert_worker", "queue_consumer", "query_api", "datasets_timer", "governance_worker")
+BLUEPRINTS = (
+    "probe_timer",
+    "ingest_worker",
+    "alert_worker",
+    "queue_consumer",
+    "query_api",
+    "datasets_timer",
+    "governance_worker",
+)
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
