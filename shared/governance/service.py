@@ -674,6 +674,9 @@ class GovernanceService:
             raise ExceptionError(f"an exception expires after now and within {MAX_EXCEPTION_DAYS} days")
         if not reason.strip():
             raise ExceptionError("an exception needs a reason")
+        if self._store.get_object(tenant_id, object_id) is None:
+            # An exception belongs to an evaluated object (store.object_state relies on it).
+            raise ExceptionError(f"service principal {object_id} has not been evaluated")
         ident = exception_id(tenant_id, object_id, validator_id)
         record = ExceptionRecord(
             id=ident,

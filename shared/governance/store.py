@@ -261,6 +261,13 @@ class CosmosGovernanceStore:
         return [dict(row) for row in rows]
 
     def object_state(self, tenant_id: str, object_id: str) -> ObjectState:
+        """The object's record, findings and exceptions. An object never evaluated has no record: one
+        point read (1 RU) answers that, instead of a query (a baseline evaluates thousands of them).
+        Nothing else of it can exist then: findings are written only by an evaluation, which ends by
+        writing the record, and the API accepts a risk only for an evaluated object. (Findings left by
+        an attempt that died before its record are written again, the same, by its redelivery.)"""
+        if self.get_object(tenant_id, object_id) is None:
+            return ObjectState(None, {}, ())
         rows = self._query(
             tenant_id,
             "SELECT * FROM c WHERE c.pk = @pk AND c.object_id = @object",

@@ -97,6 +97,11 @@ def _app_settings(simulator: TenantSimulator, base: dict[str, str]) -> dict[str,
         "AzureWebJobs.evaluate_alerts.Disabled": "true",
         "AzureWebJobs.deliver_notification.Disabled": "true",
         "AzureWebJobs.check_source_health.Disabled": "true",
+        # Governance evaluations the day's directory audit events queue: proved by their own tests.
+        "AzureWebJobs.discover_service_principals.Disabled": "true",
+        "AzureWebJobs.run_governance_discovery.Disabled": "true",
+        "AzureWebJobs.evaluate_service_principal.Disabled": "true",
+        "AzureWebJobs.update_service_principal_notes.Disabled": "true",
     }
 
 
@@ -199,7 +204,11 @@ def test_simulated_day_lands_exactly_once_despite_faults_late_blobs_and_kills(
         wait_until(drained_twice, timeout=900, interval=2, message="ingest drained")
     finally:
         exit_code = host.stop()
-        get_clients().queue(Queues.ALERTS).clear_messages()  # the alert functions were off: drop the backlog
+        for queue in (
+            Queues.ALERTS,
+            Queues.GOVERNANCE_EVALUATE,
+        ):  # their functions were off: drop the backlog
+            get_clients().queue(queue).clear_messages()
 
     truth = simulator.ground_truth()
     expected = set(truth["ids"])

@@ -263,6 +263,7 @@ def test_a_finding_resolved_and_found_again_is_a_new_event(world: World) -> None
 
 def test_a_finding_opened_under_an_accepted_risk_is_not_published(world: World) -> None:
     obj = failing()
+    world.evaluate(graph_object(sp=sp_with(id=obj.id), assignments=[]), "before the grant")
     world.service.accept_risk(
         TENANT,
         obj.id,

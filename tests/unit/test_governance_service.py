@@ -679,3 +679,10 @@ def test_a_revoke_under_a_stale_etag_leaves_the_exception() -> None:
     assert current is not None
     assert w.service.revoke_risk(TENANT, SP, "notes-lists-owners", ADMIN, T0, etag=current.etag) is True
     assert [f.state for f in w.findings(validator_id="notes-lists-owners")] == ["open"]
+
+
+def test_a_risk_is_accepted_only_for_an_evaluated_object() -> None:
+    w = world()
+    with pytest.raises(ExceptionError, match="has not been evaluated"):
+        w.service.accept_risk(TENANT, SP, "ownerless", "known", T0 + dt.timedelta(days=3), ADMIN, T0)
+    assert w.store.exceptions(TENANT) == []
